@@ -1,0 +1,118 @@
+"""Write-ups from stored results: ``build_report(results_dir, ["q1", "q3"], formats=("html", "pdf"))``.
+
+Reads only the results store (docs/results-store.md); never trains and never imports
+keras, so a report can be rebuilt from ``results/`` alone. HTML is one self-contained
+file (CSS inlined, figures as ``data:`` URIs); the PDF is WeasyPrint's rendering of it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from dlcv_keras.results import ResultsStore, atomic_write_bytes, atomic_write_text
+from dlcv_keras.validation import InvalidParameterError
+
+__all__ = ["build_report", "report_context", "default_output", "FORMATS"]
+
+FORMATS = ("html", "pdf")
+_QUESTION = re.compile(r"q[0-9]+")
+_PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _check_questions(questions: Sequence[str]) -> list[str]:
+    if isinstance(questions, str):
+        questions = [questions]
+    questions = list(questions)
+    if not questions:
+        raise InvalidParameterError("questions must be a non-empty list of names like 'q1', got []")
+    for q in questions:
+        if not isinstance(q, str) or not _QUESTION.fullmatch(q):
+            raise InvalidParameterError(f"question must be a name like 'q1' or 'q13', got {q!r}")
+    if len(set(questions)) != len(questions):
+        raise InvalidParameterError(f"questions must not repeat, got {questions!r}")
+    return questions
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = (formats,)
+    formats = tuple(formats)
+    if not formats:
+        raise InvalidParameterError("formats must name at least one of 'html', 'pdf', got ()")
+    for f in formats:
+        if f not in FORMATS:
+            raise InvalidParameterError(f"formats must hold only 'html' or 'pdf', got {f!r}")
+    return tuple(f for f in FORMATS if f in formats)
+
+
+def default_output(results_dir: Path, questions: Sequence[str], profile: str) -> Path:
+    """``<results>/<q>/<profile>/report`` for one question, ``<results>/report-<profile>`` for several."""
+    results_dir = Path(results_dir)
+    if len(questions) == 1:
+        return results_dir / questions[0] / profile / "report"
+    return results_dir / f"report-{profile}"
+
+
+def _known_templates() -> list[str]:
+    from dlcv_keras.report.render import templates_dir
+
+    folder = templates_dir() / "sections"
+    return sorted(p.name[: -len(".html.jinja2")] for p in folder.glob("*.html.jinja2"))
+
+
+def report_context(results_dir: Path, questions: Sequence[str], profile: str = "quick") -> dict:
+    """The plain dict ``base.html.jinja2`` renders (no files written)."""
+    from dlcv_keras.report.context import question_context
+
+    questions = _check_questions(questions)
+    if not isinstance(profile, str) or not _PROFILE.fullmatch(profile):
+        raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
+    results_dir = Path(results_dir)
+    known = _known_templates()
+    stores = [ResultsStore(results_dir, q, profile) for q in questions]
+    for q, store in zip(questions, stores):  # every question checked before any figure is drawn
+        if not store.exists():
+            raise InvalidParameterError(
+                f"no stored results for {q} (profile {profile}) in {results_dir}: "
+                f"run `python -m dlcv_keras.run {q} --profile {profile}` first")
+    parts = [question_context(store, known) for store in stores]
+    if len(parts) == 1:
+        title = f"{parts[0]['question']}: {parts[0]['title']}"
+    else:
+        title = f"dlcv_keras write-up: {', '.join(questions)} (profile {profile})"
+    banners = [{"question": p["question"], "text": p["banner"]} for p in parts if p["banner"]]
+    return {"title": title, "profile": profile, "questions": parts, "banners": banners,
+            "several": len(parts) > 1}
+
+
+def build_report(results_dir: Path, questions: list[str], profile: str = "quick",
+                 formats: tuple = ("html",), output: Path | None = None) -> list[Path]:
+    """Render the write-up for ``questions`` and return the paths written.
+
+    ``output`` is the target path; its suffix is replaced by ``.html`` / ``.pdf`` per
+    format. Everything is rendered in memory first, then each file is written
+    atomically, so an error never leaves a partial report behind.
+    """
+    from dlcv_keras.report.render import pdf_bytes, render_html
+
+    formats = _check_formats(formats)
+    questions = _check_questions(questions)
+    context = report_context(results_dir, questions, profile)
+    base = Path(output) if output is not None else default_output(results_dir, questions, profile)
+    if base.suffix.lower() in (".html", ".htm", ".pdf"):
+        base = base.with_suffix("")
+    html = render_html("base.html.jinja2", context)
+    rendered: list[tuple[Path, str | bytes]] = []
+    if "html" in formats:
+        rendered.append((base.with_name(base.name + ".html"), html))
+    if "pdf" in formats:
+        target = base.with_name(base.name + ".pdf")
+        rendered.append((target, pdf_bytes(html, base_url=target.parent.resolve())))
+    for path, data in rendered:
+        if isinstance(data, str):
+            atomic_write_text(path, data)
+        else:
+            atomic_write_bytes(path, data)
+    return [path for path, _ in rendered]

@@ -1,0 +1,218 @@
+"""Figures for the write-up: matplotlib (Agg canvas) -> PNG bytes -> ``data:`` URI.
+
+Every function takes plain Python values (lists of dicts as read from the results
+store) and returns PNG bytes. ``data_uri`` turns them into a ``data:image/png;base64,``
+string, so the HTML report is one self-contained file and WeasyPrint renders the
+same images into the PDF.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects with an explicit Agg
+canvas and cleared after saving: no pyplot, so no global figure registry to leak
+figures into. Non-finite values (a diverged trial's nan/inf) are dropped
+before plotting; callers also leave diverged trials out.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; the report may run on a headless server
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+DPI = 100
+_RC = {"font.size": 9, "axes.titlesize": 10, "axes.grid": True,
+       "grid.alpha": 0.3, "legend.fontsize": 8}
+
+
+def _plain(text: Any) -> str:
+    """A label shown as typed: a "$" in a class name must not start matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _to_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    # No "Software" stamp, so the same results give the same bytes.
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()
+    return buffer.getvalue()
+
+
+def _series(history: Iterable[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for row in history:
+        if _finite(row.get("epoch")) and _finite(row.get(key)):
+            xs.append(row["epoch"])
+            ys.append(row[key])
+    return xs, ys
+
+
+def _plot_curves(ax_loss, ax_acc, history: Sequence[Mapping[str, Any]], label: str | None, color,
+                 val_color=None) -> None:
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            xs, ys = _series(history, prefix + metric)
+            if not xs:
+                continue
+            split = "val" if prefix else "train"
+            name = _plain(f"{label} {split}" if label else split)
+            ax.plot(xs, ys, style, color=(val_color or color) if prefix else color, label=name,
+                    marker="." if len(xs) < 15 else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str | None = None) -> bytes:
+    """Loss and accuracy per epoch, train (solid) and val (dashed), one colour per trial.
+
+    ``curves`` maps a label (trial id, "best", ...) to that trial's history rows.
+    """
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(8.0, 3.2, 1, 2)
+        ax_loss, ax_acc = axes[0]
+        single = len(curves) == 1
+        for i, (label, history) in enumerate(curves.items()):
+            _plot_curves(ax_loss, ax_acc, history, None if single else str(label), f"C{i % 10}",
+                         "C1" if single else None)
+        for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+            if ax.lines:
+                ax.legend(loc="best")
+        if title:
+            fig.suptitle(_plain(title))
+        return _to_png(fig)
+
+
+def effect_plot(trials: Sequence[Mapping[str, Any]], x: str, group: Sequence[str], *,
+                y: str = "val_accuracy", log_x: bool = True) -> bytes:
+    """``y`` against hyperparameter ``x``, one line per combination of the ``group`` columns."""
+    lines: dict[tuple, list[tuple[float, float]]] = {}
+    for row in trials:
+        if _finite(row.get(x)) and _finite(row.get(y)):
+            key = tuple(row.get(g) for g in group)
+            lines.setdefault(key, []).append((row[x], row[y]))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(6.0, 3.6)
+        ax = axes[0][0]
+        for i, (key, points) in enumerate(sorted(lines.items(), key=lambda kv: _sort_key(kv[0]))):
+            points.sort()
+            label = _plain(", ".join(f"{g}={_short(v)}" for g, v in zip(group, key))) or None
+            ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", color=f"C{i % 10}", label=label)
+        if log_x and all(p[0] > 0 for pts in lines.values() for p in pts) and lines:
+            ax.set_xscale("log")
+        ax.set_xlabel(_plain(x))
+        ax.set_ylabel(_plain(f"{y} (%)"))
+        if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
+            ax.legend(loc="best")
+        return _to_png(fig)
+
+
+def per_class_bars(class_names: Sequence[str], accuracies: Sequence[float]) -> bytes:
+    """Per-class test accuracy as a bar chart (percent)."""
+    names = [_plain(n) for n in class_names]
+    values = [100 * a if _finite(a) else 0.0 for a in accuracies]
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(max(4.0, min(10.0, 0.45 * len(names) + 2)), 3.2)
+        ax = axes[0][0]
+        ax.bar(range(len(values)), values, color="C0")
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(names, rotation=45 if max((len(n) for n in names), default=0) > 3 else 0,
+                           ha="right" if max((len(n) for n in names), default=0) > 3 else "center")
+        finite = [v for v in values if v > 0]
+        low = max(0.0, min(finite) - 5) if finite else 0.0
+        ax.set_ylim(low, 100)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_xlabel("class")
+        return _to_png(fig)
+
+
+def confusion_matrix(matrix: Sequence[Sequence[float]], class_names: Sequence[str]) -> bytes:
+    """Annotated heatmap; rows are true classes, columns predicted ones."""
+    n = len(matrix)
+    names = [_plain(c) for c in class_names][:n]
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        size = max(3.5, min(7.0, 0.4 * n + 1.5))
+        fig, axes = _new_figure(size + 0.8, size)
+        ax = axes[0][0]
+        image = ax.imshow(matrix, cmap="Blues", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels(names, rotation=90 if max((len(c) for c in names), default=0) > 3 else 0)
+        ax.set_yticklabels(names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if n <= 20:
+            peak = max((v for row in matrix for v in row if _finite(v)), default=0) or 1
+            for i, row in enumerate(matrix):
+                for j, value in enumerate(row):
+                    ax.text(j, i, _short(value), ha="center", va="center", fontsize=7 if n > 10 else 8,
+                            color="white" if _finite(value) and value > peak / 2 else "black")
+        return _to_png(fig)
+
+
+def fraction_vs_accuracy(fractions: Sequence[float], accuracies: Sequence[float], *,
+                         y_label: str = "test accuracy (%)",
+                         reference: Sequence[tuple[float, float]] = ()) -> bytes:
+    """Training fraction (percent of the training data) against test accuracy."""
+    points = sorted((f, a) for f, a in zip(fractions, accuracies) if _finite(f) and _finite(a))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(5.5, 3.4)
+        ax = axes[0][0]
+        ax.plot([100 * f for f, _ in points], [100 * a for _, a in points], "o-", color="C0", label="ours")
+        ref = sorted((f, a) for f, a in reference if _finite(f) and _finite(a))
+        if ref:
+            ax.plot([100 * f for f, _ in ref], [100 * a for _, a in ref], "s--", color="C1", label="seed reference")
+            ax.legend(loc="best")
+        ax.set_xlabel("training data used (%)")
+        ax.set_ylabel(y_label)
+        return _to_png(fig)
+
+
+def curves_per_fraction(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> bytes:
+    """Small multiples: one column per training fraction, loss on top, accuracy below."""
+    n = max(1, len(panels))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(min(10.0, 3.0 * n + 0.5), 5.0, 2, n)
+        for col, (label, history) in enumerate(panels):
+            ax_loss, ax_acc = axes[0][col], axes[1][col]
+            _plot_curves(ax_loss, ax_acc, history, None, "C0", "C1")
+            ax_loss.set_title(_plain(label))
+            ax_loss.set_ylabel("loss")
+            ax_acc.set_ylabel("accuracy")
+            ax_acc.set_xlabel("epoch")
+            if col == 0 and ax_loss.lines:
+                ax_loss.legend(loc="best")
+        return _to_png(fig)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((0, v) if _finite(v) else (1, str(v)) for v in key)

@@ -1,0 +1,8 @@
+"""The results store: JSON and CSV files under results/<question>/<profile>/.
+
+Never imports keras, so it can be tested (and read by the report) in milliseconds.
+"""
+
+from dlcv_keras.results.store import SCHEMA_VERSION, ResultsStore, atomic_write_bytes, atomic_write_text
+
+__all__ = ["SCHEMA_VERSION", "ResultsStore", "atomic_write_bytes", "atomic_write_text"]

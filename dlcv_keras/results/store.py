@@ -1,0 +1,164 @@
+"""One folder per question and profile; every file is written atomically.
+
+Layout (see README "Outputs")::
+
+    results/<question>/<profile>/
+        run.json                          configuration, dataset, environment, status, reference numbers
+        experiments/<name>/summary.json   what the experiment was and its headline numbers
+        experiments/<name>/trials.csv     one row per trial: hyperparameters, status, metrics
+        experiments/<name>/history.csv    one row per trial and epoch
+        experiments/<name>/metrics.json   evaluations (per-class accuracy, confusion matrix, ...)
+        tuner/                            KerasTuner projects (resume state), not read by the report
+
+A write goes to a temporary file in the same folder and is renamed over the
+target, so a crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+SCHEMA_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)   # mkstemp makes files private; results are meant to be shared
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays become Python ones, NaN/inf become strings."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf": valid JSON, and a diverged loss stays visible
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class ResultsStore:
+    """Reads and writes the files of one question run (one question, one profile)."""
+
+    def __init__(self, root: Path, question: str, profile: str):
+        self.root = Path(root) / question / profile
+        self.question = question
+        self.profile = profile
+
+    # -- paths ---------------------------------------------------------------
+    def experiment_dir(self, experiment: str) -> Path:
+        return self.root / "experiments" / experiment
+
+    def tuner_dir(self) -> Path:
+        return self.root / "tuner"
+
+    def exists(self) -> bool:
+        return (self.root / "run.json").is_file()
+
+    # -- JSON ----------------------------------------------------------------
+    def write_json(self, relative: str, obj: Any) -> Path:
+        path = self.root / relative
+        atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+        return path
+
+    def read_json(self, relative: str, default: Any = None) -> Any:
+        path = self.root / relative
+        if not path.is_file():
+            if default is not None:
+                return default
+            raise FileNotFoundError(f"no stored result {path}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    # -- CSV -----------------------------------------------------------------
+    def write_table(self, relative: str, rows: Iterable[Mapping[str, Any]],
+                    columns: list[str] | None = None) -> Path:
+        rows = [dict(_jsonable(r)) for r in rows]
+        if columns is None:
+            columns = []
+            for row in rows:
+                columns.extend(k for k in row if k not in columns)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        path = self.root / relative
+        atomic_write_text(path, buffer.getvalue())
+        return path
+
+    def read_table(self, relative: str) -> list[dict[str, Any]]:
+        """Rows as dicts; numbers come back as int or float, empty cells as None."""
+        path = self.root / relative
+        if not path.is_file():
+            raise FileNotFoundError(f"no stored result {path}")
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+    # -- experiments -------------------------------------------------------------
+    def write_experiment(self, experiment: str, *, summary: Mapping[str, Any],
+                         trials: list[Mapping[str, Any]] | None = None,
+                         history: list[Mapping[str, Any]] | None = None,
+                         metrics: Mapping[str, Any] | None = None) -> None:
+        """Write an experiment's files; summary.json last, so its presence means complete."""
+        base = f"experiments/{experiment}"
+        if trials is not None:
+            self.write_table(f"{base}/trials.csv", trials)
+        if history is not None:
+            self.write_table(f"{base}/history.csv", history)
+        if metrics is not None:
+            self.write_json(f"{base}/metrics.json", metrics)
+        self.write_json(f"{base}/summary.json", summary)
+
+    def read_experiment(self, experiment: str) -> dict[str, Any]:
+        base = self.experiment_dir(experiment)
+        found: dict[str, Any] = {"summary": self.read_json(f"experiments/{experiment}/summary.json")}
+        for name in ("trials", "history"):
+            if (base / f"{name}.csv").is_file():
+                found[name] = self.read_table(f"experiments/{experiment}/{name}.csv")
+        if (base / "metrics.json").is_file():
+            found["metrics"] = self.read_json(f"experiments/{experiment}/metrics.json")
+        return found
+
+    def experiments(self) -> list[str]:
+        folder = self.root / "experiments"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "summary.json").is_file())
+
+
+def _parse_cell(text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text in ("True", "False"):
+        return text == "True"
+    return text

@@ -1,0 +1,132 @@
+"""Command line: ``python -m dlcv_keras.run q3 [--profile quick] [--tuner grid] ...``.
+
+argparse and main() only; the work is in pipeline.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dlcv_keras.questions import CATALOGUE, QUESTIONS, get_question
+from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
+from dlcv_keras.validation import InvalidParameterError, check_choice, check_int
+
+EPILOG = """\
+profiles:
+  smoke   seconds per question on 2 CPU cores; tiny data, for tests
+  quick   a few minutes per question on 2 CPU cores; every experiment and figure (default)
+  full    the seed write-up's own settings (epochs, grids, splits); a GPU helps
+
+data (first that works): --data-dir / DLCV_DATA_DIR holding <dataset>/ (MNIST as IDX .gz
+files, image sets as class folders), then the TensorFlow Datasets cache, then its download.
+When MNIST cannot be had, q3 runs on scikit-learn's bundled digits and says so loudly.
+
+results go to RESULTS/<question>/<profile>/ (JSON + CSV); an interrupted run resumes
+where it stopped when the same command is run again.
+
+examples:
+  python -m dlcv_keras.run q3
+  python -m dlcv_keras.run q1 --profile smoke --dataset digits --report pdf
+  DLCV_DATA_DIR=../shared/datasets python -m dlcv_keras.run all --profile quick
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dlcv_keras.run",
+        description="Run deep-learning-for-computer-vision assignment questions: load data, tune with "
+                    "KerasTuner, retrain the best setting, evaluate, store results and write a report.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("questions", nargs="*", metavar="QUESTION",
+                        help=f"question(s) to run: {', '.join(QUESTIONS)} or 'all' (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the question catalogue and exit")
+    parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
+    parser.add_argument("--tuner", default="grid", help=f"search algorithm: {', '.join(TUNERS)} (default: grid)")
+    parser.add_argument("--dataset", help="run on another dataset than the question's own (e.g. digits)")
+    parser.add_argument("--data-dir", type=Path, help="folder holding local dataset copies (default: $DLCV_DATA_DIR)")
+    parser.add_argument("--results", type=Path, help="results folder (default: $DLCV_RESULTS_DIR or ./results)")
+    parser.add_argument("--space", type=Path, help="search-space TOML file to use instead of the packaged tuners/<question>.toml")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for splits, initialisation and search (default: 0)")
+    parser.add_argument("--report", default="html", help=f"write-up to produce after the run: {', '.join(REPORT_FORMATS)} "
+                                                         "(pdf writes HTML and PDF; default: html)")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="fail instead of running q3 on digits when MNIST cannot be had")
+    parser.add_argument("--no-download", action="store_true", help="never try to download a dataset")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the final summary lines")
+    return parser
+
+
+def list_questions() -> str:
+    lines = ["question  status     title"]
+    for name, title in CATALOGUE.items():
+        status = "runs" if name in QUESTIONS else "planned"
+        lines.append(f"{name:<9} {status:<10} {title}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        print(list_questions())
+        return 0
+    try:
+        names = resolve_questions(args.questions)
+        check_choice("--profile", args.profile, PROFILES)
+        check_choice("--tuner", args.tuner, TUNERS)
+        check_choice("--report", args.report, REPORT_FORMATS)
+        check_int("--seed", args.seed, low=0, high=2**31 - 1)
+        if args.dataset is not None:
+            from dlcv_keras.data import DATASETS
+            check_choice("--dataset", args.dataset, DATASETS)
+        if args.data_dir is not None and not args.data_dir.is_dir():
+            raise InvalidParameterError(f"--data-dir must be an existing folder, got {str(args.data_dir)!r}")
+        settings = Settings.from_environment(
+            profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
+            results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
+            allow_download=not args.no_download, space_file=args.space, report=args.report)
+        return run(names, settings, quiet=args.quiet)
+    except InvalidParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+def resolve_questions(names: list[str]) -> list[str]:
+    if not names:
+        raise InvalidParameterError(f"QUESTION must be given: one of {', '.join(map(repr, QUESTIONS))} or 'all', got nothing")
+    if "all" in names:
+        return list(QUESTIONS)
+    for name in names:
+        get_question(name)
+    return list(dict.fromkeys(names))
+
+
+def run(names: list[str], settings: Settings, *, quiet: bool = False) -> int:
+    from dlcv_keras import pipeline
+
+    echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
+    started = time.perf_counter()
+    # Check every question's space file and data before the first one starts training.
+    prepared = {name: pipeline.prepare(get_question(name), settings, echo) for name in names}
+    for name in names:
+        store = pipeline.run_question(get_question(name), settings, space=prepared[name][0],
+                                      data=prepared[name][1], echo=echo)
+        if settings.report != "none":
+            from dlcv_keras.report import build_report
+            formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
+            for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
+                print(f"report: {path}")
+        print(f"{name}: results in {store.root}")
+    if not quiet:
+        print(f"total wall time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fitting and evaluating compiled models: epoch logs, early stopping, divergence."""

@@ -1,0 +1,62 @@
+"""Callbacks that keep every epoch and end a run for the reasons the seeds give."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Keeps each epoch's metrics and wall time, and ends a run whose loss is no longer finite.
+
+    KerasTuner keeps only a trial's best epoch; the report draws every epoch, so we
+    keep them here. A NaN/inf loss would poison every later epoch, so the run
+    stops and is marked diverged instead of crashing or training on garbage.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.diverged_at: int | None = None
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1}
+        row.update({k: float(logs[k]) for k in LOGGED if k in logs})
+        row["seconds"] = round(time.perf_counter() - self._started, 4)
+        self.rows.append(row)
+        if any(not math.isfinite(row[k]) for k in ("loss", "val_loss") if k in row):
+            self.diverged_at = epoch + 1
+            self.model.stop_training = True
+
+
+class SeedEarlyStopping(keras.callbacks.Callback):
+    """q3's rule: after ``min_epochs``, stop when the validation loss rises, or when it
+    changes by less than ``min_delta`` from one epoch to the next."""
+
+    def __init__(self, min_epochs: int, min_delta: float):
+        super().__init__()
+        self.min_epochs = min_epochs
+        self.min_delta = min_delta
+        self.previous: float | None = None
+        self.reason: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = float((logs or {}).get("val_loss", math.nan))
+        previous, self.previous = self.previous, current
+        if previous is None or epoch + 1 < self.min_epochs or not math.isfinite(current):
+            return
+        if current > previous:
+            self.reason = f"val_loss rose at epoch {epoch + 1}"
+        elif previous - current < self.min_delta:
+            self.reason = f"val_loss changed by less than {self.min_delta:g} at epoch {epoch + 1}"
+        if self.reason:
+            self.model.stop_training = True

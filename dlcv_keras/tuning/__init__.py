@@ -1,0 +1,1 @@
+"""KerasTuner glue: search-space files, the hypermodel, and tuners that keep every epoch."""

@@ -1,0 +1,174 @@
+"""Tuners that keep every epoch of every trial, show progress, and resume where they stopped.
+
+KerasTuner does the searching (which values to try next, what is finished, reloading
+a project); these subclasses change how one trial runs: no per-epoch checkpoint
+(we retrain the best setting anyway), a JSON record per trial with all its epochs,
+and a "trial i of N" line. A project is named by a hash of everything that shapes
+its results, so a changed setup never reloads an old search while an identical,
+interrupted one picks up its finished trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import keras_tuner
+
+from dlcv_keras.results import atomic_write_text
+from dlcv_keras.training.fit import evaluate_classifier
+from dlcv_keras.tuning.spaces import ExperimentSpace
+
+TUNER_KINDS = ("grid", "random")
+
+
+def fingerprint(*parts) -> str:
+    """A short, stable hash of JSON-able parts (data hash, space, profile, seed, ...)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def hyperparameters_for(space: ExperimentSpace, base: dict | None = None) -> keras_tuner.HyperParameters:
+    """The space as KerasTuner values: pinned values are ``Fixed``, lists ``Choice``, ranges ``Float``/``Int``.
+
+    ``base`` pins values inherited from an earlier search's best setting; the space's own entries win.
+    """
+    hp = keras_tuner.HyperParameters()
+    own = set(space.fixed) | set(space.choices) | set(space.ranges)
+    for name, value in sorted((base or {}).items()):
+        if name not in own:
+            hp.Fixed(name, value)
+    for name, value in sorted(space.fixed.items()):
+        hp.Fixed(name, value)
+    for name, values in sorted(space.choices.items()):
+        # Choice, not a stepped Float: GridSearch expands Float steps by floor division.
+        hp.Choice(name, values, ordered=not isinstance(values[0], str))
+    for name, span in sorted(space.ranges.items()):
+        if isinstance(span.low, int) and isinstance(span.high, int):
+            hp.Int(name, span.low, span.high, sampling=span.sampling)
+        else:
+            hp.Float(name, span.low, span.high, sampling=span.sampling)
+    return hp
+
+
+def count_trials(space: ExperimentSpace, tuner: str, random_trials: int) -> int:
+    if tuner == "grid":
+        return space.grid_size()
+    if space.ranges:
+        return random_trials
+    return min(random_trials, space.grid_size())
+
+
+class _RecordingTuner:
+    """Mixin for KerasTuner tuners: how one trial runs and how progress shows."""
+
+    def __init__(self, *args, label: str, total: int, test_data=None, num_classes: int,
+                 echo=print, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label = label
+        self.total = total
+        self.test_data = test_data
+        self.num_classes = num_classes
+        self.echo = echo
+        self.records_dir = Path(self.project_dir) / "dlcv_trials"
+        self._search_started = time.perf_counter()
+
+    # -- one trial -------------------------------------------------------------
+    def run_trial(self, trial, x, y, validation_data=None, **_ignored):
+        hp = trial.hyperparameters
+        model = self._try_build(hp)          # clears the previous trial's graph first
+        result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data)
+        record = {"trial_id": trial.trial_id, "status": result.status,
+                  "hyperparameters": dict(hp.values), "epochs_run": result.epochs_run,
+                  "stop_reason": result.stop_reason, "seconds": result.seconds}
+        record.update({k: v for k, v in result.last.items() if k not in ("epoch", "seconds")})
+        if self.test_data is not None and result.status == "completed":
+            evaluation = evaluate_classifier(model, *self.test_data, self.num_classes)
+            record["test_loss"], record["test_accuracy"] = evaluation["loss"], evaluation["accuracy"]
+        record["history"] = result.history
+        # Written when the trial ends: a trial killed midway has no record and is run again.
+        atomic_write_text(self.records_dir / f"{trial.trial_id}.json",
+                          json.dumps(record, default=str, allow_nan=True))
+        objective = record.get("val_accuracy", 0.0)
+        if result.status != "completed" or not math.isfinite(objective):
+            objective = 0.0   # a diverged trial stays in the search, ranked last
+        return {"val_accuracy": objective}
+
+    # -- progress ----------------------------------------------------------------
+    def finished_trials(self) -> int:
+        return sum(1 for t in self.oracle.trials.values()
+                   if t.status in ("COMPLETED", "FAILED", "INVALID"))
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        done = self.finished_trials()
+        resumed = f", {done} already finished (resuming)" if done else ""
+        self.echo(f"[{self.label}] search: {self.total} trials{resumed}")
+        self._search_started = time.perf_counter()
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._trial_started = time.perf_counter()
+        index = self.finished_trials() + 1
+        values = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
+        self.echo(f"[{self.label}] trial {index} of {self.total}: {values}")
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        record = self.read_record(trial.trial_id) or {}
+        elapsed = time.perf_counter() - self._search_started
+        if record.get("status") == "completed":
+            outcome = f"val_accuracy {record.get('val_accuracy', float('nan')):.4f}"
+        else:
+            outcome = record.get("stop_reason") or f"failed: {(trial.message or '').strip().splitlines()[-1:]}"
+        self.echo(f"[{self.label}]   {outcome} after {record.get('epochs_run', 0)} epochs "
+                  f"({time.perf_counter() - self._trial_started:.1f} s; elapsed {elapsed:.0f} s)")
+
+    # -- records -------------------------------------------------------------------
+    def read_record(self, trial_id: str) -> dict | None:
+        path = self.records_dir / f"{trial_id}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def records(self) -> list[dict]:
+        """Every finished trial's record, in trial order."""
+        found = []
+        for trial_id in sorted(self.oracle.trials, key=_trial_order):
+            record = self.read_record(trial_id)
+            if record is not None:
+                found.append(record)
+        return found
+
+
+class GridTuner(_RecordingTuner, keras_tuner.GridSearch):
+    pass
+
+
+class RandomTuner(_RecordingTuner, keras_tuner.RandomSearch):
+    pass
+
+
+def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
+               total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print):
+    """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``)."""
+    common = dict(hypermodel=hypermodel, objective=keras_tuner.Objective("val_accuracy", "max"),
+                  hyperparameters=hyperparameters, tune_new_entries=False, allow_new_entries=False,
+                  seed=seed, directory=str(directory), project_name=project_name,
+                  overwrite=False,               # the hash in project_name makes reloading safe
+                  max_consecutive_failed_trials=max(3, total),
+                  label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo)
+    if kind == "grid":
+        return GridTuner(max_trials=total, **common)
+    if kind == "random":
+        return RandomTuner(max_trials=total, **common)
+    raise ValueError(f"tuner must be one of {TUNER_KINDS}, got {kind!r}")
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _trial_order(trial_id: str):
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)

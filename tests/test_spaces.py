@@ -1,0 +1,93 @@
+"""Search-space files: parsing, validation messages, the packaged files."""
+
+import pytest
+
+from dlcv_keras.questions import QUESTIONS
+from dlcv_keras.resources import packaged_dir
+from dlcv_keras.settings import PROFILES
+from dlcv_keras.tuning.spaces import load_space, parse_space
+from dlcv_keras.validation import InvalidParameterError
+
+GOOD = {"quick": {"max_train": 100, "random_trials": 3,
+                  "early_stopping": {"min_epochs": 5, "min_delta": 1e-4},
+                  "grid": {"lr": [1e-2, 1e-3], "batch_size": [32, 64, 128], "l2": 1e-3, "epochs": 4}}}
+
+
+def test_parse_splits_fixed_values_from_choices():
+    space = parse_space(GOOD, "quick", experiments=["grid"])
+    grid = space.experiment("grid")
+    assert grid.fixed == {"l2": 1e-3, "epochs": 4}
+    assert grid.choices == {"lr": [1e-2, 1e-3], "batch_size": [32, 64, 128]}
+    assert grid.grid_size() == 6
+    assert space.settings == {"max_train": 100, "random_trials": 3}
+    assert space.early_stopping == {"min_epochs": 5, "min_delta": 1e-4}
+
+
+def test_ranges_are_for_random_search_only():
+    doc = {"quick": {"s": {"lr": {"min": 1e-4, "max": 1e-1, "sampling": "log"}, "batch_size": 32, "epochs": 1}}}
+    space = parse_space(doc, "quick", tuner="random")
+    assert space.experiment("s").ranges["lr"].sampling == "log"
+    with pytest.raises(InvalidParameterError, match=r"lr must be a list of values for --tuner grid"):
+        parse_space(doc, "quick", tuner="grid")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("lr", -0.01, r"\[quick.grid\] lr must be a number in \(0, 10\], got -0.01"),
+    ("lr", [0.1, -1.0], r"lr must be a number in \(0, 10\], got -1.0"),
+    ("batch_size", 0, r"batch_size must be an int in \[1, 1000000\], got 0"),
+    ("batch_size", 32.5, r"batch_size must be an int in \[1, 1000000\], got 32.5"),
+    ("lr", [], r"lr must be a non-empty list of values, got \[\]"),
+    ("dropout", 1.0, r"dropout must be a number in \[0, 1\), got 1.0"),
+    ("activation", "swishy", r"activation must be one of .*'relu'.*, got 'swishy'"),
+    ("learning_rate", 0.1, r"learning_rate must be a known hyperparameter .*, got 'learning_rate'"),
+    ("lr", "fast", r"lr must be a number, got 'fast'"),
+    ("epochs", [3, 3], r"epochs must not repeat a value, got \[3, 3\]"),
+])
+def test_bad_values_name_the_key_the_domain_and_the_value(key, value, expected):
+    doc = {"quick": {"grid": {"lr": 0.1, "batch_size": 32, "epochs": 1, key: value}}}
+    with pytest.raises(InvalidParameterError, match=expected):
+        parse_space(doc, "quick", source="q.toml")
+
+
+def test_missing_profile_or_experiment_table_is_reported():
+    with pytest.raises(InvalidParameterError, match=r"must have a \[full\] table, got tables \['quick'\]"):
+        parse_space(GOOD, "full")
+    with pytest.raises(InvalidParameterError, match=r"must have a \[quick.base\] table"):
+        parse_space(GOOD, "quick", experiments=["base"])
+
+
+def test_bad_profile_settings_are_reported():
+    with pytest.raises(InvalidParameterError, match=r"max_train must be an int >= 1, got 0"):
+        parse_space({"quick": {"max_train": 0}}, "quick")
+    with pytest.raises(InvalidParameterError, match=r"early_stopping\] must set min_delta"):
+        parse_space({"quick": {"early_stopping": {"min_epochs": 3}}}, "quick")
+
+
+def test_malformed_and_missing_files_give_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[quick\nlr = ")
+    with pytest.raises(InvalidParameterError) as info:
+        load_space(bad, "quick")
+    assert "must be valid TOML" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InvalidParameterError, match="must be an existing .toml file"):
+        load_space(tmp_path / "absent.toml", "quick")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", sorted(QUESTIONS))
+def test_packaged_space_files_cover_every_profile_and_experiment(name, profile):
+    question = QUESTIONS[name]
+    path = packaged_dir("tuners") / f"{name}.toml"
+    space = load_space(path, profile, experiments=question.search_names)
+    if question.early_stopping:
+        assert space.early_stopping is not None
+    # The random tuner reads the same files.
+    load_space(path, profile, experiments=question.search_names, tuner="random")
+
+
+def test_q1_full_profile_is_the_seed_grid():
+    space = load_space(packaged_dir("tuners") / "q1.toml", "full")
+    grid = space.experiment("full_grid")
+    assert grid.choices == {"lr": [0.1, 0.01, 0.001], "l2": [0.1, 0.01, 0.001],
+                            "epochs": [50, 100], "batch_size": [32, 64]}
+    assert grid.grid_size() == 36

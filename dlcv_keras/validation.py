@@ -59,6 +59,10 @@ def _range_words(kind: str, low, high, closed: str) -> str:
         return kind
     left = "[" if closed in ("both", "left", "closed") else "("
     right = "]" if closed in ("both", "right", "closed") else ")"
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
+    lo = "-inf" if low is None else _number(low)
+    hi = "inf" if high is None else _number(high)
     return f"{kind} in {left}{lo}, {hi}{right}"
+
+
+def _number(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"

@@ -1,0 +1,271 @@
+"""The command line: bad input (one line, exit 2, nothing written), --list/--help,
+end-to-end smoke runs with HTML and PDF, the offline fallback, resuming a killed search,
+and q1 quick on the real offline MNIST copy."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from dlcv_keras.run import main
+
+REPO = Path(__file__).resolve().parent.parent
+Q1_SPACE = (REPO / "tuners" / "q1.toml").read_text()
+
+
+@pytest.fixture
+def offline_env(tmp_path, monkeypatch):
+    """No local data and an empty TensorFlow Datasets cache: the situation on a fresh laptop offline."""
+    monkeypatch.delenv("DLCV_DATA_DIR", raising=False)
+    monkeypatch.delenv("DLCV_RESULTS_DIR", raising=False)
+    cache = tmp_path / "tfds-cache"
+    cache.mkdir()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(cache))
+    return tmp_path
+
+
+def run_cli(args, env_extra=None, timeout=600):
+    """The CLI in a fresh process, started outside the checkout so that the installed package
+    (with its shipped tuners/ and report_templates/) is what runs."""
+    env = {k: v for k, v in os.environ.items() if k != "DLCV_DATA_DIR"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "dlcv_keras.run", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=tempfile.gettempdir())
+
+
+def assert_one_line_error(capsys, code, *fragments):
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragments", [
+    (["q99"], ["question must be one of 'q1', 'q3' or 'all'", "got 'q99'"]),
+    (["q7"], ["got 'q7'", "planned"]),
+    ([], ["QUESTION must be given"]),
+    (["q1", "--profile", "huge"], ["--profile must be one of 'smoke', 'quick', 'full', got 'huge'"]),
+    (["q1", "--tuner", "bayes"], ["--tuner must be one of 'grid', 'random', got 'bayes'"]),
+    (["q1", "--dataset", "imagenet"], ["--dataset must be one of", "got 'imagenet'"]),
+    (["q1", "--report", "docx"], ["--report must be one of 'none', 'html', 'pdf', got 'docx'"]),
+    (["q1", "--seed", "-1"], ["--seed must be an int in [0, 2147483647], got -1"]),
+    (["q1", "--data-dir", "/no/such/folder"], ["--data-dir must be an existing folder", "/no/such/folder"]),
+])
+def test_bad_arguments_get_one_line_and_exit_2(args, fragments, capsys, tmp_path):
+    code = main([*args, "--results", str(tmp_path / "results")])
+    assert_one_line_error(capsys, code, *fragments)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("old, new, fragments", [
+    ("lr = 1e-4\n", "lr = -0.01\n", ["[smoke.base] lr must be a number in (0, 10], got -0.01"]),
+    ("batch_size = 32\nepochs = 2\n\n[smoke.lr_batch]", "batch_size = 0\nepochs = 2\n\n[smoke.lr_batch]",
+     ["[smoke.base] batch_size must be an int in [1, 1000000], got 0"]),
+    ("lr = [1e-1, 1e-2]", "lr = []", ["[smoke.full_grid] lr must be a non-empty list of values, got []"]),
+    ("[smoke.fractions]", "[smoke.fractions", ["must be valid TOML"]),
+    ("[smoke.fractions]\ntrain_fraction = [0.1, 0.2, 0.5]", "",
+     ["must have a [smoke.fractions] table"]),
+])
+def test_bad_search_space_files_are_rejected_before_anything_runs(old, new, fragments, capsys, tmp_path):
+    space = tmp_path / "space.toml"
+    assert old in Q1_SPACE
+    space.write_text(Q1_SPACE.replace(old, new, 1))
+    code = main(["q1", "--profile", "smoke", "--dataset", "digits", "--space", str(space),
+                 "--results", str(tmp_path / "results")])
+    err = assert_one_line_error(capsys, code, *fragments)
+    assert str(space) in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_corrupt_local_data_is_named_and_nothing_is_written(capsys, tmp_path):
+    mnist = tmp_path / "data" / "mnist"
+    mnist.mkdir(parents=True)
+    (mnist / "t10k-images-idx3-ubyte.gz").write_bytes(b"this is not gzip")
+    (mnist / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x00"))
+    code = main(["q1", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
+                 "--results", str(tmp_path / "results")])
+    assert_one_line_error(capsys, code, "t10k-images-idx3-ubyte.gz")
+    assert not (tmp_path / "results").exists()
+
+
+def test_empty_local_data_folder_is_an_error(capsys, tmp_path):
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    code = main(["q3", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
+                 "--results", str(tmp_path / "results")])
+    assert_one_line_error(capsys, code, "mnist")
+    assert not (tmp_path / "results").exists()
+
+
+def test_mnist_unavailable_is_an_error_for_q1_and_with_no_fallback(capsys, offline_env):
+    results = offline_env / "results"
+    code = main(["q1", "--profile", "smoke", "--no-download", "--results", str(results)])
+    assert_one_line_error(capsys, code, "mnist unavailable", "DLCV_DATA_DIR")
+    code = main(["q3", "--profile", "smoke", "--no-fallback", "--no-download", "--results", str(results)])
+    assert_one_line_error(capsys, code, "mnist unavailable", "--no-fallback")
+    assert not results.exists()
+
+
+def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
+    done = run_cli(["q99", "--results", str(tmp_path / "r")])
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: question must be one of 'q1', 'q3' or 'all' (see --list), got 'q99'"
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_list_and_help(capsys):
+    assert main(["--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(f"q{i} " in listing for i in range(1, 19))
+    assert "q1        runs" in listing and "q7        planned" in listing
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--profile", "smoke", "quick", "full", "--tuner", "DLCV_DATA_DIR", "resumes"):
+        assert word in text
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+def pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+    return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+
+
+@pytest.mark.slow
+def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env):
+    results = offline_env / "results"
+    done = run_cli(["q1", "--profile", "smoke", "--dataset", "digits", "--report", "pdf",
+                    "--results", str(results)], {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"]})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "trial 1 of 2" in done.stdout and "Traceback" not in done.stderr
+    root = results / "q1" / "smoke"
+    run = json.loads((root / "run.json").read_text())
+    assert run["status"] == "complete" and run["dataset"]["name"] == "digits"
+    assert run["environment"]["keras_backend"] == "tensorflow"
+    assert run["dataset"]["content_hash"].startswith("sha256:")
+    for experiment in ("base", "lr_batch", "full_grid", "best", "sklearn", "fractions"):
+        assert (root / "experiments" / experiment / "summary.json").is_file(), experiment
+    best = json.loads((root / "experiments" / "best" / "summary.json").read_text())
+    metrics = json.loads((root / "experiments" / "best" / "metrics.json").read_text())
+    assert len(metrics["per_class_accuracy"]) == 10
+    assert sum(map(sum, metrics["confusion_matrix"])) == run["dataset"]["splits"]["test"]
+    fractions = (root / "experiments" / "fractions" / "trials.csv").read_text()
+    assert "train_fraction" in fractions and "test_accuracy" in fractions
+    history = (root / "experiments" / "full_grid" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2 * 2       # header + 2 trials x 2 epochs, every epoch kept
+    html = (root / "report.html").read_text()
+    test_pct = f"{100 * best['test_accuracy']:.2f}"
+    assert test_pct in html and "91.81" in html       # ours beside the seed's reference
+    assert "data:image/png;base64," in html
+    assert test_pct in pdf_text(root / "report.pdf")
+
+
+@pytest.mark.slow
+def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
+    results = offline_env / "results"
+    done = run_cli(["q3", "--profile", "smoke", "--no-download", "--results", str(results)],
+                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"]})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MNIST unavailable: ran on digits" in done.stdout
+    run = json.loads((results / "q3" / "smoke" / "run.json").read_text())
+    assert run["dataset"]["name"] == "digits"
+    assert run["dataset"]["fallback_banner"] == "MNIST unavailable: ran on digits"
+    html = (results / "q3" / "smoke" / "report.html").read_text()
+    assert html.count("MNIST unavailable: ran on digits") >= 2     # top of document and of q3
+    base = (results / "q3" / "smoke" / "experiments" / "base" / "trials.csv").read_text()
+    assert "stop_reason" in base
+
+
+def _completed_trials(project: Path) -> dict[str, int]:
+    """Trials KerasTuner will not run again: COMPLETED and no longer listed as ongoing."""
+    oracle = json.loads((project / "oracle.json").read_text())
+    ongoing = set(oracle.get("ongoing_trials", {}).values())
+    done = {}
+    for trial_dir in project.glob("trial_*"):
+        trial = json.loads((trial_dir / "trial.json").read_text())
+        if trial["status"] == "COMPLETED" and trial["trial_id"] not in ongoing:
+            done[trial["trial_id"]] = (project / "dlcv_trials" / f"{trial['trial_id']}.json").stat().st_mtime_ns
+    return done
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env):
+    space = offline_env / "space.toml"
+    slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 8\nepochs = 12\n")
+    text = Q1_SPACE.replace("[smoke.base]\nlr = 1e-4\nl2 = 1e-3\nbatch_size = 32\nepochs = 2\n", slow_base, 1)
+    assert slow_base in text
+    space.write_text(text)
+    results = offline_env / "results"
+    args = [sys.executable, "-m", "dlcv_keras.run", "q1", "--profile", "smoke", "--dataset", "digits",
+            "--space", str(space), "--results", str(results), "--report", "none"]
+    env = {k: v for k, v in os.environ.items() if k != "DLCV_DATA_DIR"}
+    process = subprocess.Popen(args, cwd=offline_env, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    tuner_dir = results / "q1" / "smoke" / "tuner"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            projects = list(tuner_dir.glob("base-*"))
+            if projects and (projects[0] / "oracle.json").is_file() and len(_completed_trials(projects[0])) >= 2:
+                break
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            time.sleep(0.2)
+        else:
+            pytest.fail("two trials did not finish in time")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    project = next(tuner_dir.glob("base-*"))
+    finished = _completed_trials(project)
+    assert 2 <= len(finished) < 4, "kill the run mid-search"
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["status"] == "running"                      # killed: nothing claimed complete
+
+    done = subprocess.run(args, cwd=offline_env, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"[base] search: 4 trials, {len(finished)} already finished (resuming)" in done.stdout
+    reran = [line for line in done.stdout.splitlines() if line.startswith("[base] trial ")]
+    assert [line.split(":")[0] for line in reran] == [
+        f"[base] trial {i} of 4" for i in range(len(finished) + 1, 5)]
+    for trial_id, mtime in finished.items():               # finished trials were not touched
+        assert (project / "dlcv_trials" / f"{trial_id}.json").stat().st_mtime_ns == mtime
+    trials = (results / "q1" / "smoke" / "experiments" / "base" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 4
+    assert json.loads((results / "q1" / "smoke" / "run.json").read_text())["status"] == "complete"
+
+
+# -- real data -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_q1_quick_on_the_offline_mnist_copy_reaches_88_percent(tmp_path):
+    data_dir = os.environ.get("DLCV_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "mnist").is_dir():
+        pytest.skip("DLCV_DATA_DIR not set (or has no mnist/): the real-data run needs the offline MNIST copy")
+    results = tmp_path / "results"
+    done = run_cli(["q1", "--profile", "quick", "--results", str(results)], {"DLCV_DATA_DIR": data_dir},
+                   timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = results / "q1" / "quick"
+    run = json.loads((root / "run.json").read_text())
+    assert run["dataset"]["name"] == "mnist" and run["dataset"]["fallback_banner"] is None
+    assert any("test split" in note for note in run["dataset"]["notes"])
+    best = json.loads((root / "experiments" / "best" / "summary.json").read_text())
+    assert best["test_accuracy"] >= 0.88, best
+    metrics = json.loads((root / "experiments" / "best" / "metrics.json").read_text())
+    html = (root / "report.html").read_text()
+    assert "Per-class test accuracy" in html
+    for accuracy in metrics["per_class_accuracy"]:
+        assert f"{100 * accuracy:.2f}" in html

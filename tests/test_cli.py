@@ -16,9 +16,19 @@ from pathlib import Path
 
 import pytest
 
+import dlcv_keras
 from dlcv_keras.run import main
 
 REPO = Path(__file__).resolve().parent.parent
+# Child processes import the same dlcv_keras as this one: the installed package in CI.
+PACKAGE_PARENT = str(Path(dlcv_keras.__file__).resolve().parent.parent)
+
+
+def child_env(extra=None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "DLCV_DATA_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env.update(extra or {})
+    return env
 Q1_SPACE = (REPO / "tuners" / "q1.toml").read_text()
 
 
@@ -36,8 +46,7 @@ def offline_env(tmp_path, monkeypatch):
 def run_cli(args, env_extra=None, timeout=600):
     """The CLI in a fresh process, started outside the checkout so that the installed package
     (with its shipped tuners/ and report_templates/) is what runs."""
-    env = {k: v for k, v in os.environ.items() if k != "DLCV_DATA_DIR"}
-    env.update(env_extra or {})
+    env = child_env(env_extra)
     return subprocess.run([sys.executable, "-m", "dlcv_keras.run", *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=tempfile.gettempdir())
 
@@ -203,16 +212,18 @@ def _completed_trials(project: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env):
+@pytest.mark.parametrize("tuner", ["grid", "random"])
+def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env, tuner):
     space = offline_env / "space.toml"
     slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 8\nepochs = 12\n")
     text = Q1_SPACE.replace("[smoke.base]\nlr = 1e-4\nl2 = 1e-3\nbatch_size = 32\nepochs = 2\n", slow_base, 1)
+    text = text.replace("random_trials = 2", "random_trials = 4", 1)   # random: all 4 settings, in its own order
     assert slow_base in text
     space.write_text(text)
     results = offline_env / "results"
     args = [sys.executable, "-m", "dlcv_keras.run", "q1", "--profile", "smoke", "--dataset", "digits",
-            "--space", str(space), "--results", str(results), "--report", "none"]
-    env = {k: v for k, v in os.environ.items() if k != "DLCV_DATA_DIR"}
+            "--tuner", tuner, "--space", str(space), "--results", str(results), "--report", "none"]
+    env = child_env()
     process = subprocess.Popen(args, cwd=offline_env, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tuner_dir = results / "q1" / "smoke" / "tuner"
     deadline = time.time() + 300
@@ -244,6 +255,9 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env):
         assert (project / "dlcv_trials" / f"{trial_id}.json").stat().st_mtime_ns == mtime
     trials = (results / "q1" / "smoke" / "experiments" / "base" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 4
+    learning_rates = sorted(float(row.split(",")[header.index("lr")]) for header in [trials[0].split(",")]
+                            for row in trials[1:])
+    assert learning_rates == [0.01, 0.02, 0.05, 0.1]       # every setting once, none twice
     assert json.loads((results / "q1" / "smoke" / "run.json").read_text())["status"] == "complete"
 
 

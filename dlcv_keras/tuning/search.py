@@ -11,6 +11,7 @@ interrupted one picks up its finished trials.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -142,8 +143,45 @@ class _RecordingTuner:
         return found
 
 
-class GridTuner(_RecordingTuner, keras_tuner.GridSearch):
-    pass
+class CartesianGridOracle(keras_tuner.Oracle):
+    """Grid search that works out what is left from the trials it already has.
+
+    KerasTuner 1.4's GridSearchOracle keeps its place in the grid in memory only: a
+    reloaded project either stops early (nothing queued) or fails with a KeyError once
+    the retried trial ends. Walking the whole product and skipping the settings
+    already tried (finished, running or failed) resumes exactly, on any number of workers.
+    The grid is ``Choice`` and ``Fixed`` values only; the last hyperparameter varies fastest.
+    """
+
+    def populate_space(self, trial_id):
+        tried = {_settings_key(trial.hyperparameters.values) for trial in self.trials.values()}
+        space = self.get_space().space
+        for combination in itertools.product(*(_grid_values(hp) for hp in space)):
+            values = {hp.name: value for hp, value in zip(space, combination)}
+            if _settings_key(values) not in tried:
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+
+
+def _grid_values(hp) -> list:
+    if isinstance(hp, keras_tuner.engine.hyperparameters.Fixed):
+        return [hp.value]
+    if isinstance(hp, keras_tuner.engine.hyperparameters.Choice):
+        return list(hp.values)
+    raise ValueError(f"grid search takes Choice and Fixed values, got {type(hp).__name__} {hp.name!r}")
+
+
+def _settings_key(values: dict) -> tuple:
+    return tuple(sorted((name, repr(value)) for name, value in values.items()))
+
+
+class GridTuner(_RecordingTuner, keras_tuner.Tuner):
+    def __init__(self, hypermodel, *, objective, max_trials, hyperparameters, tune_new_entries,
+                 allow_new_entries, seed, max_consecutive_failed_trials, **kwargs):
+        oracle = CartesianGridOracle(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
+                                     tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                                     seed=seed, max_consecutive_failed_trials=max_consecutive_failed_trials)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
 class RandomTuner(_RecordingTuner, keras_tuner.RandomSearch):

@@ -15,6 +15,8 @@ joins the reasons of all the sources it tried into one message.
 
 from __future__ import annotations
 
+import logging
+
 import os
 import socket
 
@@ -53,12 +55,19 @@ def read_tfds(tfds_name: str, *, allow_download: bool,
                               f"({type(error).__name__}: {_first_line(error)})") from None
 
     where = cache_dir() or "~/tensorflow_datasets"
+    # Asking an empty cache logs "Variant folder ... has no dataset_info.json" through absl;
+    # a missing cache is an expected answer here, reported in our own words below.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
     try:
         builder = tfds.builder(tfds_name, data_dir=cache_dir())
         prepared = builder.is_prepared()
     except Exception as error:
         raise DataUnavailable(f"TensorFlow Datasets has no usable {tfds_name} "
                               f"({type(error).__name__}: {_first_line(error)})") from None
+    finally:
+        absl_logger.setLevel(level)
     source = f"TensorFlow Datasets cache ({where})"
     if not prepared:
         if not allow_download:

@@ -314,7 +314,9 @@ def _effect(store, section, experiment, reference) -> dict[str, Any]:
     return {
         "figure": figure, "x": x, "group": group,
         "meta": _search_meta(summary, trials),
-        "table": _trial_table(trials, columns, reference_rows, _id_width(summary)),
+        # Values shared by every trial are listed once above the table ("Fixed"), not in each row.
+        "table": _trial_table(trials, varying_columns(trials, columns) or columns, reference_rows,
+                              _id_width(summary)),
         "reference": _reference_table(reference_rows) if reference_rows else None,
         "diverged": _diverged_rows(trials, columns, _id_width(summary)),
     }
@@ -330,7 +332,8 @@ def _top_table(store, section, experiment, reference) -> dict[str, Any]:
     return {
         "top_k": top_k,
         "meta": _search_meta(summary, trials),
-        "table": _trial_table(ranked, columns, reference_rows, _id_width(summary)),
+        "table": _trial_table(ranked, varying_columns(trials, columns) or columns, reference_rows,
+                              _id_width(summary)),
         "reference": _reference_table(reference_rows) if reference_rows else None,
         "diverged": _diverged_rows(trials, columns, _id_width(summary)),
     }

@@ -188,13 +188,7 @@ class _ExperimentRunner:
         completed = [r for r in records if r["status"] == "completed"]
         best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
         self.best[experiment.name] = best["hyperparameters"]
-        trials, history = [], []
-        for record in records:
-            row = {"trial_id": record["trial_id"], "status": record["status"], **record["hyperparameters"]}
-            row.update({k: v for k, v in record.items()
-                        if k not in ("trial_id", "status", "hyperparameters", "history")})
-            trials.append(row)
-            history.extend({"trial_id": record["trial_id"], **epoch} for epoch in record["history"])
+        trials, history = records_to_tables(records)
         summary = {
             "kind": "search", "title": experiment.title, "tuner": settings.tuner, "objective": "val_accuracy",
             "space": exp_space.choices, "ranges": {k: vars(r) for k, r in exp_space.ranges.items()},
@@ -258,6 +252,18 @@ class _ExperimentRunner:
         summary = {"kind": "sklearn", "title": experiment.title, **result}
         self.store.write_experiment(experiment.name, summary=summary)
         self.echo(f"[{experiment.name}] train {result['train_accuracy']:.4f}, test {result['test_accuracy']:.4f}")
+
+
+def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Trial records -> trials.csv rows (hyperparameters as columns) and history.csv rows."""
+    trials, history = [], []
+    for record in records:
+        row = {"trial_id": record["trial_id"], "status": record["status"], **record["hyperparameters"]}
+        row.update({k: v for k, v in record.items()
+                    if k not in ("trial_id", "status", "hyperparameters", "history")})
+        trials.append(row)
+        history.extend({"trial_id": record["trial_id"], **epoch} for epoch in record["history"])
+    return trials, history
 
 
 def environment(settings: Settings) -> dict:

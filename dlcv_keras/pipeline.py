@@ -58,6 +58,12 @@ def prepare(question: Question, settings: Settings, echo=print) -> tuple[Profile
     """Everything that can fail on bad input, before anything is written."""
     space = load_space(space_file(question, settings), settings.profile,
                        experiments=question.search_names, tuner=settings.tuner)
+    for experiment in question.experiments:
+        if isinstance(experiment, Search) and experiment.grid_only and space.experiment(experiment.name).ranges:
+            name = sorted(space.experiment(experiment.name).ranges)[0]
+            raise InvalidParameterError(
+                f"{space.source} [{settings.profile}.{experiment.name}] {name} must be a list of values "
+                f"(this experiment runs every value, whatever --tuner says), got a range")
     if question.early_stopping and space.early_stopping is None:
         raise InvalidParameterError(
             f"{space.source} [{settings.profile}] must have an [{settings.profile}.early_stopping] table "
@@ -170,17 +176,17 @@ class _ExperimentRunner:
         exp_space = self.space.experiment(experiment.name)
         base = self.best[experiment.base_from] if experiment.base_from else {}
         settings, data = self.settings, self.data
-        total = count_trials(exp_space, settings.tuner, self.space.settings.get("random_trials", 10))
+        tuner_kind = "grid" if experiment.grid_only else settings.tuner
+        total = count_trials(exp_space, tuner_kind, self.space.settings.get("random_trials", 10))
         project = f"{experiment.name}-" + fingerprint(
             self.question.name, self.question.model, self.question.optimizer, experiment.name,
-            settings.profile, settings.tuner, settings.seed, data.info["content_hash"],
+            settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
             exp_space.as_dict(), base, total, self.space.early_stopping if self.question.early_stopping else None)
-        tuner = make_tuner(settings.tuner, self.hypermodel(), hyperparameters_for(exp_space, base),
+        tuner = make_tuner(tuner_kind, self.hypermodel(), hyperparameters_for(exp_space, base),
                            directory=self.store.tuner_dir(), project_name=project, total=total,
                            seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                            test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
                            echo=self.echo)
-        started = time.perf_counter()
         tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
         records = tuner.records()
         if not records:
@@ -190,13 +196,15 @@ class _ExperimentRunner:
         self.best[experiment.name] = best["hyperparameters"]
         trials, history = records_to_tables(records)
         summary = {
-            "kind": "search", "title": experiment.title, "tuner": settings.tuner, "objective": "val_accuracy",
+            "kind": "search", "title": experiment.title, "tuner": tuner_kind, "objective": "val_accuracy",
             "space": exp_space.choices, "ranges": {k: vars(r) for k, r in exp_space.ranges.items()},
             "fixed": {**{k: v for k, v in base.items() if k not in exp_space.choices}, **exp_space.fixed},
             "base_from": experiment.base_from, "n_trials": len(records), "best_trial": best["trial_id"],
             "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
             "diverged": [r["trial_id"] for r in records if r["status"] != "completed"],
-            "seconds": round(time.perf_counter() - started, 2), "evaluates_test": experiment.evaluates_test,
+            # Training time summed over trials: the same whether the search ran at once or resumed.
+            "seconds": round(sum(r.get("seconds") or 0.0 for r in records), 2),
+            "evaluates_test": experiment.evaluates_test,
             "tuner_project": project,
         }
         self.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history)
@@ -221,8 +229,9 @@ class _ExperimentRunner:
         test = evaluate_classifier(model, data.x_test, data.y_test, data.num_classes)
         names = data.class_names
         per_class = test["per_class_accuracy"]
-        best_i = max(range(len(per_class)), key=per_class.__getitem__)
-        worst_i = min(range(len(per_class)), key=per_class.__getitem__)
+        tested = [k for k, accuracy in enumerate(per_class) if accuracy is not None]
+        best_i = max(tested, key=per_class.__getitem__)
+        worst_i = min(tested, key=per_class.__getitem__)
         table = parameter_table(model)
         summary = {
             "kind": "evaluation", "title": experiment.title, "from_experiment": experiment.source,

@@ -6,6 +6,7 @@ argparse and main() only; the work is in pipeline.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,8 +35,15 @@ examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ("error: ...") and exit status 2, like every other."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m dlcv_keras.run",
         description="Run deep-learning-for-computer-vision assignment questions: load data, tune with "
                     "KerasTuner, retrain the best setting, evaluate, store results and write a report.",
@@ -88,13 +96,37 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
             allow_download=not args.no_download, space_file=args.space, report=args.report)
+        check_results_dir(settings.results_dir)
         return run(names, settings, quiet=args.quiet)
     except InvalidParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:          # the results folder or disk gave out mid-run
+        print(f"error: cannot write results: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume where it stopped", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from dlcv_keras.tuning.search import TrialError
+        if not isinstance(exc, TrialError) or os.environ.get("DLCV_DEBUG"):
+            raise
+        print(f"error: {exc} (finished trials are kept: run the same command again to retry; "
+              f"DLCV_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def check_results_dir(path: Path) -> None:
+    """The results folder must be a folder we can write, or creatable in one; checked before any work."""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InvalidParameterError(f"--results must be a folder (or a path that can become one), got {str(path)!r}: "
+                                    f"{str(probe)!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"--results must be a writable folder, got {str(path)!r} "
+                                    f"({str(probe)!r} is not writable)")
 
 
 def resolve_questions(names: list[str]) -> list[str]:

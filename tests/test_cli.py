@@ -134,6 +134,22 @@ def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["q1", "--seed", "abc"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: argument --seed: invalid int value: 'abc' (see --help)"
+
+
+def test_results_folder_must_be_writable(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["q1", "--profile", "smoke", "--dataset", "digits", "--results", str(blocker / "results")])
+    assert_one_line_error(capsys, code, "--results must be a folder", "is a file")
+    assert blocker.read_text() == "not a folder"
+
+
 def test_list_and_help(capsys):
     assert main(["--list"]) == 0
     listing = capsys.readouterr().out
@@ -184,6 +200,19 @@ def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env):
 
 
 @pytest.mark.slow
+def test_random_tuner_samples_searches_but_runs_every_training_fraction(offline_env):
+    results = offline_env / "results"
+    done = run_cli(["q1", "--profile", "smoke", "--dataset", "digits", "--tuner", "random", "--report", "none",
+                    "--results", str(results)])
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = results / "q1" / "smoke" / "experiments"
+    assert json.loads((root / "full_grid" / "summary.json").read_text())["tuner"] == "random"
+    fractions = json.loads((root / "fractions" / "summary.json").read_text())
+    assert fractions["tuner"] == "grid" and fractions["n_trials"] == 3
+    assert "[fractions] search: 3 trials" in done.stdout
+
+
+@pytest.mark.slow
 def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
     results = offline_env / "results"
     done = run_cli(["q3", "--profile", "smoke", "--no-download", "--results", str(results)],
@@ -201,21 +230,29 @@ def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
 
 def _completed_trials(project: Path) -> dict[str, int]:
     """Trials KerasTuner will not run again: COMPLETED and no longer listed as ongoing."""
-    oracle = json.loads((project / "oracle.json").read_text())
+    try:
+        oracle = json.loads((project / "oracle.json").read_text())
+    except (OSError, json.JSONDecodeError):         # KerasTuner writes it in place: caught mid-write
+        return {}
     ongoing = set(oracle.get("ongoing_trials", {}).values())
     done = {}
     for trial_dir in project.glob("trial_*"):
-        trial = json.loads((trial_dir / "trial.json").read_text())
+        try:
+            trial = json.loads((trial_dir / "trial.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
         if trial["status"] == "COMPLETED" and trial["trial_id"] not in ongoing:
             done[trial["trial_id"]] = (project / "dlcv_trials" / f"{trial['trial_id']}.json").stat().st_mtime_ns
     return done
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tuner", ["grid", "random"])
-def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env, tuner):
+@pytest.mark.parametrize("tuner, stop", [("grid", signal.SIGKILL), ("random", signal.SIGKILL),
+                                         ("grid", signal.SIGINT)])
+def test_a_stopped_search_resumes_without_rerunning_finished_trials(offline_env, tuner, stop):
     space = offline_env / "space.toml"
-    slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 8\nepochs = 12\n")
+    # Trials of several seconds each, so that the stop lands mid-search.
+    slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 4\nepochs = 40\n")
     text = Q1_SPACE.replace("[smoke.base]\nlr = 1e-4\nl2 = 1e-3\nbatch_size = 32\nepochs = 2\n", slow_base, 1)
     text = text.replace("random_trials = 2", "random_trials = 4", 1)   # random: all 4 settings, in its own order
     assert slow_base in text
@@ -237,13 +274,19 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(offline_env, 
         else:
             pytest.fail("two trials did not finish in time")
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.send_signal(stop)                          # Ctrl-C, or a kill nothing can catch
+        output = process.communicate(timeout=120)[0].decode()
     project = next(tuner_dir.glob("base-*"))
     finished = _completed_trials(project)
-    assert 2 <= len(finished) < 4, "kill the run mid-search"
+    assert 2 <= len(finished) < 4, "stop the run mid-search"
     run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
-    assert run["status"] == "running"                      # killed: nothing claimed complete
+    if stop == signal.SIGINT:
+        assert process.returncode == 130, output[-2000:]
+        assert "interrupted: run the same command again to resume" in output
+        assert "Traceback" not in output
+        assert run["status"] == "interrupted"
+    else:
+        assert run["status"] == "running"                  # killed: nothing claimed complete
 
     done = subprocess.run(args, cwd=offline_env, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -565,3 +565,12 @@ def test_real_cifar10_variants_in_full(real_data_dir):
     assert tiny.info["splits"]["test"] == 10_000
     gray = load_dataset("cifar10_gray", data_dir=real_data_dir, max_test=100)
     assert gray.input_shape == (32, 32, 1) and gray.info["splits"]["train"] == 8000
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_test": 9}, r"max_test must be at least the number of classes \(10\) of digits, so that every class is tested, got 9"),
+    ({"max_train": 19}, r"max_train must be at least twice the number of classes \(10\) of digits, .* got 19"),
+])
+def test_caps_too_small_to_hold_every_class_are_rejected(kwargs, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        load_dataset("digits", **kwargs)

@@ -154,8 +154,28 @@ def test_bad_arguments(results, kwargs, message):
 def test_no_stored_run_message(tmp_path):
     with pytest.raises(InvalidParameterError) as info:
         build_report(tmp_path, ["q7"], profile="quick")
-    assert str(info.value) == (f"no stored results for q7 (profile quick) in {tmp_path}: "
-                               "run `python -m dlcv_keras.run q7 --profile quick` first")
+    assert str(info.value) == (f"no stored results for q7 (profile quick) in {tmp_path}; stored runs: "
+                               "none (a run of `python -m dlcv_keras.run` makes them)")
+
+
+def test_no_stored_run_message_lists_what_is_stored(results):
+    with pytest.raises(InvalidParameterError) as info:
+        build_report(results, ["q1"], profile="full")
+    assert "no stored results for q1 (profile full)" in str(info.value)
+    assert "stored runs: q1 (quick), q3 (quick)" in str(info.value)
+
+
+def test_cli_usage_errors_and_unwritable_output_are_one_line(results, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["q1", "--bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unrecognized arguments: --bogus") and "\n" not in err
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["q1", "--results", str(results), "--output", str(blocker / "report")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot write the report") and "\n" not in err
 
 
 # -- CLI --------------------------------------------------------------------------
@@ -223,3 +243,14 @@ def test_report_never_imports_keras(results):
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_seed_rows_match_on_every_hyperparameter_not_only_the_shown_ones():
+    from dlcv_keras.report.context import _trial_table
+
+    reference = [{"lr": 0.1, "epochs": 50, "val_accuracy": 0.9130}]
+    ours = [{"trial_id": 0, "status": "completed", "lr": 0.1, "epochs": 2, "val_accuracy": 0.5},
+            {"trial_id": 1, "status": "completed", "lr": 0.1, "epochs": 50, "val_accuracy": 0.6}]
+    table = _trial_table(ours, ["lr"], reference, match_columns=["lr", "epochs"])
+    assert [row["cells"][-1] for row in table["rows"]] == ["—", "91.30"]
+    assert "epochs" not in table["headers"]

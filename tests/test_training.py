@@ -68,3 +68,13 @@ def test_a_blow_up_ends_the_run_as_diverged_instead_of_crashing():
     assert result.epochs_run < 20
     assert not math.isfinite(result.last["loss"]) or not math.isfinite(result.last["val_loss"])
     assert result.stop_reason.startswith("diverged at epoch")
+
+
+def test_a_class_missing_from_the_evaluation_set_has_no_accuracy_rather_than_zero():
+    x, y = _tiny_problem()
+    model = compile_model(build_linear((4, 4, 1), 3), lr=0.5)
+    fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3)
+    keep = y[200:] != 2
+    evaluation = evaluate_classifier(model, x[200:][keep], y[200:][keep], 3)
+    assert evaluation["per_class_accuracy"][2] is None
+    assert all(0.0 <= a <= 1.0 for a in evaluation["per_class_accuracy"][:2])

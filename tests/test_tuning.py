@@ -2,6 +2,7 @@
 (tiny) grid and random searches that keep every epoch and survive a diverging trial."""
 
 import numpy as np
+import pytest
 
 from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
 from dlcv_keras.tuning.search import count_trials, fingerprint, hyperparameters_for, make_tuner
@@ -86,3 +87,30 @@ def test_random_search_samples_ranges_within_bounds(tmp_path):
         assert record["hyperparameters"]["batch_size"] in (16, 32)
         assert len(record["history"]) == 2
     assert len({r["hyperparameters"]["lr"] for r in records}) == 3
+
+
+class _BrokenAtLowLr(ClassifierHyperModel):
+    def fit(self, hp, model, *args, **kwargs):
+        if hp.values["lr"] == 0.01:
+            raise ValueError("simulated bug")
+        return super().fit(hp, model, *args, **kwargs)
+
+
+def test_an_error_in_a_trial_stops_the_search_and_the_trial_runs_again_on_resume(tmp_path):
+    from dlcv_keras.tuning.search import TrialError
+
+    x, y = _problem()
+    space = _space({"lr": [0.5, 0.01, 0.1], "batch_size": 16, "epochs": 2})
+
+    def tuner_with(hypermodel):
+        return make_tuner("grid", hypermodel, hyperparameters_for(space), directory=tmp_path,
+                          project_name="p", total=3, seed=0, label="s", num_classes=3, echo=lambda line: None)
+
+    broken = tuner_with(_BrokenAtLowLr("linear", (3, 3, 1), 3, seed=0))
+    with pytest.raises(TrialError, match=r"trial 1 of s failed: ValueError: simulated bug"):
+        broken.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+    assert [r["hyperparameters"]["lr"] for r in broken.records()] == [0.5]   # not filed as done
+
+    fixed = tuner_with(ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0))
+    fixed.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+    assert sorted(r["hyperparameters"]["lr"] for r in fixed.records()) == [0.01, 0.1, 0.5]

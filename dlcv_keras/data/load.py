@@ -70,6 +70,14 @@ def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float
     raw = _read_source(name, spec, data_dir, allow_download)
     notes = list(spec.notes) + list(raw.notes)
     train, test = _complete_splits(raw, notes)
+    # Caps that leave a class out of a split make per-class results meaningless.
+    classes = len(raw.class_names)
+    if max_test is not None and max_test < classes:
+        raise InvalidParameterError(f"max_test must be at least the number of classes ({classes}) of "
+                                    f"{name}, so that every class is tested, got {max_test}")
+    if max_train is not None and max_train < 2 * classes:
+        raise InvalidParameterError(f"max_train must be at least twice the number of classes ({classes}) "
+                                    f"of {name}, so that every class is in train and val, got {max_train}")
 
     if spec.per_class_cap is not None:
         train = train.subset(cap_per_class(train.y, spec.per_class_cap, seed))
@@ -83,7 +91,7 @@ def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise InvalidParameterError(f"val_fraction {val_fraction:g} of a {len(train)}-image "
                                     f"train pool leaves an empty split; "
-                                    f"expected a larger max_train")
+                                    f"expected more images (or a larger max_train)")
     notes.append(f"val: stratified {val_fraction * 100:g}% of the {len(train)}-image "
                  f"train pool ({len(val_idx)} images, seed {seed})")
     if max_test is not None and max_test < len(test):

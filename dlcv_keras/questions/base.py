@@ -23,6 +23,7 @@ class Search:
     base_from: str | None = None
     evaluates_test: bool = False      # also score every trial on the test split (training-fraction plots)
     top_k: int | None = None
+    grid_only: bool = False           # every listed value must run (e.g. 10/20/50 %), whatever --tuner says
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ QUESTION = Question(
         EvaluateBest("best", "Best configuration of the full grid", source="full_grid"),
         SklearnLogistic("sklearn", "1.b scikit-learn LogisticRegression", compare_with="best"),
         Search("fractions", "1.c Training on 10/20/50 % of the data (rest validation)",
-               template="fractions", base_from="full_grid", evaluates_test=True),
+               template="fractions", base_from="full_grid", evaluates_test=True, grid_only=True),
     ),
     reference={
         "base": {"val_accuracy": 0.8556},

@@ -21,7 +21,7 @@ QUESTION = Question(
         Search("grid", "3.a Learning rate x batch size", template="effect"),
         EvaluateBest("best", "Best configuration of the grid", source="grid"),
         Search("fractions", "3.b Training on 10/20/50 % of the data (rest validation)",
-               template="fractions", base_from="grid", evaluates_test=True),
+               template="fractions", base_from="grid", evaluates_test=True, grid_only=True),
     ),
     reference={
         "base": {"val_accuracy": 0.9561, "epochs_run": 274},

@@ -62,6 +62,14 @@ def _known_templates() -> list[str]:
     return sorted(p.name[: -len(".html.jinja2")] for p in folder.glob("*.html.jinja2"))
 
 
+def stored_runs(results_dir: Path) -> dict[str, list[str]]:
+    """Question -> profiles that have a run.json under ``results_dir``."""
+    found: dict[str, list[str]] = {}
+    for run in sorted(Path(results_dir).glob("q*/*/run.json")):
+        found.setdefault(run.parent.parent.name, []).append(run.parent.name)
+    return found
+
+
 def report_context(results_dir: Path, questions: Sequence[str], profile: str = "quick") -> dict:
     """The plain dict ``base.html.jinja2`` renders (no files written)."""
     from dlcv_keras.report.context import question_context
@@ -74,9 +82,11 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
     stores = [ResultsStore(results_dir, q, profile) for q in questions]
     for q, store in zip(questions, stores):  # every question checked before any figure is drawn
         if not store.exists():
+            stored = stored_runs(results_dir)
+            listing = ", ".join(f"{name} ({', '.join(profiles)})" for name, profiles in stored.items())
             raise InvalidParameterError(
-                f"no stored results for {q} (profile {profile}) in {results_dir}: "
-                f"run `python -m dlcv_keras.run {q} --profile {profile}` first")
+                f"no stored results for {q} (profile {profile}) in {results_dir}; stored runs: "
+                f"{listing or 'none'} (a run of `python -m dlcv_keras.run` makes them)")
     parts = [question_context(store, known) for store in stores]
     if len(parts) == 1:
         title = f"{parts[0]['question']}: {parts[0]['title']}"

@@ -15,8 +15,15 @@ from pathlib import Path
 from dlcv_keras.validation import InvalidParameterError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line and exit status 2, like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m dlcv_keras.report",
         description="Rebuild the HTML (and PDF) write-up of one or more questions from their stored "
                     "results. Nothing is trained: run `python -m dlcv_keras.run q1` first.",
@@ -44,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidParameterError as error:
         message = " ".join(str(error).split())  # one line, whatever the message held
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot write the report: {error}", file=sys.stderr)
         return 2
     for path in paths:
         print(path)

@@ -204,8 +204,13 @@ def _diverged_rows(trials: Sequence[Mapping[str, Any]], columns: Sequence[str], 
 
 
 def _trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
-                 reference_rows: Sequence[Mapping[str, Any]], width: int = 0) -> dict[str, Any]:
-    """Trials with hyperparameters, metrics and the seed's val accuracy for the same setting."""
+                 reference_rows: Sequence[Mapping[str, Any]], width: int = 0,
+                 match_columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """Trials with hyperparameters, metrics and the seed's val accuracy for the same setting.
+
+    ``columns`` are shown; a seed row matches on ``match_columns`` (default: the shown ones),
+    so a value left out of the table because every trial shares it still has to agree.
+    """
     has_test = any(row.get("test_accuracy") is not None for row in trials)
     headers = ["trial", "status"] + list(columns) + ["epochs run", "train acc. (%)", "val acc. (%)"]
     if has_test:
@@ -213,7 +218,7 @@ def _trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     headers += ["val loss", "seed val acc. (%)"]
     rows = []
     for row in trials:
-        ref = _reference_match(row, reference_rows, columns)
+        ref = _reference_match(row, reference_rows, match_columns or columns)
         cells = [_show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
         cells += [fmt(row.get("epochs_run")), pct(row.get("accuracy")), pct(row.get("val_accuracy"))]
         if has_test:
@@ -316,7 +321,7 @@ def _effect(store, section, experiment, reference) -> dict[str, Any]:
         "meta": _search_meta(summary, trials),
         # Values shared by every trial are listed once above the table ("Fixed"), not in each row.
         "table": _trial_table(trials, varying_columns(trials, columns) or columns, reference_rows,
-                              _id_width(summary)),
+                              _id_width(summary), match_columns=columns),
         "reference": _reference_table(reference_rows) if reference_rows else None,
         "diverged": _diverged_rows(trials, columns, _id_width(summary)),
     }
@@ -333,7 +338,7 @@ def _top_table(store, section, experiment, reference) -> dict[str, Any]:
         "top_k": top_k,
         "meta": _search_meta(summary, trials),
         "table": _trial_table(ranked, varying_columns(trials, columns) or columns, reference_rows,
-                              _id_width(summary)),
+                              _id_width(summary), match_columns=columns),
         "reference": _reference_table(reference_rows) if reference_rows else None,
         "diverged": _diverged_rows(trials, columns, _id_width(summary)),
     }

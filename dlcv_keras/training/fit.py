@@ -31,10 +31,13 @@ class FitResult:
 
 
 def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epochs: int,
-                early_stopping: dict | None = None) -> FitResult:
-    """Train a compiled model; ``early_stopping`` = {"min_epochs", "min_delta"} applies q3's rule."""
+                early_stopping: dict | None = None, callbacks: list | None = None) -> FitResult:
+    """Train a compiled model; ``early_stopping`` = {"min_epochs", "min_delta"} applies q3's rule.
+
+    ``callbacks`` are extra Keras callbacks (the tuner's interrupt check).
+    """
     log = EpochLog()
-    callbacks = [log]
+    callbacks = [log, *(callbacks or [])]
     stopper = None
     if early_stopping:
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
@@ -60,7 +63,8 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
     support = confusion.sum(axis=1)
-    per_class = np.divide(np.diag(confusion), support, out=np.zeros(num_classes), where=support > 0)
+    # A class with no examples here has no accuracy (None), not an accuracy of 0.
+    per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
     picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
     return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(predicted == y)),
-            "per_class_accuracy": per_class.tolist(), "confusion_matrix": confusion.tolist()}
+            "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}

@@ -49,7 +49,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         return compile_model(model, lr=values["lr"], optimizer=values.get("optimizer", self.optimizer),
                              momentum=values.get("momentum", 0.0), steps_per_execution=STEPS_PER_EXECUTION)
 
-    def fit(self, hp, model, x, y, validation_data=None, **kwargs) -> FitResult:
+    def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:
         values = hp.values
         x_val, y_val = validation_data
         if "train_fraction" in values:
@@ -57,5 +57,5 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
                 raise ValueError("a train_fraction hyperparameter needs a resplit function")
             x, y, x_val, y_val = self.resplit(x, y, x_val, y_val, values["train_fraction"])
         return fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"],
-                           epochs=values["epochs"], early_stopping=self.early_stopping)
+                           epochs=values["epochs"], early_stopping=self.early_stopping, callbacks=callbacks)
 

@@ -14,9 +14,12 @@ import hashlib
 import itertools
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
+import keras
 import keras_tuner
 
 from dlcv_keras.results import atomic_write_text
@@ -63,6 +66,25 @@ def count_trials(space: ExperimentSpace, tuner: str, random_trials: int) -> int:
     return min(random_trials, space.grid_size())
 
 
+class _StopOnInterrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next group of batches once Ctrl-C was pressed."""
+
+    def __init__(self, tuner):
+        super().__init__()
+        self.tuner = tuner
+
+    def on_train_batch_end(self, batch, logs=None):
+        if getattr(self.tuner, "_interrupted", False):
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end
+    on_epoch_end = on_train_batch_end
+
+
+class TrialError(keras_tuner.errors.FatalError):
+    """A trial raised: the search stops (KerasTuner re-raises FatalError) instead of skipping it."""
+
+
 class _RecordingTuner:
     """Mixin for KerasTuner tuners: how one trial runs and how progress shows."""
 
@@ -77,11 +99,57 @@ class _RecordingTuner:
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
 
+    # -- the search ------------------------------------------------------------
+    def search(self, *args, **kwargs):
+        """KerasTuner's search, with Ctrl-C kept a Ctrl-C.
+
+        A KeyboardInterrupt raised wherever Python happens to be can be lost: inside
+        TensorFlow it may come back as a RuntimeError (which KerasTuner files as a failed
+        trial and goes on), inside a weakref callback it is only printed. So the first
+        Ctrl-C sets a flag, and the trial raises KeyboardInterrupt from a known place, at
+        its next group of batches; a second Ctrl-C raises at once.
+        """
+        self._interrupted = False
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_interrupt(signum, frame):
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        if in_main_thread:
+            signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            return super().search(*args, **kwargs)
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
+
     # -- one trial -------------------------------------------------------------
-    def run_trial(self, trial, x, y, validation_data=None, **_ignored):
+    def run_trial(self, trial, *args, **kwargs):
+        """Run one trial; any error stops the search with the trial left to run again on resume.
+
+        A diverging loss is not an error (the trial is recorded as diverged). Anything else,
+        an interrupt or a bug, must not be swallowed as a "failed trial" that a resumed grid
+        would then skip for good.
+        """
+        try:
+            result = self._run_recorded_trial(trial, *args, **kwargs)
+        except Exception as error:
+            if getattr(self, "_interrupted", False):
+                raise KeyboardInterrupt from error
+            raise TrialError(f"trial {trial.trial_id} of {self.label} failed: "
+                             f"{type(error).__name__}: {error}") from error
+        if getattr(self, "_interrupted", False):
+            raise KeyboardInterrupt
+        return result
+
+    def _run_recorded_trial(self, trial, x, y, validation_data=None, **_ignored):
         hp = trial.hyperparameters
         model = self._try_build(hp)          # clears the previous trial's graph first
-        result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data)
+        result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
+                                     callbacks=[_StopOnInterrupt(self)])
         record = {"trial_id": trial.trial_id, "status": result.status,
                   "hyperparameters": dict(hp.values), "epochs_run": result.epochs_run,
                   "stop_reason": result.stop_reason, "seconds": result.seconds}
@@ -107,7 +175,7 @@ class _RecordingTuner:
         super().on_search_begin()
         done = self.finished_trials()
         resumed = f", {done} already finished (resuming)" if done else ""
-        self.echo(f"[{self.label}] search: {self.total} trials{resumed}")
+        self.echo(f"[{self.label}] search: {self.total} trial{'' if self.total == 1 else 's'}{resumed}")
         self._search_started = time.perf_counter()
 
     def on_trial_begin(self, trial):

@@ -27,7 +27,6 @@ class Settings:
     allow_download: bool = True         # TensorFlow Datasets may try to download
     space_file: Path | None = None      # overrides the packaged tuners/<question>.toml
     report: str = "html"                # "none", "html" or "pdf" (HTML and PDF)
-    verbose: int = 1
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

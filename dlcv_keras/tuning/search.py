@@ -23,11 +23,9 @@ import keras
 import keras_tuner
 
 from dlcv_keras.results import atomic_write_text
+from dlcv_keras.settings import TUNERS
 from dlcv_keras.training.fit import evaluate_classifier
 from dlcv_keras.tuning.spaces import ExperimentSpace
-
-TUNER_KINDS = ("grid", "random")
-
 
 def fingerprint(*parts) -> str:
     """A short, stable hash of JSON-able parts (data hash, space, profile, seed, ...)."""
@@ -269,7 +267,7 @@ def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, proje
         return GridTuner(max_trials=total, **common)
     if kind == "random":
         return RandomTuner(max_trials=total, **common)
-    raise ValueError(f"tuner must be one of {TUNER_KINDS}, got {kind!r}")
+    raise ValueError(f"tuner must be one of {TUNERS}, got {kind!r}")
 
 
 def _short(value) -> str:

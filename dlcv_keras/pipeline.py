@@ -121,8 +121,8 @@ def run_question(question: Question, settings: Settings, *, space: ProfileSpace 
     try:
         for experiment in question.experiments:
             runner.run(experiment)
-    except BaseException:
-        run["status"] = "failed" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "interrupted"
+    except BaseException as stopped:
+        run["status"] = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
         store.write_json("run.json", run)
         raise
     run["status"] = "complete"

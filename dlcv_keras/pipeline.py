@@ -59,8 +59,9 @@ def prepare(question: Question, settings: Settings, echo=print) -> tuple[Profile
     space = load_space(space_file(question, settings), settings.profile,
                        experiments=question.search_names, tuner=settings.tuner)
     for experiment in question.experiments:
-        if isinstance(experiment, Search) and experiment.grid_only and space.experiment(experiment.name).ranges:
-            name = sorted(space.experiment(experiment.name).ranges)[0]
+        ranges = space.experiment(experiment.name).ranges if isinstance(experiment, Search) else {}
+        if ranges and experiment.grid_only:
+            name = sorted(ranges)[0]
             raise InvalidParameterError(
                 f"{space.source} [{settings.profile}.{experiment.name}] {name} must be a list of values "
                 f"(this experiment runs every value, whatever --tuner says), got a range")

@@ -16,7 +16,6 @@ joins the reasons of all the sources it tried into one message.
 from __future__ import annotations
 
 import logging
-
 import os
 import socket
 

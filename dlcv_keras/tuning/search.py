@@ -27,6 +27,7 @@ from dlcv_keras.settings import TUNERS
 from dlcv_keras.training.fit import evaluate_classifier
 from dlcv_keras.tuning.spaces import ExperimentSpace
 
+
 def fingerprint(*parts) -> str:
     """A short, stable hash of JSON-able parts (data hash, space, profile, seed, ...)."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -72,7 +73,7 @@ class _StopOnInterrupt(keras.callbacks.Callback):
         self.tuner = tuner
 
     def on_train_batch_end(self, batch, logs=None):
-        if getattr(self.tuner, "_interrupted", False):
+        if self.tuner._interrupted:
             raise KeyboardInterrupt
 
     on_test_batch_end = on_train_batch_end
@@ -96,6 +97,7 @@ class _RecordingTuner:
         self.echo = echo
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
+        self._interrupted = False            # set by the first Ctrl-C during search()
 
     # -- the search ------------------------------------------------------------
     def search(self, *args, **kwargs):
@@ -135,11 +137,11 @@ class _RecordingTuner:
         try:
             result = self._run_recorded_trial(trial, *args, **kwargs)
         except Exception as error:
-            if getattr(self, "_interrupted", False):
+            if self._interrupted:
                 raise KeyboardInterrupt from error
             raise TrialError(f"trial {trial.trial_id} of {self.label} failed: "
                              f"{type(error).__name__}: {error}") from error
-        if getattr(self, "_interrupted", False):
+        if self._interrupted:
             raise KeyboardInterrupt
         return result
 

@@ -326,3 +326,14 @@ def test_q1_quick_on_the_offline_mnist_copy_reaches_88_percent(tmp_path):
     assert "Per-class test accuracy" in html
     for accuracy in metrics["per_class_accuracy"]:
         assert f"{100 * accuracy:.2f}" in html
+
+
+def test_a_range_for_the_training_fractions_is_rejected_even_for_random_search(capsys, tmp_path):
+    space = tmp_path / "space.toml"
+    old = "[smoke.fractions]\ntrain_fraction = [0.1, 0.2, 0.5]"
+    assert old in Q1_SPACE
+    space.write_text(Q1_SPACE.replace(old, "[smoke.fractions]\ntrain_fraction = {min = 0.1, max = 0.5}"))
+    code = main(["q1", "--profile", "smoke", "--dataset", "digits", "--tuner", "random", "--space", str(space),
+                 "--results", str(tmp_path / "results")])
+    assert_one_line_error(capsys, code, "[smoke.fractions] train_fraction must be a list of values")
+    assert not (tmp_path / "results").exists()

@@ -64,3 +64,17 @@ def test_missing_result_names_the_file(tmp_path):
     store = ResultsStore(tmp_path, "q1", "smoke")
     with pytest.raises(FileNotFoundError, match="summary.json"):
         store.read_experiment("base")
+
+
+def test_extra_tables_and_arrays_round_trip(tmp_path):
+    import numpy as np
+
+    store = ResultsStore(tmp_path, "q4", "smoke", implementation="scratch")
+    kernel = np.arange(9, dtype=np.float64).reshape(3, 3) / 9
+    store.write_experiment("blur", summary={"kind": "conv_blur"},
+                           tables={"points": [{"x": 1.5, "value": float("inf")}]}, arrays={"kernel": kernel})
+    assert store.root == tmp_path / "q4" / "smoke" / "scratch"
+    found = store.read_experiment("blur")
+    assert found["points"] == [{"x": 1.5, "value": float("inf")}]
+    np.testing.assert_array_equal(store.read_arrays("blur")["kernel"], kernel)
+    assert not list(store.experiment_dir("blur").glob(".*.tmp"))

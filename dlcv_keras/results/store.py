@@ -66,10 +66,15 @@ def _jsonable(value: Any) -> Any:
 class ResultsStore:
     """Reads and writes the files of one question run (one question, one profile)."""
 
-    def __init__(self, root: Path, question: str, profile: str):
+    def __init__(self, root: Path, question: str, profile: str, implementation: str | None = None):
+        # A second implementation of a question (q3 --impl scratch) is a run of its own,
+        # kept beside the default one so a report can show both.
         self.root = Path(root) / question / profile
+        if implementation:
+            self.root = self.root / implementation
         self.question = question
         self.profile = profile
+        self.implementation = implementation
 
     # -- paths ---------------------------------------------------------------
     def experiment_dir(self, experiment: str) -> Path:
@@ -123,26 +128,53 @@ class ResultsStore:
     def write_experiment(self, experiment: str, *, summary: Mapping[str, Any],
                          trials: list[Mapping[str, Any]] | None = None,
                          history: list[Mapping[str, Any]] | None = None,
-                         metrics: Mapping[str, Any] | None = None) -> None:
-        """Write an experiment's files; summary.json last, so its presence means complete."""
+                         metrics: Mapping[str, Any] | None = None,
+                         tables: Mapping[str, list[Mapping[str, Any]]] | None = None,
+                         arrays: Mapping[str, Any] | None = None) -> None:
+        """Write an experiment's files; summary.json last, so its presence means complete.
+
+        ``tables`` are further CSVs by stem (q2's ``points``); ``arrays`` go to arrays.npz.
+        """
         base = f"experiments/{experiment}"
-        if trials is not None:
-            self.write_table(f"{base}/trials.csv", trials)
-        if history is not None:
-            self.write_table(f"{base}/history.csv", history)
+        csvs = {"trials": trials, "history": history, **(tables or {})}
+        for stem, rows in csvs.items():
+            if rows is not None:
+                self.write_table(f"{base}/{stem}.csv", rows)
+        if arrays:
+            self.write_arrays(experiment, **arrays)
         if metrics is not None:
             self.write_json(f"{base}/metrics.json", metrics)
         self.write_json(f"{base}/summary.json", summary)
 
     def read_experiment(self, experiment: str) -> dict[str, Any]:
+        """summary, metrics and every CSV of an experiment, keyed by file stem ("trials", "history", ...)."""
         base = self.experiment_dir(experiment)
         found: dict[str, Any] = {"summary": self.read_json(f"experiments/{experiment}/summary.json")}
-        for name in ("trials", "history"):
-            if (base / f"{name}.csv").is_file():
-                found[name] = self.read_table(f"experiments/{experiment}/{name}.csv")
+        for table in sorted(base.glob("*.csv")):
+            found[table.stem] = self.read_table(f"experiments/{experiment}/{table.name}")
         if (base / "metrics.json").is_file():
             found["metrics"] = self.read_json(f"experiments/{experiment}/metrics.json")
         return found
+
+    # -- arrays (images, kernels) ----------------------------------------------------
+    def write_arrays(self, experiment: str, **arrays) -> Path:
+        """``experiments/<name>/arrays.npz``: images and kernels a figure needs (``np.load`` opens it)."""
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+        path = self.experiment_dir(experiment) / "arrays.npz"
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    def read_arrays(self, experiment: str) -> dict[str, Any]:
+        import numpy as np
+
+        path = self.experiment_dir(experiment) / "arrays.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"no stored result {path}")
+        with np.load(path, allow_pickle=False) as stored:
+            return {k: stored[k] for k in stored.files}
 
     def experiments(self) -> list[str]:
         folder = self.root / "experiments"

@@ -22,3 +22,10 @@ def test_the_wheel_ships_search_spaces_and_templates(tmp_path):
                      "dlcv_keras/report_templates/sections/best.html.jinja2",
                      "dlcv_keras/run.py", "dlcv_keras/report/__main__.py"):
         assert expected in names, expected
+    # Every module of the checkout, every search space and every section template is in the wheel.
+    for path in [*(REPO / "dlcv_keras").rglob("*.py")]:
+        assert path.relative_to(REPO).as_posix() in names, path
+    for path in (REPO / "tuners").glob("*.toml"):
+        assert f"dlcv_keras/tuners/{path.name}" in names, path
+    for path in (REPO / "report_templates" / "sections").glob("*.jinja2"):
+        assert f"dlcv_keras/report_templates/sections/{path.name}" in names, path

@@ -54,11 +54,16 @@ def space_file(question: Question, settings: Settings) -> Path:
     return settings.space_file or packaged_dir("tuners") / f"{question.name}.toml"
 
 
-def prepare(question: Question, settings: Settings, echo=print) -> tuple[ProfileSpace, Dataset]:
-    """Everything that can fail on bad input, before anything is written."""
+def prepare(question: Question, settings: Settings, echo=print) -> tuple[ProfileSpace, Dataset | None]:
+    """Everything that can fail on bad input, before anything is written.
+
+    The dataset is None for a question that makes its own data (q2, q6).
+    """
+    from dlcv_keras import scratch_experiments
+
     space = load_space(space_file(question, settings), settings.profile,
-                       experiments=question.search_names, tuner=settings.tuner)
-    for experiment in question.experiments:
+                       experiments=question.space_tables(settings.implementation), tuner=settings.tuner)
+    for experiment in question.experiments_for(settings.implementation):
         ranges = space.experiment(experiment.name).ranges if isinstance(experiment, Search) else {}
         if ranges and experiment.grid_only:
             name = sorted(ranges)[0]
@@ -69,6 +74,9 @@ def prepare(question: Question, settings: Settings, echo=print) -> tuple[Profile
         raise InvalidParameterError(
             f"{space.source} [{settings.profile}] must have an [{settings.profile}.early_stopping] table "
             f"(min_epochs, min_delta) for {question.name}, got none")
+    scratch_experiments.check(question, settings, space)
+    if question.dataset is None and settings.dataset is None:
+        return space, None
     import_tensorflow_quietly()   # TensorFlow Datasets may import it while loading
     return space, load_question_data(question, settings, space, echo)
 
@@ -94,33 +102,44 @@ def load_question_data(question: Question, settings: Settings, space: ProfileSpa
         return data
 
 
+def results_store(question: Question, settings: Settings) -> ResultsStore:
+    """results/<q>/<profile>/, or a subfolder for an implementation other than the question's default."""
+    implementation = question.implementation(settings.implementation)
+    return ResultsStore(settings.results_dir, question.name, settings.profile,
+                        implementation=None if implementation == question.implementations[0] else implementation)
+
+
 def run_question(question: Question, settings: Settings, *, space: ProfileSpace | None = None,
                  data: Dataset | None = None, echo=print) -> ResultsStore:
-    if space is None or data is None:
+    if space is None or (data is None and question.dataset is not None):
         space, data = prepare(question, settings, echo)
     import_tensorflow_quietly()
     # Every trial builds a new model, so tf.function retracing is expected, not a problem to warn of.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    store = ResultsStore(settings.results_dir, question.name, settings.profile)
+    store = results_store(question, settings)
+    implementation = question.implementation(settings.implementation)
+    dataset = data.info if data is not None else dict(question.generated_data or {"name": "none"})
     started = time.perf_counter()
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
         "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
-        "seed": settings.seed, "status": "running",
+        "implementation": implementation, "seed": settings.seed, "status": "running",
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None, "wall_seconds": None, "space_file": space.source,
-        "dataset": data.info, "environment": environment(settings), "sections": question.sections(),
+        "dataset": dataset, "environment": environment(settings), "sections": question.sections(implementation),
         "reference": question.reference,
     }
     store.write_json("run.json", run)
-    echo(f"{question.name}: {question.title} | profile {settings.profile}, tuner {settings.tuner}, "
-         f"seed {settings.seed} | {data.info['name']} {data.info['splits']} from {data.info['source']}")
-    for note in data.info.get("notes", []):
+    where = (f"{dataset['name']} {dataset['splits']} from {dataset['source']}" if "splits" in dataset
+             else dataset.get("source", "no dataset"))
+    echo(f"{question.name}: {question.title} | {implementation} | profile {settings.profile}, "
+         f"tuner {settings.tuner}, seed {settings.seed} | {where}")
+    for note in dataset.get("notes", []):
         echo(f"  note: {note}")
 
     runner = _ExperimentRunner(question, settings, space, data, store, echo)
     try:
-        for experiment in question.experiments:
+        for experiment in question.experiments_for(implementation):
             runner.run(experiment)
     except BaseException as stopped:
         run["status"] = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
@@ -140,9 +159,13 @@ class _ExperimentRunner:
     def __init__(self, question, settings, space, data, store, echo):
         self.question, self.settings, self.space = question, settings, space
         self.data, self.store, self.echo = data, store, echo
+        self.implementation = question.implementation(settings.implementation)
         self.best: dict[str, dict] = {}
+        self.models: dict[str, object] = {}       # retrained best models, for experiments that inspect one
 
     def run(self, experiment) -> None:
+        from dlcv_keras import scratch_experiments
+
         started = time.perf_counter()
         if isinstance(experiment, Search):
             self.search(experiment)
@@ -151,7 +174,7 @@ class _ExperimentRunner:
         elif isinstance(experiment, SklearnLogistic):
             self.sklearn(experiment)
         else:
-            raise TypeError(f"unknown experiment type {type(experiment).__name__}")
+            scratch_experiments.run(self, experiment)
         self.echo(f"[{experiment.name}] finished in {time.perf_counter() - started:.1f} s")
 
     def hypermodel(self):
@@ -167,7 +190,7 @@ class _ExperimentRunner:
 
         return ClassifierHyperModel(
             self.question.model, self.data.input_shape, self.data.num_classes, seed=seed,
-            optimizer=self.question.optimizer,
+            optimizer=self.question.optimizer, implementation=self.implementation,
             early_stopping=self.space.early_stopping if self.question.early_stopping else None,
             resplit=resplit)
 
@@ -180,7 +203,7 @@ class _ExperimentRunner:
         tuner_kind = "grid" if experiment.grid_only else settings.tuner
         total = count_trials(exp_space, tuner_kind, self.space.settings.get("random_trials", 10))
         project = f"{experiment.name}-" + fingerprint(
-            self.question.name, self.question.model, self.question.optimizer, experiment.name,
+            self.question.name, self.question.model, self.question.optimizer, self.implementation, experiment.name,
             settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
             exp_space.as_dict(), base, total, self.space.early_stopping if self.question.early_stopping else None)
         tuner = make_tuner(tuner_kind, self.hypermodel(), hyperparameters_for(exp_space, base),
@@ -233,7 +256,8 @@ class _ExperimentRunner:
         tested = [k for k, accuracy in enumerate(per_class) if accuracy is not None]
         best_i = max(tested, key=per_class.__getitem__)
         worst_i = min(tested, key=per_class.__getitem__)
-        table = parameter_table(model)
+        table = model.parameter_table() if hasattr(model, "parameter_table") else parameter_table(model)
+        self.models[experiment.name] = model
         summary = {
             "kind": "evaluation", "title": experiment.title, "from_experiment": experiment.source,
             "hyperparameters": values, "status": result.status,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dlcv_keras.questions import CATALOGUE, QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
-from dlcv_keras.validation import InvalidParameterError, check_choice, check_int
+from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
 
 EPILOG = """\
 profiles:
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed for splits, initialisation and search (default: 0)")
     parser.add_argument("--report", default="html", help=f"write-up to produce after the run: {', '.join(REPORT_FORMATS)} "
                                                          "(pdf writes HTML and PDF; default: html)")
+    parser.add_argument("--impl", help="implementation for questions that have two: keras (Keras layers) or scratch "
+                                       "(hand-written numpy modules; q3). Default: the question's own")
+    parser.add_argument("--expr", help="q2: the function of x, y, z to differentiate, e.g. 'x*y + sin(z)' "
+                                       "(numbers, + - * / **, exp log sin cos tanh sigmoid relu)")
+    parser.add_argument("--points", help="q2: points to evaluate at, e.g. '2,4,1;9,14,3' (default: the seed's four)")
+    parser.add_argument("--kernel-size", help="q4: Gaussian kernel size, an odd int such as 5 (or 5x5)")
+    parser.add_argument("--sigma", type=float, help="q4: Gaussian kernel sigma in pixels, > 0 (default 0.8)")
     parser.add_argument("--no-fallback", action="store_true",
                         help="fail instead of running q3 on digits when MNIST cannot be had")
     parser.add_argument("--no-download", action="store_true", help="never try to download a dataset")
@@ -92,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             check_choice("--dataset", args.dataset, DATASETS)
         if args.data_dir is not None and not args.data_dir.is_dir():
             raise InvalidParameterError(f"--data-dir must be an existing folder, got {str(args.data_dir)!r}")
+        options = question_options(args, names)
         settings = Settings.from_environment(
             profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
-            allow_download=not args.no_download, space_file=args.space, report=args.report)
+            allow_download=not args.no_download, space_file=args.space, report=args.report, **options)
         check_results_dir(settings.results_dir)
         return run(names, settings, quiet=args.quiet)
     except InvalidParameterError as exc:
@@ -114,6 +122,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc} (finished trials are kept: run the same command again to retry; "
               f"DLCV_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+IMPLEMENTATIONS = ("keras", "scratch")
+
+
+def question_options(args: argparse.Namespace, names: list[str]) -> dict:
+    """--impl, --expr, --points, --kernel-size, --sigma: checked against the questions that take them."""
+    given = {"expr": args.expr, "points": args.points, "kernel_size": args.kernel_size, "sigma": args.sigma}
+    for option, value in given.items():
+        takers = [name for name in names if option in get_question(name).options]
+        if value is not None and not takers:
+            owners = [name for name, q in QUESTIONS.items() if option in q.options]
+            flag = "--" + option.replace("_", "-")
+            raise InvalidParameterError(f"{flag} applies to {', '.join(owners)} only, got it with {', '.join(names)}")
+    options: dict = {}
+    if args.impl is not None:
+        check_choice("--impl", args.impl, IMPLEMENTATIONS)
+        for name in names:
+            offered = get_question(name).implementations
+            if args.impl not in offered:
+                raise InvalidParameterError(
+                    f"--impl must be one of {', '.join(map(repr, offered))} for {name}, got {args.impl!r}")
+        options["implementation"] = args.impl
+    if args.expr is not None or args.points is not None:
+        from dlcv_keras.scratch.expression import VARIABLES, parse_expression, parse_points
+
+        if args.expr is not None:
+            options["expression"] = parse_expression(args.expr).text
+        if args.points is not None:
+            options["points"] = parse_points(args.points, arity=len(VARIABLES))
+    if args.kernel_size is not None:
+        options["kernel_size"] = parse_kernel_size(args.kernel_size)
+    if args.sigma is not None:
+        options["sigma"] = check_float("--sigma", args.sigma, low=0, closed="neither")
+    return options
+
+
+def parse_kernel_size(text: str) -> int:
+    """"5" or "5x5" -> 5; a Gaussian needs a square kernel with a centre pixel."""
+    expected = "an odd int >= 1 such as 5, or NxN with equal odd sides (a square kernel with a centre pixel)"
+    sides = text.lower().replace(" ", "").split("x")
+    if len(sides) > 2 or not all(side.isdigit() for side in sides):
+        raise InvalidParameterError(f"--kernel-size must be {expected}, got {text!r}")
+    size = int(sides[0])
+    if len(set(sides)) != 1 or size < 1 or size % 2 == 0 or size > 99:
+        raise InvalidParameterError(f"--kernel-size must be {expected} up to 99, got {text!r}")
+    return size
 
 
 def check_results_dir(path: Path) -> None:

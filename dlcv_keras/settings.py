@@ -27,6 +27,11 @@ class Settings:
     allow_download: bool = True         # TensorFlow Datasets may try to download
     space_file: Path | None = None      # overrides the packaged tuners/<question>.toml
     report: str = "html"                # "none", "html" or "pdf" (HTML and PDF)
+    implementation: str | None = None   # --impl: None runs the question's default ("keras")
+    expression: str | None = None       # q2 --expr
+    points: tuple | None = None         # q2 --points, already parsed
+    kernel_size: int | None = None      # q4 --kernel-size
+    sigma: float | None = None          # q4 --sigma
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

@@ -78,11 +78,11 @@ def test_malformed_and_missing_files_give_one_line_errors(tmp_path):
 def test_packaged_space_files_cover_every_profile_and_experiment(name, profile):
     question = QUESTIONS[name]
     path = packaged_dir("tuners") / f"{name}.toml"
-    space = load_space(path, profile, experiments=question.search_names)
+    space = load_space(path, profile, experiments=question.space_tables())
     if question.early_stopping:
         assert space.early_stopping is not None
     # The random tuner reads the same files.
-    load_space(path, profile, experiments=question.search_names, tuner="random")
+    load_space(path, profile, experiments=question.space_tables(), tuner="random")
 
 
 def test_q1_full_profile_is_the_seed_grid():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dlcv_keras.questions import q1, q3
+from dlcv_keras.questions import q1, q2, q3, q4, q5, q6
 from dlcv_keras.questions.base import EvaluateBest, Question, Search, SklearnLogistic
 from dlcv_keras.validation import InvalidParameterError
 
-QUESTIONS: dict[str, Question] = {q.name: q for q in (q1.QUESTION, q3.QUESTION)}
+QUESTIONS: dict[str, Question] = {q.name: q for q in (q1.QUESTION, q2.QUESTION, q3.QUESTION, q4.QUESTION,
+                                                      q5.QUESTION, q6.QUESTION)}
 
 # Every question of the catalogue, for --list; those not in QUESTIONS are planned.
 CATALOGUE = {

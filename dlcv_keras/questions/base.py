@@ -44,28 +44,90 @@ class SklearnLogistic:
     template: str = "sklearn"
 
 
+# -- from-scratch experiments: numpy code from dlcv_keras.scratch, settings from the profile table --
+@dataclass(frozen=True)
+class ScratchExperiment:
+    """An experiment run by ``scratch_experiments``; each kind names its default report section."""
+    name: str
+    title: str
+    template: str = "generic"
+
+
+@dataclass(frozen=True)
+class ScalarGradients(ScratchExperiment):
+    """q2: f and its gradients from the scalar engine, checked against TensorFlow and central differences."""
+    template: str = "scalar_gradients"
+
+
+@dataclass(frozen=True)
+class ConvBlur(ScratchExperiment):
+    """q4: the hand-written conv2d checked against Keras Conv2D, then a Gaussian blur of the first images."""
+    template: str = "conv_blur"
+
+
+@dataclass(frozen=True)
+class ConvRegression(ScratchExperiment):
+    """q5: a student conv layer learns a fixed conv layer's output under an L2 loss.
+
+    Every ``batch_size`` listed in the profile table is one run (run B lists 1, 4, 8).
+    """
+    template: str = "conv_l2_batches"
+
+
+@dataclass(frozen=True)
+class TwoLayerCheck(ScratchExperiment):
+    """q6: the two-layer net's scores, loss and gradients on toy data against the references."""
+    template: str = "two_layer_check"
+
+
+@dataclass(frozen=True)
+class ToyTraining(ScratchExperiment):
+    """q6: train the two-layer net on its toy data until the loss is below a target."""
+    template: str = "toy_training"
+
+
+@dataclass(frozen=True)
+class FiniteDifferenceSweep(ScratchExperiment):
+    """q16's check on an MLP: epsilon = 1/N differences against the true gradient of one layer."""
+    template: str = "finite_difference"
+
+
+# Experiments that read their own [<profile>.<name>] table from tuners/<question>.toml.
+WITH_SPACE = (Search, ScratchExperiment)
+
+
 @dataclass(frozen=True)
 class Question:
     name: str
     title: str
     seed_writeup: str
-    dataset: str
-    model: str                                  # a name in models.BUILDERS
+    dataset: str | None                         # None: the question makes its own data (q2, q6)
+    model: str | None                           # a name in models.BUILDERS, for Search experiments
     experiments: tuple
     optimizer: str = "sgd"
     fallback_dataset: str | None = None         # used, with a loud banner, when ``dataset`` cannot be had
     val_fraction: float = 0.2
     early_stopping: bool = False                # apply the profile's [early_stopping] rule to every fit
     reference: dict = field(default_factory=dict)   # the seed's numbers, keyed by experiment name
+    implementations: tuple = ("keras",)         # --impl values; the first is the default
+    extra_experiments: dict = field(default_factory=dict)   # implementation -> experiments only it runs
+    options: tuple = ()                         # question-specific CLI options it accepts ("expr", "kernel_size", ...)
+    generated_data: dict | None = None          # run.json "dataset" for a question without a dataset
 
-    @property
-    def search_names(self) -> list[str]:
-        return [e.name for e in self.experiments if isinstance(e, Search)]
+    def implementation(self, requested: str | None = None) -> str:
+        return requested or self.implementations[0]
 
-    def sections(self) -> list[dict]:
+    def experiments_for(self, implementation: str | None = None) -> tuple:
+        return self.experiments + tuple(self.extra_experiments.get(self.implementation(implementation), ()))
+
+    def space_tables(self, implementation: str | None = None) -> list[str]:
+        """Experiments with a table of their own in the search-space file."""
+        return [e.name for e in self.experiments_for(implementation) if isinstance(e, WITH_SPACE)]
+
+    def sections(self, implementation: str | None = None) -> list[dict]:
         """run.json's "sections": one per experiment, in order."""
         found = []
-        for experiment in self.experiments:
+        for experiment in self.experiments_for(implementation):
             section = {"template": experiment.template, "experiment": experiment.name, "title": experiment.title}
             if getattr(experiment, "top_k", None):
                 section["top_k"] = experiment.top_k

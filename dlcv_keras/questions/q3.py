@@ -4,7 +4,7 @@ This is the package's main job (``python -m dlcv_keras.run q3``): when MNIST can
 had at all it runs on scikit-learn's bundled digits, and says so loudly.
 """
 
-from dlcv_keras.questions.base import EvaluateBest, Question, Search
+from dlcv_keras.questions.base import EvaluateBest, FiniteDifferenceSweep, Question, Search
 
 QUESTION = Question(
     name="q3",
@@ -16,6 +16,13 @@ QUESTION = Question(
     fallback_dataset="digits",
     val_fraction=0.2,
     early_stopping=True,
+    # --impl scratch trains the same MLP with hand-written numpy modules (dlcv_keras.scratch)
+    # and checks its backward pass with q16's finite differences.
+    implementations=("keras", "scratch"),
+    extra_experiments={"scratch": (
+        FiniteDifferenceSweep("fd_sweep", "Gradient validation: finite differences with epsilon = 1/N "
+                                          "on the best model's second layer"),
+    )},
     experiments=(
         Search("base", "Base run: hidden 256, ReLU, lr 1e-3, L2 1e-3, batch 32, early stopping"),
         Search("grid", "3.a Learning rate x batch size", template="effect"),

@@ -63,36 +63,66 @@ def _known_templates() -> list[str]:
 
 
 def stored_runs(results_dir: Path) -> dict[str, list[str]]:
-    """Question -> profiles that have a run.json under ``results_dir``."""
+    """Question -> stored runs under ``results_dir``: profiles with a run.json, and
+    ``<profile>/<implementation>`` for a second implementation's run (``quick/scratch``)."""
+    results_dir = Path(results_dir)
+    runs = [*results_dir.glob("q*/*/run.json"), *results_dir.glob("q*/*/*/run.json")]
     found: dict[str, list[str]] = {}
-    for run in sorted(Path(results_dir).glob("q*/*/run.json")):
-        found.setdefault(run.parent.parent.name, []).append(run.parent.name)
+    for folders in sorted(run.parent.relative_to(results_dir).parts for run in runs):
+        found.setdefault(folders[0], []).append("/".join(folders[1:]))
     return found
 
 
+def question_stores(results_dir: Path, question: str, profile: str) -> list[ResultsStore]:
+    """Every stored implementation of ``question``: the default run (``<q>/<profile>/run.json``) first,
+    then each subfolder of ``<q>/<profile>/`` that holds a run.json (``scratch``, ...), by name."""
+    default = ResultsStore(results_dir, question, profile)
+    stores = [default] if default.exists() else []
+    if default.root.is_dir():
+        for folder in sorted(default.root.iterdir()):
+            if folder.is_dir() and _PROFILE.fullmatch(folder.name) and (folder / "run.json").is_file():
+                stores.append(ResultsStore(results_dir, question, profile, implementation=folder.name))
+    return stores
+
+
 def report_context(results_dir: Path, questions: Sequence[str], profile: str = "quick") -> dict:
-    """The plain dict ``base.html.jinja2`` renders (no files written)."""
-    from dlcv_keras.report.context import question_context
+    """The plain dict ``base.html.jinja2`` renders (no files written).
+
+    ``questions`` holds one part per stored implementation of each question, in order; a
+    question with several implementations has their comparison on its last part.
+    """
+    from dlcv_keras.report.context import compare_implementations, question_context
 
     questions = _check_questions(questions)
     if not isinstance(profile, str) or not _PROFILE.fullmatch(profile):
         raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
     results_dir = Path(results_dir)
     known = _known_templates()
-    stores = [ResultsStore(results_dir, q, profile) for q in questions]
-    for q, store in zip(questions, stores):  # every question checked before any figure is drawn
-        if not store.exists():
+    stores = {q: question_stores(results_dir, q, profile) for q in questions}
+    for q in questions:  # every question checked before any figure is drawn
+        if not stores[q]:
             stored = stored_runs(results_dir)
             listing = ", ".join(f"{name} ({', '.join(profiles)})" for name, profiles in stored.items())
             raise InvalidParameterError(
                 f"no stored results for {q} (profile {profile}) in {results_dir}; stored runs: "
                 f"{listing or 'none'} (a run of `python -m dlcv_keras.run` makes them)")
-    parts = [question_context(store, known) for store in stores]
-    if len(parts) == 1:
+    parts = []
+    for q in questions:
+        found = [question_context(store, known) for store in stores[q]]
+        if len(found) > 1:
+            for part in found:
+                part["show_implementation"] = True
+            found[-1]["comparison"] = compare_implementations(stores[q])
+        parts += found
+    if len(questions) == 1:
         title = f"{parts[0]['question']}: {parts[0]['title']}"
     else:
         title = f"dlcv_keras write-up: {', '.join(questions)} (profile {profile})"
-    banners = [{"question": p["question"], "text": p["banner"]} for p in parts if p["banner"]]
+    banners = []
+    for p in parts:
+        banner = {"question": p["question"], "text": p["banner"]}
+        if p["banner"] and banner not in banners:  # two implementations of a question share their data
+            banners.append(banner)
     return {"title": title, "profile": profile, "questions": parts, "banners": banners,
             "several": len(parts) > 1}
 

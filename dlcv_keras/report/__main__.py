@@ -1,8 +1,9 @@
 """``python -m dlcv_keras.report q1 q3 [--pdf]``: rebuild write-ups from stored results.
 
-Reads ``results/<question>/<profile>/`` (or ``--results`` / ``DLCV_RESULTS_DIR``) and
-writes ``report.html`` (and ``report.pdf``) next to it, or one combined
-``report-<profile>.html`` for several questions. Never trains.
+Reads ``results/<question>/<profile>/`` (or ``--results`` / ``DLCV_RESULTS_DIR``), and each
+implementation subfolder there (``scratch/`` from ``--impl scratch``), and writes
+``report.html`` (and ``report.pdf``) next to it, or one combined ``report-<profile>.html``
+for several questions. Never trains.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def make_parser() -> argparse.ArgumentParser:
         description="Rebuild the HTML (and PDF) write-up of one or more questions from their stored "
                     "results. Nothing is trained: run `python -m dlcv_keras.run q1` first.",
         epilog="One question writes <results>/<q>/<profile>/report.html; several write one combined "
-               "<results>/report-<profile>.html. Exit status 2 means bad input or missing results.")
+               "<results>/report-<profile>.html. A question stored with several implementations "
+               "(<q>/<profile>/scratch/ from --impl scratch) shows each and compares them. "
+               "Exit status 2 means bad input or missing results.")
     parser.add_argument("questions", nargs="+", metavar="QUESTION", help="question names, e.g. q1 q3")
     parser.add_argument("--pdf", action="store_true", help="also write a PDF (WeasyPrint) beside the HTML")
     parser.add_argument("--profile", default="quick", help="which stored run to report: smoke, quick or full (default: quick)")

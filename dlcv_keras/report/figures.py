@@ -216,3 +216,232 @@ def _short(value: Any) -> str:
 
 def _sort_key(key: tuple) -> tuple:
     return tuple((0, v) if _finite(v) else (1, str(v)) for v in key)
+
+
+# -- from-scratch questions (q2, q4, q5, q6, q16) ----------------------------------
+def _positive(value: Any) -> bool:
+    return _finite(value) and value > 0
+
+
+def _wide_range(values: Sequence[float]) -> bool:
+    """True when positive values span more than two decades, so a log axis reads better."""
+    values = [v for v in values if _positive(v)]
+    return bool(values) and max(values) / min(values) > 100
+
+
+def kernel_heatmap(kernel: Sequence[Sequence[float]]) -> bytes:
+    """A convolution kernel as a heatmap with each weight printed in its cell."""
+    import numpy as np
+
+    weights = np.asarray(kernel, dtype=float)
+    rows, cols = weights.shape
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        size = max(2.6, min(6.0, 0.45 * max(rows, cols) + 0.8))
+        fig, axes = _new_figure(size + 0.8, size)
+        ax = axes[0][0]
+        image = ax.imshow(np.ma.masked_invalid(weights), cmap="viridis", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xticks(range(cols))
+        ax.set_yticks(range(rows))
+        if max(rows, cols) <= 11:
+            finite = weights[np.isfinite(weights)]
+            middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+            for i in range(rows):
+                for j in range(cols):
+                    value = weights[i, j]
+                    ax.text(j, i, f"{value:.3f}" if math.isfinite(value) else str(value), ha="center",
+                            va="center", fontsize=7 if max(rows, cols) > 7 else 8,
+                            color="black" if math.isfinite(value) and value > middle else "white")
+        return _to_png(fig)
+
+
+def _show_image(ax, image, *, vmin: float = 0.0, vmax: float = 1.0) -> None:
+    """One (H, W) or (H, W, C) image: gray for one channel, colour for three; non-finite pixels masked."""
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=float)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        ax.imshow(np.clip(np.nan_to_num(pixels, nan=0.0, posinf=vmax, neginf=vmin), 0.0, 1.0),
+                  interpolation="nearest")
+    else:
+        if pixels.ndim == 3:  # another channel count: show the first one
+            pixels = pixels[..., 0]
+        ax.imshow(np.ma.masked_invalid(pixels), cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_row(images: Sequence[Any], titles: Sequence[str] = ()) -> bytes:
+    """Images side by side (values in [0, 1]; gray for one channel, colour for RGB)."""
+    n = max(1, len(images))
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        fig, axes = _new_figure(min(10.0, 1.6 * n + 0.3), 1.9, 1, n)
+        for i, image in enumerate(images):
+            _show_image(axes[0][i], image)
+            if i < len(titles):
+                axes[0][i].set_title(_plain(titles[i]), fontsize=8)
+        return _to_png(fig)
+
+
+def blur_grid(originals: Sequence[Any], blurred: Sequence[Any]) -> bytes:
+    """One row per image: the original, then each output channel of the convolution (gray).
+
+    Every blurred panel shares one gray scale, [min(0, lowest), max(1, highest)] over all
+    finite outputs, so brightness compares across panels.
+    """
+    import numpy as np
+
+    outputs = np.asarray(blurred, dtype=float)
+    finite = outputs[np.isfinite(outputs)]
+    low = min(0.0, float(finite.min())) if finite.size else 0.0
+    high = max(1.0, float(finite.max())) if finite.size else 1.0
+    rows, channels = outputs.shape[0], outputs.shape[-1]
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        cell = min(1.5, 9.5 / (channels + 1))
+        fig, axes = _new_figure(cell * (channels + 1) + 0.3, cell * rows + 0.4, rows, channels + 1)
+        for r in range(rows):
+            _show_image(axes[r][0], originals[r])
+            for c in range(channels):
+                _show_image(axes[r][c + 1], outputs[r, ..., c], vmin=low, vmax=high)
+            axes[r][0].set_ylabel(f"image {r + 1}", fontsize=8)
+        axes[0][0].set_title("original", fontsize=8)
+        for c in range(channels):
+            axes[0][c + 1].set_title(f"channel {c + 1}", fontsize=8)
+        return _to_png(fig)
+
+
+def _event_lines(ax, events: Sequence[tuple[Any, str, str]]) -> None:
+    """Vertical dotted lines at the epochs where something happened (loss inf, loss nan)."""
+    for epoch, label, color in events:
+        if _finite(epoch):
+            ax.axvline(epoch, color=color, linestyle=":", linewidth=1.5, label=_plain(label))
+
+
+def divergence_plot(history: Sequence[Mapping[str, Any]], *, first_inf: Any = None,
+                    first_nan: Any = None) -> bytes:
+    """log10 of the finite losses (and output L2 norms) per epoch; inf/nan epochs marked, not plotted.
+
+    log10 on a linear axis rather than a log axis: values near 1e300 overflow matplotlib's
+    log-axis margins."""
+    events = [(first_inf, f"loss = inf from epoch {_short(first_inf)}", "C3"),
+              (first_nan, f"loss = nan from epoch {_short(first_nan)}", "C4")]
+    panels = [("loss", "loss")]
+    if any(_finite(row.get("l2_norm")) for row in history):
+        panels.append(("l2_norm", "L2 norm between the outputs"))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(4.2 * len(panels) + 0.5, 3.2, 1, len(panels))
+        for ax, (key, name) in zip(axes[0], panels):
+            xs, ys = _series(history, key)
+            points = [(x, math.log10(y)) for x, y in zip(xs, ys) if y > 0]   # log10 needs positive values
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="C0", markersize=3,
+                        label=f"finite {name}")
+            else:
+                ax.text(0.5, 0.5, f"no finite {name}", ha="center", va="center", transform=ax.transAxes)
+            _event_lines(ax, events)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(_plain(f"log10 {name}" if points else name))
+            if ax.lines:
+                ax.legend(loc="best")
+        return _to_png(fig)
+
+
+def per_epoch_lines(curves: Mapping[str, Sequence[Mapping[str, Any]]],
+                    panels: Sequence[tuple[str, str]]) -> bytes:
+    """One panel per (column, axis label), one line per label of ``curves``; log y over wide ranges."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(4.0 * len(panels) + 0.5, 3.2, 1, len(panels))
+        for ax, (key, name) in zip(axes[0], panels):
+            values = []
+            for i, (label, history) in enumerate(curves.items()):
+                xs, ys = _series(history, key)
+                if xs:
+                    ax.plot(xs, ys, "-", color=f"C{i % 10}", label=_plain(label),
+                            marker="." if len(xs) < 15 else None)
+                    values += ys
+            if _wide_range(values) and all(v > 0 for v in values):
+                ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(_plain(name))
+            if ax.lines:
+                ax.legend(loc="best")
+        return _to_png(fig)
+
+
+def value_vs_batch_size(ours: Sequence[tuple[float, float]], reference: Sequence[tuple[float, float]] = (),
+                        *, y_label: str = "final L2 norm of the weights") -> bytes:
+    """A final value against the batch size: ours (solid) and the seed's (dashed)."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(5.0, 3.2)
+        ax = axes[0][0]
+        for points, style, color, label in ((ours, "o-", "C0", "ours"), (reference, "s--", "C1", "seed reference")):
+            points = sorted((x, y) for x, y in points if _finite(x) and _finite(y))
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, label=label)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(_plain(y_label))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.lines:
+            ax.legend(loc="best")
+        return _to_png(fig)
+
+
+def loss_vs_iteration(history: Sequence[Mapping[str, Any]], *, target: Any = None) -> bytes:
+    """Training loss per iteration (the ``epoch`` column), with the target loss as a dashed line."""
+    xs, ys = _series(history, "loss")
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(6.0, 3.2)
+        ax = axes[0][0]
+        ax.plot(xs, ys, "-", color="C0", label="training loss")
+        if _finite(target):
+            ax.axhline(target, color="C3", linestyle="--", label=f"target {_short(target)}")
+        if ys and all(y > 0 for y in ys) and (not _finite(target) or target > 0):
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+        ax.legend(loc="best")
+        return _to_png(fig)
+
+
+def gap_vs_n(points: Sequence[tuple[float, float]]) -> bytes:
+    """Largest |analytic - numeric| gradient gap against N, log-log; zero or non-finite gaps skipped."""
+    points = sorted((n, g) for n, g in points if _positive(n) and _positive(g))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(5.0, 3.2)
+        ax = axes[0][0]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="C0")
+        ax.set_xscale("log")
+        if points:
+            ax.set_yscale("log")
+        ax.set_xlabel("N")
+        ax.set_ylabel("max |analytic - numeric|")
+        return _to_png(fig)
+
+
+def numeric_vs_n(series: Mapping[Any, Sequence[Mapping[str, Any]]]) -> bytes:
+    """Each parameter's numeric gradient against N (log x, solid), its analytic value dashed, same colour."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(6.5, 3.6)
+        ax = axes[0][0]
+        for i, (index, rows) in enumerate(series.items()):
+            color = f"C{i % 10}"
+            rows = sorted((r for r in rows if _positive(r.get("N"))), key=lambda r: r["N"])
+            numeric = [(r["N"], r["numeric"]) for r in rows if _finite(r.get("numeric"))]
+            analytic = [(r["N"], r["analytic"]) for r in rows if _finite(r.get("analytic"))]
+            if numeric:
+                ax.plot([p[0] for p in numeric], [p[1] for p in numeric], "o-", color=color, markersize=3,
+                        label=_plain(f"#{index}"))
+            if len(analytic) == 1:
+                ax.axhline(analytic[0][1], color=color, linestyle="--", linewidth=1)
+            elif analytic:
+                ax.plot([p[0] for p in analytic], [p[1] for p in analytic], "--", color=color, linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("N")
+        ax.set_ylabel("gradient")
+        if ax.lines:
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="parameter")
+        return _to_png(fig)

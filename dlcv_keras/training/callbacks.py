@@ -7,6 +7,8 @@ import time
 
 import keras
 
+from dlcv_keras.training.rules import early_stop_reason, non_finite_loss
+
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -33,7 +35,7 @@ class EpochLog(keras.callbacks.Callback):
         row.update({k: float(logs[k]) for k in LOGGED if k in logs})
         row["seconds"] = round(time.perf_counter() - self._started, 4)
         self.rows.append(row)
-        if any(not math.isfinite(row[k]) for k in ("loss", "val_loss") if k in row):
+        if non_finite_loss(row):
             self.diverged_at = epoch + 1
             self.model.stop_training = True
 
@@ -52,11 +54,7 @@ class SeedEarlyStopping(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         current = float((logs or {}).get("val_loss", math.nan))
         previous, self.previous = self.previous, current
-        if previous is None or epoch + 1 < self.min_epochs or not math.isfinite(current):
-            return
-        if current > previous:
-            self.reason = f"val_loss rose at epoch {epoch + 1}"
-        elif previous - current < self.min_delta:
-            self.reason = f"val_loss changed by less than {self.min_delta:g} at epoch {epoch + 1}"
+        self.reason = early_stop_reason(previous, current, epoch + 1, min_epochs=self.min_epochs,
+                                        min_delta=self.min_delta)
         if self.reason:
             self.model.stop_training = True

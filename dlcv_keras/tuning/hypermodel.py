@@ -29,9 +29,13 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(self, model: str, input_shape, num_classes: int, *, seed: int = 0,
-                 optimizer: str = "sgd", early_stopping: dict | None = None, resplit=None):
+                 optimizer: str = "sgd", early_stopping: dict | None = None, resplit=None,
+                 implementation: str = "keras"):
         super().__init__(name=model)
         self.model_name = model
+        # "keras": a compiled keras.Model and model.fit; "scratch": dlcv_keras.scratch's numpy
+        # Classifier (hand-written forward and backward) and its SGD solver, same data and rules.
+        self.implementation = implementation
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.seed = seed
@@ -41,13 +45,30 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         # ``train_fraction`` hyperparameter; given by the caller, which owns the data.
         self.resplit = resplit
 
-    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+    def build(self, hp: keras_tuner.HyperParameters):
         values = hp.values
-        keras.utils.set_random_seed(self.seed)
         model_kwargs = {k: values[k] for k in MODEL_KEYS[self.model_name] if k in values}
+        if self.implementation == "scratch":
+            return self._build_scratch(values, model_kwargs)
+        keras.utils.set_random_seed(self.seed)
         model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
         return compile_model(model, lr=values["lr"], optimizer=values.get("optimizer", self.optimizer),
                              momentum=values.get("momentum", 0.0), steps_per_execution=STEPS_PER_EXECUTION)
+
+    def _build_scratch(self, values: dict, model_kwargs: dict):
+        from dlcv_keras.scratch.nn import Classifier
+
+        optimizer = values.get("optimizer", self.optimizer)
+        if optimizer != "sgd" or values.get("momentum", 0.0):
+            raise ValueError(f"the scratch implementation trains with plain SGD, got optimizer {optimizer!r} "
+                             f"with momentum {values.get('momentum', 0.0)!r}")
+        if self.model_name != "mlp":
+            raise ValueError(f"the scratch implementation builds the 'mlp' model, got {self.model_name!r}")
+        if model_kwargs.pop("l1", 0.0):
+            raise ValueError("the scratch implementation has an L2 penalty only, got a nonzero l1")
+        model = Classifier(self.input_shape, self.num_classes, seed=self.seed, **model_kwargs)
+        model.lr = values["lr"]
+        return model
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:
         values = hp.values
@@ -56,6 +77,23 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             if self.resplit is None:
                 raise ValueError("a train_fraction hyperparameter needs a resplit function")
             x, y, x_val, y_val = self.resplit(x, y, x_val, y_val, values["train_fraction"])
+        if self.implementation == "scratch":
+            return self._fit_scratch(model, x, y, x_val, y_val, values, callbacks)
         return fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"],
                            epochs=values["epochs"], early_stopping=self.early_stopping, callbacks=callbacks)
+
+    def _fit_scratch(self, model, x, y, x_val, y_val, values, callbacks) -> FitResult:
+        from dlcv_keras.scratch.solver import train
+
+        def should_stop() -> bool:
+            # The tuner's interrupt check is a Keras callback; it raises KeyboardInterrupt itself.
+            for callback in callbacks or []:
+                callback.on_train_batch_end(0)
+            return False
+
+        outcome = train(model, x, y, x_val, y_val, lr=model.lr, batch_size=values["batch_size"],
+                        epochs=values["epochs"], early_stopping=self.early_stopping, seed=self.seed,
+                        should_stop=should_stop)
+        return FitResult(history=outcome["history"], status=outcome["status"],
+                         stop_reason=outcome["stop_reason"], seconds=outcome["seconds"])
 

@@ -147,7 +147,10 @@ class _RecordingTuner:
 
     def _run_recorded_trial(self, trial, x, y, validation_data=None, **_ignored):
         hp = trial.hyperparameters
-        model = self._try_build(hp)          # clears the previous trial's graph first
+        if getattr(self.hypermodel, "implementation", "keras") == "keras":
+            model = self._try_build(hp)      # clears the previous trial's graph first
+        else:
+            model = self.hypermodel.build(hp)   # a numpy network: no Keras graph to clear or check
         result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
                                      callbacks=[_StopOnInterrupt(self)])
         record = {"trial_id": trial.trial_id, "status": result.status,

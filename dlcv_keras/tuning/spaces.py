@@ -45,6 +45,20 @@ HYPERPARAMETERS: dict[str, tuple] = {
     "activation": ("str", ACTIVATIONS),
     "initializer": ("str", INITIALIZERS),
     "optimizer": ("str", OPTIMIZERS),
+    # settings of the from-scratch experiments (q2, q4, q5, q6, q3 --impl scratch)
+    "images": ("int", 1, 1_000_000, "both"),          # how many training images an experiment uses
+    "kernel_size": ("int", 1, 99, "both"),
+    "sigma": ("float", 0.0, 100.0, "right"),           # Gaussian kernel width, in pixels
+    "filters": ("int", 1, 4096, "both"),
+    "stride": ("int", 1, 99, "both"),
+    "clip": ("float", 0.0, 1e12, "right"),            # gradients clipped elementwise to [-clip, clip]
+    "pixel_scale": ("float", 0.0, 1e6, "right"),      # images in [0, 1] are multiplied by this (q5: 255)
+    "iterations": ("int", 1, 10_000_000, "both"),
+    "lr_decay": ("float", 0.0, 1.0, "right"),
+    "step": ("float", 0.0, 1.0, "right"),             # central-difference step
+    "n": ("int", 1, 10**12, "both"),                  # q16: epsilon = 1/N
+    "count": ("int", 1, 10_000, "both"),
+    "reduction": ("str", ("sum", "mean")),            # q5: squared error per image summed, or averaged
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).

@@ -418,8 +418,11 @@ def test_two_layer_net_trains_the_toy_data():
 
 
 def test_scratch_modules_import_without_keras_or_tensorflow():
-    code = ("import sys; import dlcv_keras.scratch.layers, dlcv_keras.scratch.nn, "
-            "dlcv_keras.scratch.optim, dlcv_keras.scratch.gradient_check, dlcv_keras.scratch.two_layer; "
+    # Every module of the package, so a new one cannot slip a Keras import in unnoticed.
+    code = ("import importlib, pkgutil, sys, dlcv_keras.scratch as s; "
+            "names = [m.name for m in pkgutil.iter_modules(s.__path__)]; "
+            "assert {'engine', 'expression', 'layers', 'nn', 'conv', 'solver'} <= set(names), names; "
+            "[importlib.import_module('dlcv_keras.scratch.' + n) for n in names]; "
             "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)

@@ -24,13 +24,13 @@ from dlcv_keras.scratch.layers import (
     leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, sigmoid_backward,
     sigmoid_forward, softmax, softmax_cross_entropy, tanh_backward, tanh_forward,
 )
+from dlcv_keras.models.options import INITIALIZERS
 from dlcv_keras.validation import check_choice, check_float, check_int, fail
 
 # The names build_mlp accepts (dlcv_keras/models/options.py), minus elu and gelu,
 # which have no scratch version. Kept here so this package never imports the models package.
+# build_mlp's activations that have a hand-written backward here (not elu, gelu).
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "linear")
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-                "random_normal", "random_uniform", "zeros")
 # keras.activations.leaky_relu's default slope, used by Activation("leaky_relu") in build_mlp.
 KERAS_LEAKY_RELU_ALPHA = 0.2
 

@@ -165,7 +165,7 @@ def test_q5_divergence_log_and_seed_table(scratch_html):
     assert "loss after the first epoch 1.41e+30 1.41e+30" in text
     assert "first epoch with loss = inf 6 6" in text
     assert "first epoch with loss = nan 11 11" in text
-    assert "final L2 norm of the weights nan —" in text
+    assert "final L2 norm between the outputs nan —" in text
     assert "the seed counts epochs from 0" in text
     assert "gradient clipping none" in text
 

@@ -698,7 +698,7 @@ def _conv_l2_divergence(store, section, experiment, reference) -> dict[str, Any]
         {"metric": "first epoch with loss = nan", "ours": epoch(ours["first_nan_epoch"]),
          "seed": fmt(reference.get("first_nan_epoch"))},
         {"metric": "epochs run", "ours": fmt(summary.get("epochs_run", len(rows) or None)), "seed": fmt(reference.get("epochs_run"))},
-        {"metric": "final L2 norm of the weights", "ours": _seed_loss(summary.get("final_l2_norm")),
+        {"metric": "final L2 norm between the outputs", "ours": _seed_loss(summary.get("final_l2_norm")),
          "seed": _seed_loss(reference.get("final_l2_norm"))},
         {"metric": "status", "ours": fmt(summary.get("status")), "seed": fmt(reference.get("status"))},
         {"metric": "stop reason", "ours": fmt(summary.get("stop_reason")), "seed": fmt(reference.get("stop_reason"))},
@@ -739,7 +739,7 @@ def _conv_l2_batches(store, section, experiment, reference) -> dict[str, Any]:
             if by_trial.get(_trial_id(row)):
                 curves[f"batch size {fmt(size)}"] = by_trial[_trial_id(row)]
     seed_points = [(_number(r.get("batch_size")), _number(r.get("l2_norm"))) for r in reference_rows]
-    panels = [("loss", "loss"), ("l2_norm", "L2 norm of the weights")]
+    panels = [("loss", "loss"), ("l2_norm", "L2 norm between the outputs")]
     return {
         "settings": _settings(summary, {"lr": "lr", "epochs": "epochs", "l2": "l2", "clip": "gradient clipping",
                                         "images": "images", "seconds": "time"}),

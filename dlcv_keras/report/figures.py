@@ -373,7 +373,7 @@ def per_epoch_lines(curves: Mapping[str, Sequence[Mapping[str, Any]]],
 
 
 def value_vs_batch_size(ours: Sequence[tuple[float, float]], reference: Sequence[tuple[float, float]] = (),
-                        *, y_label: str = "final L2 norm of the weights") -> bytes:
+                        *, y_label: str = "final L2 norm between the outputs") -> bytes:
     """A final value against the batch size: ours (solid) and the seed's (dashed)."""
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(5.0, 3.2)

@@ -136,6 +136,11 @@ def question_options(args: argparse.Namespace, names: list[str]) -> dict:
             owners = [name for name, q in QUESTIONS.items() if option in q.options]
             flag = "--" + option.replace("_", "-")
             raise InvalidParameterError(f"{flag} applies to {', '.join(owners)} only, got it with {', '.join(names)}")
+    if args.dataset is not None:
+        for name in names:
+            if get_question(name).dataset is None:
+                raise InvalidParameterError(f"--dataset does not apply to {name} (it makes its own data), "
+                                            f"got {args.dataset!r}")
     options: dict = {}
     if args.impl is not None:
         check_choice("--impl", args.impl, IMPLEMENTATIONS)
@@ -155,7 +160,7 @@ def question_options(args: argparse.Namespace, names: list[str]) -> dict:
     if args.kernel_size is not None:
         options["kernel_size"] = parse_kernel_size(args.kernel_size)
     if args.sigma is not None:
-        options["sigma"] = check_float("--sigma", args.sigma, low=0, closed="neither")
+        options["sigma"] = check_float("--sigma", args.sigma, low=0, high=100, closed="right")   # as in tuners/
     return options
 
 
@@ -163,10 +168,10 @@ def parse_kernel_size(text: str) -> int:
     """"5" or "5x5" -> 5; a Gaussian needs a square kernel with a centre pixel."""
     expected = "an odd int >= 1 such as 5, or NxN with equal odd sides (a square kernel with a centre pixel)"
     sides = text.lower().replace(" ", "").split("x")
-    if len(sides) > 2 or not all(side.isdigit() for side in sides):
+    if len(sides) > 2 or not all(side.isascii() and side.isdigit() for side in sides):
         raise InvalidParameterError(f"--kernel-size must be {expected}, got {text!r}")
     size = int(sides[0])
-    if len(set(sides)) != 1 or size < 1 or size % 2 == 0 or size > 99:
+    if len({int(side) for side in sides}) != 1 or size < 1 or size % 2 == 0 or size > 99:
         raise InvalidParameterError(f"--kernel-size must be {expected} up to 99, got {text!r}")
     return size
 

@@ -13,26 +13,79 @@ import time
 
 import numpy as np
 
-from dlcv_keras.questions.base import (ConvBlur, ConvRegression, FiniteDifferenceSweep, ScalarGradients,
+from dlcv_keras.questions.base import (ConvBlur, ConvRegression, FiniteDifferenceSweep, ScalarGradients, Search,
                                        ToyTraining, TwoLayerCheck)
 from dlcv_keras.validation import InvalidParameterError
 
 
 # -- checks before anything runs -------------------------------------------------------
+# What each kind reads from its [<profile>.<name>] table: (required keys, optional keys).
+# Every value is a single number or string, except the keys of LISTS, which may be lists.
+SETTINGS = {
+    ScalarGradients: ((), ("step",)),
+    ConvBlur: ((), ("kernel_size", "sigma", "images", "filters", "stride")),
+    ConvRegression: (("lr", "epochs", "batch_size"),
+                     ("images", "kernel_size", "filters", "pixel_scale", "reduction", "l2", "clip")),
+    TwoLayerCheck: ((), ("l2", "step")),
+    ToyTraining: (("lr", "iterations", "batch_size"), ("lr_decay", "l2")),
+    FiniteDifferenceSweep: ((), ("images", "count", "n")),
+}
+LISTS = {FiniteDifferenceSweep: ("n",)}
+
+# What the hand-written Classifier and its plain-SGD solver can do (q3 --impl scratch).
+SCRATCH_MODEL_LIMITS = {"optimizer": ("sgd",), "momentum": (0, 0.0), "l1": (0, 0.0)}
+
+
 def check(question, settings, space) -> None:
-    """Bad option values stop the run before anything is written (one-line errors)."""
+    """Bad settings and option values stop the run before anything is written (one-line errors)."""
     from dlcv_keras.scratch.conv import gaussian_kernel
 
-    for experiment in question.experiments_for(settings.implementation):
+    implementation = question.implementation(settings.implementation)
+    for experiment in question.experiments_for(implementation):
+        where = f"{space.source} [{space.profile}.{experiment.name}]"
+        if type(experiment) in SETTINGS:
+            _check_table(experiment, space.experiment(experiment.name), where)
         if isinstance(experiment, ConvBlur):
             values = _values(space, experiment)
             try:
                 gaussian_kernel(_kernel_size(settings, values), _sigma(settings, values))
             except InvalidParameterError as exc:   # the CLI checked its own values: this is the file's
-                raise InvalidParameterError(f"{space.source} [{space.profile}.{experiment.name}] {exc}") from None
-        if isinstance(experiment, ConvRegression) and "batch_size" not in _values(space, experiment):
-            raise InvalidParameterError(
-                f"{space.source} [{space.profile}.{experiment.name}] must set batch_size, got no batch_size")
+                raise InvalidParameterError(f"{where} {exc}") from None
+        if implementation == "scratch" and isinstance(experiment, Search):
+            _check_scratch_model(space.experiment(experiment.name), where)
+
+
+def _check_table(experiment, table, where: str) -> None:
+    required, optional = SETTINGS[type(experiment)]
+    listable = set(LISTS.get(type(experiment), ()))
+    if getattr(experiment, "compare_batch_sizes", False):
+        listable.add("batch_size")
+    for key in sorted({*table.fixed, *table.choices, *table.ranges}):
+        if key not in (*required, *optional):
+            raise InvalidParameterError(f"{where} {key} must be one of the settings this experiment reads "
+                                        f"({', '.join(sorted((*required, *optional)))}), got {key!r}")
+    for key in required:
+        if key not in table.fixed and key not in table.choices:
+            raise InvalidParameterError(f"{where} must set {key}, got keys {sorted({*table.fixed, *table.choices})!r}")
+    for key in sorted(set(table.choices) - listable):
+        raise InvalidParameterError(f"{where} {key} must be a single value (this experiment runs once), "
+                                    f"got a list {table.choices[key]!r}")
+    for key in sorted(table.ranges):
+        raise InvalidParameterError(f"{where} {key} must be a single value, got a range")
+
+
+def _check_scratch_model(table, where: str) -> None:
+    from dlcv_keras.scratch.nn import ACTIVATIONS
+
+    limits = {**SCRATCH_MODEL_LIMITS, "activation": ACTIVATIONS}
+    for key, allowed in limits.items():
+        if key in table.ranges:
+            raise InvalidParameterError(f"{where} {key} must be one of {allowed!r} for --impl scratch, got a range")
+        for value in ([table.fixed[key]] if key in table.fixed else table.choices.get(key, [])):
+            if value not in allowed:
+                raise InvalidParameterError(
+                    f"{where} {key} must be one of {', '.join(map(repr, dict.fromkeys(allowed)))} for --impl scratch "
+                    f"(hand-written modules, plain SGD), got {value!r}")
 
 
 def _values(space, experiment) -> dict:
@@ -167,6 +220,7 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
 
     values = _values(runner.space, experiment)
     batch_sizes = values["batch_size"] if isinstance(values["batch_size"], list) else [values["batch_size"]]
+    compare = experiment.compare_batch_sizes
     fingerprint = _fingerprint(runner, experiment, values)
     if _already_done(runner, experiment, fingerprint):
         return
@@ -184,7 +238,7 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
                 f"batch size {', '.join(map(str, batch_sizes))}")
     trials, history, outcomes = [], [], {}
     for batch_size in batch_sizes:
-        label = f"batch_{batch_size}" if len(batch_sizes) > 1 else "A"
+        label = f"batch_{batch_size}" if compare else "A"
 
         shown = {"last": None}
 
@@ -202,7 +256,8 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
         last = result["history"][-1]
         trials.append({"trial_id": label, "status": result["status"], "batch_size": batch_size,
                        "epochs_run": len(result["history"]), "loss": last["loss"],
-                       "l2_norm": result["final_l2_norm"], "seconds": round(sum(r["seconds"] for r in result["history"]), 3),
+                       "initial_l2_norm": result["initial_l2_norm"], "l2_norm": result["final_l2_norm"],
+                       "seconds": round(sum(r["seconds"] for r in result["history"]), 3),
                        "stop_reason": result["stop_reason"]})
         history.extend({"trial_id": label, **row} for row in result["history"])
         runner.echo(f"[{experiment.name}] {label}: {result['status']} ({result['stop_reason']}), "
@@ -212,12 +267,12 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
               "pixel_scale": values.get("pixel_scale", 255.0), "reduction": settings["reduction"],
               "fingerprint": fingerprint,
               "seconds": round(sum(t["seconds"] for t in trials), 3)}
-    if len(batch_sizes) == 1:
+    if not compare:
         result = outcomes[batch_sizes[0]]
         summary = {"kind": "conv_regression", **common, "batch_size": batch_sizes[0], "status": result["status"],
                    "stop_reason": result["stop_reason"], "first_inf_epoch": result["first_inf_epoch"],
                    "first_nan_epoch": result["first_nan_epoch"], "epochs_run": len(result["history"]),
-                   "final_l2_norm": result["final_l2_norm"]}
+                   "initial_l2_norm": result["initial_l2_norm"], "final_l2_norm": result["final_l2_norm"]}
         runner.store.write_experiment(experiment.name, summary=summary, history=history)
     else:
         summary = {"kind": "conv_regression", **common, "batch_sizes": batch_sizes,
@@ -232,7 +287,7 @@ def two_layer_check(runner, experiment: TwoLayerCheck) -> None:
     values = _values(runner.space, experiment)
     reg, step = values.get("l2", 0.05), values.get("step", 1e-5)
     started = time.perf_counter()
-    net = two_layer.init_toy_model(seed=runner.settings.seed)
+    net = two_layer.init_toy_model()       # the exercise's seeds, so its numbers are comparable
     x, y = two_layer.init_toy_data()
     scores = net.loss(x)
     loss, grads = net.loss(x, y, reg=reg)
@@ -277,7 +332,7 @@ def toy_training(runner, experiment: ToyTraining) -> None:
 
     values = _values(runner.space, experiment)
     started = time.perf_counter()
-    net = two_layer.init_toy_model(seed=runner.settings.seed)
+    net = two_layer.init_toy_model()       # --seed only changes the minibatch draws
     x, y = two_layer.init_toy_data()
     stats = net.train(x, y, x, y, learning_rate=values["lr"], learning_rate_decay=values.get("lr_decay", 0.95),
                       reg=values.get("l2", 5e-6), num_iters=values["iterations"], batch_size=values["batch_size"],

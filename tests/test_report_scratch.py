@@ -297,8 +297,8 @@ def test_implementation_folders_are_discovered_by_run_json(tmp_path):
     fake_store.write_q3_scratch(tmp_path)
     fake_store.write_q3_scratch(tmp_path, implementation="numpy2")
     (tmp_path / "q3" / "quick" / "notes").mkdir()  # no run.json: not an implementation
-    stores = question_stores(tmp_path, "q3", "quick")
-    assert [s.implementation for s in stores] == [None, "numpy2", "scratch"]
+    stores, left_out = question_stores(tmp_path, "q3", "quick")
+    assert [s.implementation for s in stores] == [None, "numpy2", "scratch"] and left_out == []
     assert compare_implementations(stores)["labels"] == [
         "Keras layers", "numpy2 (--impl numpy2)", "hand-written numpy modules (--impl scratch)"]
     assert stored_runs(tmp_path) == {"q3": ["quick", "quick/numpy2", "quick/scratch"]}
@@ -323,3 +323,20 @@ def test_pdf_of_the_scratch_questions(results, tmp_path):
     for value in ("3.1e-15", "1.2e-07", "1.41e+30", "loss = inf", "loss = nan", "429.59", "620.71",
                   "1.30378789133", "3.56e-09", "0.0183"):
         assert value in text, value
+
+
+def test_an_unfinished_second_implementation_is_left_out_with_a_banner(tmp_path):
+    import json
+
+    fake_store.write_q3(tmp_path)
+    store = fake_store.write_q3_scratch(tmp_path)
+    run = json.loads((store.root / "run.json").read_text())
+    (store.root / "run.json").write_text(json.dumps({**run, "status": "interrupted"}))
+    for summary in store.root.glob("experiments/*/summary.json"):   # as if stopped before any finished
+        summary.unlink()
+    context = report_context(tmp_path, ["q3"])
+    assert len(context["questions"]) == 1          # the Keras run alone
+    banner = " ".join(b["text"] for b in context["banners"])
+    assert "q3 --impl scratch is not shown" in banner and "interrupted" in banner
+    html = build_report(tmp_path, ["q3"])[0].read_text()
+    assert "q3 --impl scratch is not shown" in html and "implementations compared" not in html

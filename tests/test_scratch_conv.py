@@ -350,3 +350,16 @@ def test_regression_rejects_bad_arguments_with_one_line(kwargs, message):
     with pytest.raises(InvalidParameterError, match=message) as info:
         conv_regression(**args)
     assert "\n" not in str(info.value)
+
+
+def test_gaussian_kernel_extreme_sigmas_stay_finite_and_silent():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        delta = gaussian_kernel(5, 1e-200)        # (offset / sigma) ** 2 overflows to inf -> weight 0
+        flat = gaussian_kernel(5, 100.0)
+    expected = np.zeros((5, 5))
+    expected[2, 2] = 1.0
+    np.testing.assert_array_equal(delta, expected)
+    np.testing.assert_allclose(flat, np.full((5, 5), 1 / 25), rtol=1e-3)

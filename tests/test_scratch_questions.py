@@ -33,8 +33,11 @@ Q4_SPACE = (REPO / "tuners" / "q4.toml").read_text()
     (["q2", "--points", "1,two,3"], ["--points", "'two'"]),
     (["q4", "--kernel-size", "4"], ["--kernel-size must be an odd int", "got '4'"]),
     (["q4", "--kernel-size", "5x3"], ["--kernel-size must be", "square", "got '5x3'"]),
-    (["q4", "--sigma", "-0.8"], ["--sigma must be a number in (0, inf), got -0.8"]),
-    (["q4", "--sigma", "0"], ["--sigma must be a number in (0, inf), got 0.0"]),
+    (["q4", "--sigma", "-0.8"], ["--sigma must be a number in (0, 100], got -0.8"]),
+    (["q4", "--sigma", "0"], ["--sigma must be a number in (0, 100], got 0.0"]),
+    (["q4", "--sigma", "1e300"], ["--sigma must be a number in (0, 100], got 1e+300"]),
+    (["q4", "--kernel-size", "\u00b3"], ["--kernel-size must be", "got '\u00b3'"]),
+    (["q2", "--dataset", "mnist"], ["--dataset does not apply to q2", "got 'mnist'"]),
     (["q3", "--expr", "x*y"], ["--expr applies to q2 only, got it with q3"]),
     (["q1", "--impl", "scratch"], ["--impl must be one of 'keras' for q1, got 'scratch'"]),
     (["q3", "--impl", "torch"], ["--impl must be one of 'keras', 'scratch', got 'torch'"]),
@@ -43,6 +46,53 @@ def test_bad_scratch_options_get_one_line_and_exit_2(args, fragments, capsys, tm
     code = main([*args, "--profile", "smoke", "--dataset", "digits", "--results", str(tmp_path / "results")]
                 if args[0] in ("q3", "q4", "q1") else [*args, "--profile", "smoke", "--results", str(tmp_path / "results")])
     assert_one_line_error(capsys, code, *fragments)
+    assert not (tmp_path / "results").exists()
+
+
+Q5_SPACE = (REPO / "tuners" / "q5.toml").read_text()
+Q6_SPACE = (REPO / "tuners" / "q6.toml").read_text()
+Q3_SPACE = (REPO / "tuners" / "q3.toml").read_text()
+
+
+@pytest.mark.parametrize("question, text, old, new, fragments", [
+    ("q5", Q5_SPACE, "clip = 1.0\nlr = 1e-2\n", "clip = 1.0\n", ["[smoke.run_b] must set lr"]),
+    ("q5", Q5_SPACE, 'reduction = "mean"\nclip', 'reduction = "max"\nclip', ["reduction must be one of 'sum', 'mean'"]),
+    ("q5", Q5_SPACE, "batch_size = 4\nepochs = 50", "batch_size = [2, 4]\nepochs = 50",
+     ["[smoke.run_a] batch_size must be a single value", "[2, 4]"]),
+    ("q5", Q5_SPACE, "images = 16\nkernel_size = 5\nfilters = 5\npixel_scale = 255.0\nreduction = \"mean\"",
+     "images = 16\nkernel_size = [3, 5]\nfilters = 5\npixel_scale = 255.0\nreduction = \"mean\"",
+     ["[smoke.run_b] kernel_size must be a single value"]),
+    ("q5", Q5_SPACE, "[smoke.run_b]\n", "[smoke.run_b]\nmomentum = 0.9\n",
+     ["[smoke.run_b] momentum must be one of the settings this experiment reads", "'momentum'"]),
+    ("q6", Q6_SPACE, "iterations = 100\nbatch_size = 200\n\n[quick.check]", "batch_size = 200\n\n[quick.check]",
+     ["[smoke.train] must set iterations"]),
+])
+def test_bad_scratch_settings_in_space_files_are_rejected_before_anything_runs(question, text, old, new, fragments,
+                                                                                capsys, tmp_path):
+    space = tmp_path / "space.toml"
+    assert old in text, old
+    space.write_text(text.replace(old, new, 1))
+    extra = ["--dataset", "digits"] if question == "q5" else []
+    code = main([question, "--profile", "smoke", *extra, "--space", str(space), "--results", str(tmp_path / "results")])
+    err = assert_one_line_error(capsys, code, *fragments)
+    assert str(space) in err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ('activation = "relu"\nlr = 1e-3', 'activation = "elu"\nlr = 1e-3', "activation must be one of 'relu'"),
+    ("l2 = 1e-3\nbatch_size = 32\nepochs = 3", "l2 = 1e-3\nbatch_size = 32\nepochs = 3\noptimizer = \"adam\"",
+     "optimizer must be one of 'sgd' for --impl scratch"),
+])
+def test_settings_the_hand_written_model_cannot_train_are_rejected_for_impl_scratch(old, new, fragment, capsys,
+                                                                                     tmp_path):
+    space = tmp_path / "q3.toml"
+    assert old in Q3_SPACE, old
+    space.write_text(Q3_SPACE.replace(old, new, 1))
+    args = ["q3", "--profile", "smoke", "--dataset", "digits", "--space", str(space),
+            "--results", str(tmp_path / "results")]
+    code = main([*args, "--impl", "scratch"])
+    assert_one_line_error(capsys, code, "[smoke.base]", fragment)
     assert not (tmp_path / "results").exists()
 
 
@@ -123,7 +173,8 @@ def test_q5_run_a_diverges_on_record_and_run_b_learns(capsys, tmp_path):
 
 def test_q6_matches_the_exercise_and_trains_below_the_target(capsys, tmp_path):
     results = tmp_path / "results"
-    code = main(["q6", "--profile", "smoke", "--report", "none", "--results", str(results)])
+    # --seed changes only the minibatch draws: the toy model and data are the exercise's.
+    code = main(["q6", "--profile", "smoke", "--seed", "7", "--report", "none", "--results", str(results)])
     assert code == 0, capsys.readouterr().err
     store = ResultsStore(results, "q6", "smoke")
     check = store.read_experiment("check")["summary"]
@@ -195,6 +246,11 @@ def test_scratch_solver_stops_on_interrupt_and_marks_divergence():
     model = Classifier((6,), 3, units=4, seed=0)
     with pytest.raises(KeyboardInterrupt):
         train(model, x, y, x, y, lr=0.1, batch_size=1, epochs=2, should_stop=lambda: True)
+    # Epochs of fewer batches than a poll interval still reach a poll: at the latest, the first epoch's end.
+    polls = []
+    with pytest.raises(KeyboardInterrupt):
+        train(model, x, y, x, y, lr=0.1, batch_size=32, epochs=50, should_stop=lambda: polls.append(1) or True)
+    assert len(polls) == 1
     outcome = train(Classifier((6,), 3, units=4, seed=0), x * 1e30, y, x, y, lr=1e10, batch_size=8, epochs=5)
     assert outcome["status"] == "diverged" and "diverged at epoch" in outcome["stop_reason"]
     assert len(outcome["history"]) < 5

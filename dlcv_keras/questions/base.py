@@ -69,9 +69,11 @@ class ConvBlur(ScratchExperiment):
 class ConvRegression(ScratchExperiment):
     """q5: a student conv layer learns a fixed conv layer's output under an L2 loss.
 
-    Every ``batch_size`` listed in the profile table is one run (run B lists 1, 4, 8).
+    With ``compare_batch_sizes`` (run B) every ``batch_size`` listed in the profile table is
+    one run, kept in trials.csv; without it (run A) the table pins one batch size.
     """
     template: str = "conv_l2_batches"
+    compare_batch_sizes: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ QUESTION = Question(
         ConvRegression("run_a", "Run A: lr 1e-5, batch 4, no clipping: exploding gradients",
                        template="conv_l2_divergence"),
         ConvRegression("run_b", "Run B: gradients clipped to [-1, 1], first 100 images, lr 1e-2, batch 1 / 4 / 8",
-                       template="conv_l2_batches"),
+                       template="conv_l2_batches", compare_batch_sizes=True),
     ),
     reference={
         "run_a": {"first_loss": 1.4109762388603082e30, "first_inf_epoch": 6, "first_nan_epoch": 11,

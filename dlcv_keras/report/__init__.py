@@ -73,16 +73,35 @@ def stored_runs(results_dir: Path) -> dict[str, list[str]]:
     return found
 
 
-def question_stores(results_dir: Path, question: str, profile: str) -> list[ResultsStore]:
+def question_stores(results_dir: Path, question: str, profile: str) -> tuple[list[ResultsStore], list[str]]:
     """Every stored implementation of ``question``: the default run (``<q>/<profile>/run.json``) first,
-    then each subfolder of ``<q>/<profile>/`` that holds a run.json (``scratch``, ...), by name."""
+    then each subfolder of ``<q>/<profile>/`` that holds a run.json (``scratch``, ...), by name.
+
+    A second implementation whose run did not complete (interrupted, failed, still running) is
+    left out, so it cannot break the report of the first; the second list says which, and why.
+    """
     default = ResultsStore(results_dir, question, profile)
     stores = [default] if default.exists() else []
+    left_out = []
     if default.root.is_dir():
         for folder in sorted(default.root.iterdir()):
             if folder.is_dir() and _PROFILE.fullmatch(folder.name) and (folder / "run.json").is_file():
-                stores.append(ResultsStore(results_dir, question, profile, implementation=folder.name))
-    return stores
+                store = ResultsStore(results_dir, question, profile, implementation=folder.name)
+                status = _run_status(store)
+                if stores and status != "complete":
+                    left_out.append(f"{question} --impl {folder.name} is not shown: its run in {store.root} "
+                                    f"is {status} (run the same command again to finish it)")
+                else:
+                    stores.append(store)
+    return stores, left_out
+
+
+def _run_status(store: ResultsStore) -> str:
+    try:
+        run = store.read_json("run.json")
+    except (OSError, ValueError):
+        return "unreadable"
+    return str(run.get("status")) if isinstance(run, dict) else "unreadable"
 
 
 def report_context(results_dir: Path, questions: Sequence[str], profile: str = "quick") -> dict:
@@ -98,7 +117,8 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
         raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
     results_dir = Path(results_dir)
     known = _known_templates()
-    stores = {q: question_stores(results_dir, q, profile) for q in questions}
+    found_runs = {q: question_stores(results_dir, q, profile) for q in questions}
+    stores = {q: found_runs[q][0] for q in questions}
     for q in questions:  # every question checked before any figure is drawn
         if not stores[q]:
             stored = stored_runs(results_dir)
@@ -118,7 +138,7 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
         title = f"{parts[0]['question']}: {parts[0]['title']}"
     else:
         title = f"dlcv_keras write-up: {', '.join(questions)} (profile {profile})"
-    banners = []
+    banners = [{"question": q, "text": note} for q in questions for note in found_runs[q][1]]
     for p in parts:
         banner = {"question": p["question"], "text": p["banner"]}
         if p["banner"] and banner not in banners:  # two implementations of a question share their data

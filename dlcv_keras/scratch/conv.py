@@ -23,7 +23,7 @@ import time
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..validation import InvalidParameterError, check_choice, check_float, check_int, fail
+from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int, fail
 
 # Images per chunk when a whole data set goes through the layer at once (target outputs, the
 # end-of-epoch L2 norm): im2col copies every patch, which is KH*KW times the input's size.
@@ -194,7 +194,8 @@ def gaussian_kernel(kernel_size=5, sigma=0.8):
     size = _check_kernel_size(kernel_size)
     sigma = check_float("sigma", sigma, low=0, closed="neither")
     offsets = np.arange(size) - size // 2                        # e.g. [-2, -1, 0, 1, 2]
-    g = np.exp(-(offsets ** 2) / (2.0 * sigma ** 2))             # a 1-D Gaussian
+    with np.errstate(over="ignore"):                             # a tiny sigma: offsets/sigma -> inf -> weight 0
+        g = np.exp(-0.5 * (offsets / sigma) ** 2)                # a 1-D Gaussian (no sigma**2: it overflows)
     kernel = np.outer(g, g)                                      # separable: g(i) * g(j)
     return kernel / kernel.sum()
 

@@ -129,5 +129,8 @@ def max_gap_by_n(rows):
     for row in rows:
         entry = summary.setdefault(row["N"], {"N": row["N"], "epsilon": row["epsilon"],
                                               "max_abs_gap": 0.0})
-        entry["max_abs_gap"] = max(entry["max_abs_gap"], row["abs_gap"])
+        # A nan gap must win (max(0.0, nan) is 0.0): a broken gradient is shown, never hidden.
+        gap = row["abs_gap"]
+        if np.isnan(gap) or gap > entry["max_abs_gap"]:
+            entry["max_abs_gap"] = gap
     return list(summary.values())

@@ -27,9 +27,7 @@ from dlcv_keras.scratch.layers import (
 from dlcv_keras.models.options import INITIALIZERS
 from dlcv_keras.validation import check_choice, check_float, check_int, fail
 
-# The names build_mlp accepts (dlcv_keras/models/options.py), minus elu and gelu,
-# which have no scratch version. Kept here so this package never imports the models package.
-# build_mlp's activations that have a hand-written backward here (not elu, gelu).
+# build_mlp's activations (models/options.py) that have a hand-written backward here: not elu, gelu.
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "linear")
 # keras.activations.leaky_relu's default slope, used by Activation("leaky_relu") in build_mlp.
 KERAS_LEAKY_RELU_ALPHA = 0.2

@@ -47,21 +47,25 @@ def train(model, x, y, x_val, y_val, *, lr: float, batch_size: int, epochs: int,
     y, y_val = np.asarray(y), np.asarray(y_val)
     history: list[dict] = []
     status, stop_reason, previous_val_loss = "completed", "max epochs", None
+    steps = 0          # counted across epochs, so short epochs still reach a poll
     started = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging run is logged, not warned about
         for epoch in range(1, epochs + 1):
             epoch_started = time.perf_counter()
             order = rng.permutation(len(y))
             loss_sum, correct = 0.0, 0
-            for step, first in enumerate(range(0, len(y), batch_size)):
+            for first in range(0, len(y), batch_size):
                 batch = order[first:first + batch_size]
                 data_loss, penalty, grads, scores = model.loss_and_gradients(
                     x[batch], y[batch], training=True, with_scores=True)
                 optimizer.step(model.parameters(), grads)
                 loss_sum += (data_loss + penalty) * len(batch)
                 correct += int(np.sum(np.argmax(scores, axis=1) == y[batch]))
-                if should_stop is not None and step % CHECK_EVERY == CHECK_EVERY - 1 and should_stop():
+                steps += 1
+                if should_stop is not None and steps % CHECK_EVERY == 0 and should_stop():
                     raise KeyboardInterrupt
+            if should_stop is not None and should_stop():      # and at every epoch's end, as Keras does
+                raise KeyboardInterrupt
             val_loss, val_accuracy = evaluate(model, x_val, y_val)
             row = {"epoch": epoch, "loss": loss_sum / len(y), "accuracy": correct / len(y),
                    "val_loss": val_loss, "val_accuracy": val_accuracy,

@@ -66,9 +66,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             raise ValueError(f"the scratch implementation builds the 'mlp' model, got {self.model_name!r}")
         if model_kwargs.pop("l1", 0.0):
             raise ValueError("the scratch implementation has an L2 penalty only, got a nonzero l1")
-        model = Classifier(self.input_shape, self.num_classes, seed=self.seed, **model_kwargs)
-        model.lr = values["lr"]
-        return model
+        return Classifier(self.input_shape, self.num_classes, seed=self.seed, **model_kwargs)
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:
         values = hp.values
@@ -91,7 +89,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
                 callback.on_train_batch_end(0)
             return False
 
-        outcome = train(model, x, y, x_val, y_val, lr=model.lr, batch_size=values["batch_size"],
+        outcome = train(model, x, y, x_val, y_val, lr=values["lr"], batch_size=values["batch_size"],
                         epochs=values["epochs"], early_stopping=self.early_stopping, seed=self.seed,
                         should_stop=should_stop)
         return FitResult(history=outcome["history"], status=outcome["status"],

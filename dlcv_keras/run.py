@@ -23,13 +23,17 @@ profiles:
 
 data (first that works): --data-dir / DLCV_DATA_DIR holding <dataset>/ (MNIST as IDX .gz
 files, image sets as class folders), then the TensorFlow Datasets cache, then its download.
-When MNIST cannot be had, q3 runs on scikit-learn's bundled digits and says so loudly.
+When their dataset cannot be had, q3, q4 and q5 run on scikit-learn's bundled digits and
+say so loudly; q2 and q6 need no dataset.
 
 results go to RESULTS/<question>/<profile>/ (JSON + CSV); an interrupted run resumes
 where it stopped when the same command is run again.
 
 examples:
   python -m dlcv_keras.run q3
+  python -m dlcv_keras.run q3 --impl scratch          # the same MLP on hand-written numpy modules
+  python -m dlcv_keras.run q2 --expr "x*y + sin(z)" --points "2,4,1;9,14,3"
+  python -m dlcv_keras.run q4 --kernel-size 7 --sigma 1.5
   python -m dlcv_keras.run q1 --profile smoke --dataset digits --report pdf
   DLCV_DATA_DIR=../shared/datasets python -m dlcv_keras.run all --profile quick
 """
@@ -68,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kernel-size", help="q4: Gaussian kernel size, an odd int such as 5 (or 5x5)")
     parser.add_argument("--sigma", type=float, help="q4: Gaussian kernel sigma in pixels, > 0 (default 0.8)")
     parser.add_argument("--no-fallback", action="store_true",
-                        help="fail instead of running q3 on digits when MNIST cannot be had")
+                        help="fail instead of running on digits when a question's dataset cannot be had")
     parser.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final summary lines")
     return parser

@@ -121,12 +121,13 @@ def _already_done(runner, experiment, fingerprint: str) -> bool:
     return False
 
 
-def _fingerprint(runner, experiment, values: dict, *extra) -> str:
+def _fingerprint(runner, experiment, values: dict) -> str:
+    """A hash of what shapes the experiment's result: question, settings, seed and data."""
     from dlcv_keras.tuning.search import fingerprint
 
     data_hash = runner.data.info["content_hash"] if runner.data is not None else None
     return fingerprint(runner.question.name, experiment.name, runner.settings.profile, runner.settings.seed,
-                       data_hash, values, *extra)
+                       data_hash, values)
 
 
 # -- q2 ------------------------------------------------------------------------------

@@ -254,3 +254,54 @@ def test_scratch_solver_stops_on_interrupt_and_marks_divergence():
     outcome = train(Classifier((6,), 3, units=4, seed=0), x * 1e30, y, x, y, lr=1e10, batch_size=8, epochs=5)
     assert outcome["status"] == "diverged" and "diverged at epoch" in outcome["stop_reason"]
     assert len(outcome["history"]) < 5
+
+
+@pytest.mark.slow
+def test_an_interrupted_scratch_search_resumes_without_rerunning_finished_trials(offline_env):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import _completed_trials, child_env
+
+    space = offline_env / "q3.toml"
+    # Four trials of a few seconds each (no early stop), so that Ctrl-C lands mid-search.
+    old_base = ('[smoke.base]\ndepth = 1\nunits = 256\nactivation = "relu"\nlr = 1e-3\nl2 = 1e-3\n'
+                'batch_size = 32\nepochs = 3\n')
+    slow_base = ('[smoke.base]\ndepth = 1\nunits = 256\nactivation = "relu"\nlr = [0.1, 0.05, 0.02, 0.01]\n'
+                 'l2 = 1e-3\nbatch_size = 4\nepochs = 60\n')
+    assert old_base in Q3_SPACE
+    space.write_text(Q3_SPACE.replace(old_base, slow_base, 1).replace("min_epochs = 2\n", "min_epochs = 1000\n", 1))
+    results = offline_env / "results"
+    args = [sys.executable, "-m", "dlcv_keras.run", "q3", "--impl", "scratch", "--profile", "smoke",
+            "--dataset", "digits", "--space", str(space), "--results", str(results), "--report", "none"]
+    process = subprocess.Popen(args, cwd=offline_env, env=child_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    tuner_dir = results / "q3" / "smoke" / "scratch" / "tuner"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            projects = list(tuner_dir.glob("base-*"))
+            if projects and (projects[0] / "oracle.json").is_file() and len(_completed_trials(projects[0])) >= 2:
+                break
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            time.sleep(0.1)
+        else:
+            pytest.fail("two trials did not finish in time")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0].decode()
+    project = next(tuner_dir.glob("base-*"))
+    finished = _completed_trials(project)
+    assert 2 <= len(finished) < 4, "stop the run mid-search"
+    assert process.returncode == 130 and "Traceback" not in output, output[-2000:]
+    assert json.loads((results / "q3" / "smoke" / "scratch" / "run.json").read_text())["status"] == "interrupted"
+
+    done = subprocess.run(args, cwd=offline_env, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"[base] search: 4 trials, {len(finished)} already finished (resuming)" in done.stdout
+    for trial_id, mtime in finished.items():               # finished trials were not touched
+        assert (project / "dlcv_trials" / f"{trial_id}.json").stat().st_mtime_ns == mtime
+    trials = (results / "q3" / "smoke" / "scratch" / "experiments" / "base" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 4

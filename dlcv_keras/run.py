@@ -128,15 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-IMPLEMENTATIONS = ("keras", "scratch")
+# Every --impl some question offers ("keras", "scratch"), in catalogue order.
+IMPLEMENTATIONS = tuple(dict.fromkeys(i for q in QUESTIONS.values() for i in q.implementations))
 
 
 def question_options(args: argparse.Namespace, names: list[str]) -> dict:
     """--impl, --expr, --points, --kernel-size, --sigma: checked against the questions that take them."""
     given = {"expr": args.expr, "points": args.points, "kernel_size": args.kernel_size, "sigma": args.sigma}
     for option, value in given.items():
-        takers = [name for name in names if option in get_question(name).options]
-        if value is not None and not takers:
+        if value is not None and not any(option in get_question(name).options for name in names):
             owners = [name for name, q in QUESTIONS.items() if option in q.options]
             flag = "--" + option.replace("_", "-")
             raise InvalidParameterError(f"{flag} applies to {', '.join(owners)} only, got it with {', '.join(names)}")

@@ -32,9 +32,6 @@ SETTINGS = {
 }
 LISTS = {FiniteDifferenceSweep: ("n",)}
 
-# What the hand-written Classifier and its plain-SGD solver can do (q3 --impl scratch).
-SCRATCH_MODEL_LIMITS = {"optimizer": ("sgd",), "momentum": (0, 0.0), "l1": (0, 0.0)}
-
 
 def check(question, settings, space) -> None:
     """Bad settings and option values stop the run before anything is written (one-line errors)."""
@@ -75,17 +72,15 @@ def _check_table(experiment, table, where: str) -> None:
 
 
 def _check_scratch_model(table, where: str) -> None:
-    from dlcv_keras.scratch.nn import ACTIVATIONS
+    """Every value a search may try must be one the hand-written Classifier can train."""
+    from dlcv_keras.scratch.nn import TRAINABLE, untrainable
 
-    limits = {**SCRATCH_MODEL_LIMITS, "activation": ACTIVATIONS}
-    for key, allowed in limits.items():
-        if key in table.ranges:
-            raise InvalidParameterError(f"{where} {key} must be one of {allowed!r} for --impl scratch, got a range")
-        for value in ([table.fixed[key]] if key in table.fixed else table.choices.get(key, [])):
-            if value not in allowed:
-                raise InvalidParameterError(
-                    f"{where} {key} must be one of {', '.join(map(repr, dict.fromkeys(allowed)))} for --impl scratch "
-                    f"(hand-written modules, plain SGD), got {value!r}")
+    for key in sorted(set(table.ranges) & set(TRAINABLE)):
+        raise InvalidParameterError(f"{where} {key} must be one of {TRAINABLE[key]!r} for --impl scratch, got a range")
+    for key, value in [*table.fixed.items(), *((k, v) for k, vs in table.choices.items() for v in vs)]:
+        problem = untrainable({key: value})
+        if problem:
+            raise InvalidParameterError(f"{where} {problem}")
 
 
 def _values(space, experiment) -> dict:
@@ -225,7 +220,8 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
     fingerprint = _fingerprint(runner, experiment, values)
     if _already_done(runner, experiment, fingerprint):
         return
-    x = runner.data.x_train[:values.get("images", 100)].astype(np.float64) * values.get("pixel_scale", 255.0)
+    pixel_scale = values.get("pixel_scale", 255.0)
+    x = runner.data.x_train[:values.get("images", 100)].astype(np.float64) * pixel_scale
     size, filters = values.get("kernel_size", 5), values.get("filters", 5)
     # The fixed model the student must reproduce: a conv layer of the same shape, weights
     # also uniform in [-1, 1], from another seed than the student's.
@@ -235,7 +231,7 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
     settings = dict(lr=values["lr"], epochs=values["epochs"], l2=values.get("l2", 1e-3), clip=values.get("clip"),
                     reduction=values.get("reduction", "mean"))
     runner.echo(f"[{experiment.name}] student conv {size}x{size}x{x.shape[-1]}->{filters} on {len(x)} images "
-                f"(pixels x{values.get('pixel_scale', 255.0):g}), lr {settings['lr']:g}, clip {settings['clip']}, "
+                f"(pixels x{pixel_scale:g}), lr {settings['lr']:g}, clip {settings['clip']}, "
                 f"batch size {', '.join(map(str, batch_sizes))}")
     trials, history, outcomes = [], [], {}
     for batch_size in batch_sizes:
@@ -265,7 +261,7 @@ def conv_regression(runner, experiment: ConvRegression) -> None:
                     f"final L2 norm {result['final_l2_norm']:.6g}")
     common = {"title": experiment.title, "lr": settings["lr"], "epochs": settings["epochs"], "l2": settings["l2"],
               "clip": settings["clip"], "images": len(x), "kernel_size": size, "filters": filters,
-              "pixel_scale": values.get("pixel_scale", 255.0), "reduction": settings["reduction"],
+              "pixel_scale": pixel_scale, "reduction": settings["reduction"],
               "fingerprint": fingerprint,
               "seconds": round(sum(t["seconds"] for t in trials), 3)}
     if not compare:
@@ -335,14 +331,15 @@ def toy_training(runner, experiment: ToyTraining) -> None:
     started = time.perf_counter()
     net = two_layer.init_toy_model()       # --seed only changes the minibatch draws
     x, y = two_layer.init_toy_data()
-    stats = net.train(x, y, x, y, learning_rate=values["lr"], learning_rate_decay=values.get("lr_decay", 0.95),
-                      reg=values.get("l2", 5e-6), num_iters=values["iterations"], batch_size=values["batch_size"],
+    lr_decay, reg = values.get("lr_decay", 0.95), values.get("l2", 5e-6)
+    stats = net.train(x, y, x, y, learning_rate=values["lr"], learning_rate_decay=lr_decay,
+                      reg=reg, num_iters=values["iterations"], batch_size=values["batch_size"],
                       seed=runner.settings.seed)
     losses = [float(v) for v in stats["loss_history"]]
     target = 0.02
     summary = {
-        "kind": "toy_training", "title": experiment.title, "lr": values["lr"], "reg": values.get("l2", 5e-6),
-        "lr_decay": values.get("lr_decay", 0.95), "iterations": values["iterations"],
+        "kind": "toy_training", "title": experiment.title, "lr": values["lr"], "reg": reg,
+        "lr_decay": lr_decay, "iterations": values["iterations"],
         "batch_size": values["batch_size"], "final_loss": losses[-1], "target_loss": target,
         "reached_target": losses[-1] < target, "train_accuracy": float(np.mean(net.predict(x) == y)),
         "seconds": round(time.perf_counter() - started, 3),
@@ -364,7 +361,8 @@ def finite_difference_sweep(runner, experiment: FiniteDifferenceSweep) -> None:
     started = time.perf_counter()
     model = float64_copy(trained)
     count = values.get("count", 10)
-    x, y = runner.data.x_train[:values.get("images", 100)], runner.data.y_train[:values.get("images", 100)]
+    examples = values.get("images", 100)
+    x, y = runner.data.x_train[:examples], runner.data.y_train[:examples]
     # The second layer's weights, as in the seed; dropout off so every evaluation sees the same network.
     key = model.weight_keys[1]
     _, _, grads = model.loss_and_gradients(x, y, training=False)

@@ -246,6 +246,26 @@ def _completed_trials(project: Path) -> dict[str, int]:
     return done
 
 
+def stop_after_two_trials(args, cwd, env, tuner_dir: Path, stop) -> tuple[str, int]:
+    """Start the CLI, send ``stop`` once two trials of its base search have finished;
+    return its output and exit status."""
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            projects = list(tuner_dir.glob("base-*"))
+            if projects and (projects[0] / "oracle.json").is_file() and len(_completed_trials(projects[0])) >= 2:
+                break
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            time.sleep(0.1)
+        else:
+            pytest.fail("two trials did not finish in time")
+    finally:
+        process.send_signal(stop)                          # Ctrl-C, or a kill nothing can catch
+        output = process.communicate(timeout=120)[0].decode()
+    return output, process.returncode
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner, stop", [("grid", signal.SIGKILL), ("random", signal.SIGKILL),
                                          ("grid", signal.SIGINT)])
@@ -261,27 +281,14 @@ def test_a_stopped_search_resumes_without_rerunning_finished_trials(offline_env,
     args = [sys.executable, "-m", "dlcv_keras.run", "q1", "--profile", "smoke", "--dataset", "digits",
             "--tuner", tuner, "--space", str(space), "--results", str(results), "--report", "none"]
     env = child_env()
-    process = subprocess.Popen(args, cwd=offline_env, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tuner_dir = results / "q1" / "smoke" / "tuner"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline:
-            projects = list(tuner_dir.glob("base-*"))
-            if projects and (projects[0] / "oracle.json").is_file() and len(_completed_trials(projects[0])) >= 2:
-                break
-            assert process.poll() is None, "the run ended before it could be interrupted"
-            time.sleep(0.2)
-        else:
-            pytest.fail("two trials did not finish in time")
-    finally:
-        process.send_signal(stop)                          # Ctrl-C, or a kill nothing can catch
-        output = process.communicate(timeout=120)[0].decode()
+    output, returncode = stop_after_two_trials(args, offline_env, env, tuner_dir, stop)
     project = next(tuner_dir.glob("base-*"))
     finished = _completed_trials(project)
     assert 2 <= len(finished) < 4, "stop the run mid-search"
     run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
     if stop == signal.SIGINT:
-        assert process.returncode == 130, output[-2000:]
+        assert returncode == 130, output[-2000:]
         assert "interrupted: run the same command again to resume" in output
         assert "Traceback" not in output
         assert run["status"] == "interrupted"

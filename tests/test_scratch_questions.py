@@ -261,9 +261,8 @@ def test_an_interrupted_scratch_search_resumes_without_rerunning_finished_trials
     import signal
     import subprocess
     import sys
-    import time
 
-    from test_cli import _completed_trials, child_env
+    from test_cli import _completed_trials, child_env, stop_after_two_trials
 
     space = offline_env / "q3.toml"
     # Four trials of a few seconds each (no early stop), so that Ctrl-C lands mid-search.
@@ -276,26 +275,12 @@ def test_an_interrupted_scratch_search_resumes_without_rerunning_finished_trials
     results = offline_env / "results"
     args = [sys.executable, "-m", "dlcv_keras.run", "q3", "--impl", "scratch", "--profile", "smoke",
             "--dataset", "digits", "--space", str(space), "--results", str(results), "--report", "none"]
-    process = subprocess.Popen(args, cwd=offline_env, env=child_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
     tuner_dir = results / "q3" / "smoke" / "scratch" / "tuner"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline:
-            projects = list(tuner_dir.glob("base-*"))
-            if projects and (projects[0] / "oracle.json").is_file() and len(_completed_trials(projects[0])) >= 2:
-                break
-            assert process.poll() is None, "the run ended before it could be interrupted"
-            time.sleep(0.1)
-        else:
-            pytest.fail("two trials did not finish in time")
-    finally:
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=120)[0].decode()
+    output, returncode = stop_after_two_trials(args, offline_env, child_env(), tuner_dir, signal.SIGINT)
     project = next(tuner_dir.glob("base-*"))
     finished = _completed_trials(project)
     assert 2 <= len(finished) < 4, "stop the run mid-search"
-    assert process.returncode == 130 and "Traceback" not in output, output[-2000:]
+    assert returncode == 130 and "Traceback" not in output, output[-2000:]
     assert json.loads((results / "q3" / "smoke" / "scratch" / "run.json").read_text())["status"] == "interrupted"
 
     done = subprocess.run(args, cwd=offline_env, env=child_env(), capture_output=True, text=True, timeout=600)

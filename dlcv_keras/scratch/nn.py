@@ -29,6 +29,17 @@ from dlcv_keras.validation import check_choice, check_float, check_int, fail
 
 # build_mlp's activations (models/options.py) that have a hand-written backward here: not elu, gelu.
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "linear")
+# Settings a Keras run may use that the Classifier and its plain-SGD solver can train: name -> allowed values.
+TRAINABLE = {"activation": ACTIVATIONS, "optimizer": ("sgd",), "momentum": (0, 0.0), "l1": (0, 0.0)}
+
+
+def untrainable(values: dict) -> str | None:
+    """What in ``values`` (hyperparameter -> value) the scratch implementation cannot train, or None."""
+    for key, allowed in TRAINABLE.items():
+        if key in values and values[key] not in allowed:
+            return (f"{key} must be one of {', '.join(map(repr, dict.fromkeys(allowed)))} for --impl scratch "
+                    f"(hand-written modules, plain SGD), got {values[key]!r}")
+    return None
 # keras.activations.leaky_relu's default slope, used by Activation("leaky_relu") in build_mlp.
 KERAS_LEAKY_RELU_ALPHA = 0.2
 

@@ -56,16 +56,14 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
                              momentum=values.get("momentum", 0.0), steps_per_execution=STEPS_PER_EXECUTION)
 
     def _build_scratch(self, values: dict, model_kwargs: dict):
-        from dlcv_keras.scratch.nn import Classifier
+        from dlcv_keras.scratch.nn import Classifier, untrainable
 
-        optimizer = values.get("optimizer", self.optimizer)
-        if optimizer != "sgd" or values.get("momentum", 0.0):
-            raise ValueError(f"the scratch implementation trains with plain SGD, got optimizer {optimizer!r} "
-                             f"with momentum {values.get('momentum', 0.0)!r}")
         if self.model_name != "mlp":
             raise ValueError(f"the scratch implementation builds the 'mlp' model, got {self.model_name!r}")
-        if model_kwargs.pop("l1", 0.0):
-            raise ValueError("the scratch implementation has an L2 penalty only, got a nonzero l1")
+        problem = untrainable({"optimizer": self.optimizer, **values})
+        if problem:
+            raise ValueError(problem)
+        model_kwargs.pop("l1", None)          # zero, as untrainable() just made sure
         return Classifier(self.input_shape, self.num_classes, seed=self.seed, **model_kwargs)
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:

@@ -6,9 +6,7 @@ results with ``python -m dlcv_keras.report q3``.
 
 import os
 
-# Keras reads its backend once, at first import: choose it before anything imports keras.
-# TensorFlow is the backend the package is tested on; an explicit KERAS_BACKEND still wins.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The Keras backend is chosen per run, before Keras is imported (dlcv_keras/backends.py).
 # TensorFlow's C++ chatter (oneDNN banners, "no CUDA driver" errors on CPU machines) buries our
 # progress lines; real failures still surface as Python exceptions.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

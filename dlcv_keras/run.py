@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from dlcv_keras import backends
 from dlcv_keras.questions import CATALOGUE, QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
 from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
@@ -204,6 +205,8 @@ def resolve_questions(names: list[str]) -> list[str]:
 
 
 def run(names: list[str], settings: Settings, *, quiet: bool = False) -> int:
+    # Before Keras loads: JAX for the dense models (their fast path), TensorFlow for convolutions.
+    backends.choose(get_question(name).model for name in names)
     from dlcv_keras import pipeline
 
     echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))

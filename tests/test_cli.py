@@ -171,8 +171,9 @@ def pdf_text(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env):
+def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env, monkeypatch):
     results = offline_env / "results"
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)        # the run picks its own
     done = run_cli(["q1", "--profile", "smoke", "--dataset", "digits", "--report", "pdf",
                     "--results", str(results)], {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"]})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -180,7 +181,7 @@ def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env):
     root = results / "q1" / "smoke"
     run = json.loads((root / "run.json").read_text())
     assert run["status"] == "complete" and run["dataset"]["name"] == "digits"
-    assert run["environment"]["keras_backend"] == "tensorflow"
+    assert run["environment"]["keras_backend"] == "jax"          # the linear model's fast path
     assert run["dataset"]["content_hash"].startswith("sha256:")
     for experiment in ("base", "lr_batch", "full_grid", "best", "sklearn", "fractions"):
         assert (root / "experiments" / experiment / "summary.json").is_file(), experiment
@@ -228,6 +229,18 @@ def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
     assert "stop_reason" in base
 
 
+@pytest.mark.slow
+def test_an_exported_keras_backend_wins_and_the_tensorflow_path_runs_q3(offline_env):
+    results = offline_env / "results"
+    done = run_cli(["q3", "--profile", "smoke", "--no-download", "--report", "none", "--results", str(results)],
+                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"], "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads((results / "q3" / "smoke" / "run.json").read_text())
+    assert run["status"] == "complete" and run["environment"]["keras_backend"] == "tensorflow"
+    best = json.loads((results / "q3" / "smoke" / "experiments" / "best" / "summary.json").read_text())
+    assert best["test_accuracy"] > 0.15    # above chance (0.1) after the smoke profile's few epochs
+
+
 def _completed_trials(project: Path) -> dict[str, int]:
     """Trials KerasTuner will not run again: COMPLETED and no longer listed as ongoing."""
     try:
@@ -271,8 +284,9 @@ def stop_after_two_trials(args, cwd, env, tuner_dir: Path, stop) -> tuple[str, i
                                          ("grid", signal.SIGINT)])
 def test_a_stopped_search_resumes_without_rerunning_finished_trials(offline_env, tuner, stop):
     space = offline_env / "space.toml"
-    # Trials of several seconds each, so that the stop lands mid-search.
-    slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 4\nepochs = 40\n")
+    # Trials of several seconds each on the fast path (about 1.5 ms an epoch here), so that the
+    # stop lands mid-search.
+    slow_base = ("[smoke.base]\nlr = [0.1, 0.05, 0.02, 0.01]\nl2 = 1e-3\nbatch_size = 2\nepochs = 3000\n")
     text = Q1_SPACE.replace("[smoke.base]\nlr = 1e-4\nl2 = 1e-3\nbatch_size = 32\nepochs = 2\n", slow_base, 1)
     text = text.replace("random_trials = 2", "random_trials = 4", 1)   # random: all 4 settings, in its own order
     assert slow_base in text

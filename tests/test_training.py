@@ -61,8 +61,10 @@ def test_fit_keeps_every_epoch_and_learns_a_separable_problem():
 
 def test_a_blow_up_ends_the_run_as_diverged_instead_of_crashing():
     x, y = _tiny_problem()
-    x = x * 1e20                                   # huge inputs and step: weights overflow to inf
-    model = compile_model(build_linear((4, 4, 1), 3), lr=1e20)
+    # lr * 2 * l2 >> 2: each step multiplies the weights by about -(2 * lr * l2), so they overflow to
+    # inf within an epoch. (Huge inputs would not do on JAX: its clipped cross-entropy saturates
+    # with zero gradient and the weights stay finite.)
+    model = compile_model(build_linear((4, 4, 1), 3, l2=10.0), lr=10.0)
     result = fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=20)
     assert result.status == "diverged"
     assert result.epochs_run < 20

@@ -4,4 +4,9 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "linear")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "random_normal", "random_uniform", "zeros")
 OPTIMIZERS = ("sgd", "adam")
-MODELS = ("linear", "mlp")
+MODELS = ("linear", "mlp", "cnn", "resnet18")
+
+# The Keras backend that trains each model fastest on a CPU, measured by `python -m dlcv_keras.bench`:
+# dense models on JAX, whose compiled loop in training/scanned.py runs near the matmul bound;
+# convolutional ones on TensorFlow, whose CPU convolutions were about 3x faster than JAX's here.
+FASTEST_BACKEND = {"linear": "jax", "mlp": "jax", "cnn": "tensorflow", "resnet18": "tensorflow"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
 from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping
@@ -31,10 +32,13 @@ class FitResult:
 
 
 def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epochs: int,
-                early_stopping: dict | None = None, callbacks: list | None = None) -> FitResult:
+                early_stopping: dict | None = None, callbacks: list | None = None,
+                shuffle: bool = True) -> FitResult:
     """Train a compiled model; ``early_stopping`` = {"min_epochs", "min_delta"} applies q3's rule.
 
-    ``callbacks`` are extra Keras callbacks (the tuner's interrupt check).
+    ``callbacks`` are extra Keras callbacks (the tuner's interrupt check). On the JAX
+    backend the epochs run through ``scanned`` (the fast path); on any other, ``model.fit``.
+    The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds.
     """
     log = EpochLog()
     callbacks = [log, *(callbacks or [])]
@@ -43,8 +47,12 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
         callbacks.append(stopper)
     started = time.perf_counter()
-    model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=batch_size,
-              epochs=epochs, callbacks=callbacks, verbose=0, shuffle=True)
+    if keras.backend.backend() == "jax":
+        _fit_scanned(model, x_train, y_train, x_val, y_val, batch_size=batch_size, epochs=epochs,
+                     callbacks=callbacks, shuffle=shuffle)
+    else:
+        model.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=batch_size,
+                  epochs=epochs, callbacks=callbacks, verbose=0, shuffle=shuffle)
     result = FitResult(history=log.rows, seconds=round(time.perf_counter() - started, 3))
     if log.diverged_at is not None:
         result.status = "diverged"
@@ -56,9 +64,47 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     return result
 
 
+def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, callbacks, shuffle):
+    """model.fit's epoch loop and callback calls around the compiled loops of ``scanned``."""
+    from dlcv_keras.training import scanned
+
+    x_train, x_val = np.asarray(x_train, np.float32), np.asarray(x_val, np.float32)
+    y_train, y_val = np.asarray(y_train, np.int32), np.asarray(y_val, np.int32)
+    rng = np.random.default_rng(np.random.randint(2**31)) if shuffle else None
+    run = scanned.ScannedRun(model, x_train, y_train)
+    model.stop_training = False
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+
+    def between_calls(batches_done):
+        for callback in callbacks:
+            callback.on_train_batch_end(batches_done - 1)
+
+    try:
+        for epoch in range(epochs):
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch)
+            logs = run.train_epoch(x_train, y_train, batch_size, rng, between_calls)
+            logs.update({f"val_{name}": value for name, value in run.test(x_val, y_val).items()})
+            run.sync()          # callbacks see (and the caller keeps) this epoch's weights
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        run.sync()
+    for callback in callbacks:
+        callback.on_train_end()
+
+
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:
     """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted)."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
+        from dlcv_keras.training import scanned
+        probabilities = scanned.predict(model, np.asarray(x, np.float32), batch_size)
+    else:
+        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)

@@ -1,0 +1,144 @@
+"""The fast path (training/scanned.py) computes what model.fit computes, on JAX and against TensorFlow."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from dlcv_keras.models import build_mlp, compile_model
+from dlcv_keras.training import scanned
+from dlcv_keras.training.fit import evaluate_classifier, fit_and_log
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the scanned path is the JAX backend's")
+
+SHAPE = (4, 4, 1)
+
+
+def problem(n=230, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.5, (n, *SHAPE)).astype("float32")
+    x[np.arange(n), y, 0, 0] += 1.0
+    return x, y
+
+
+def model_with(weights=None, lr=0.2, l2=1e-2, **kwargs):
+    keras.utils.set_random_seed(3)
+    model = compile_model(build_mlp(SHAPE, 3, units=8, l2=l2, **kwargs), lr=lr)
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def history_array(history):
+    return np.array([[row[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")] for row in history])
+
+
+def test_scanned_epochs_equal_model_fit_including_the_partial_last_batch():
+    x, y = problem()            # 200 training rows at batch 16: 12 full batches and one of 8
+    start = model_with().get_weights()
+    ours = model_with(start)
+    result = fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3, shuffle=False)
+    reference = model_with(start)
+    fitted = reference.fit(x[:200], y[:200], validation_data=(x[200:], y[200:]), batch_size=16, epochs=3,
+                           shuffle=False, verbose=0).history
+    expected = np.array([fitted[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")]).T
+    np.testing.assert_allclose(history_array(result.history), expected, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(ours.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert int(ours.optimizer.iterations) == int(reference.optimizer.iterations) == 3 * 13
+
+
+def test_the_same_seed_gives_the_same_metrics_and_shuffling_changes_the_order():
+    x, y = problem()
+
+    def run(seed):
+        model = model_with(dropout=0.2)
+        np.random.seed(seed)
+        return history_array(fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3).history)
+
+    first, again, other = run(0), run(0), run(1)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_a_compiled_loop_is_shared_by_models_that_differ_only_in_values():
+    x, y = problem()
+    key = scanned.structure_key
+    assert key(model_with(lr=0.2)) == key(model_with(lr=0.05))
+    assert key(model_with(l2=1e-2)) != key(model_with(l2=1e-3))        # a penalty is part of the traced step
+
+    def train_lr_005():
+        np.random.seed(0)
+        return history_array(fit_and_log(model_with(lr=0.05), x[:200], y[:200], x[200:], y[200:],
+                                         batch_size=16, epochs=2).history)
+
+    scanned._compiled.clear()
+    fit_and_log(model_with(lr=0.2), x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=1)
+    assert len(scanned._compiled) == 1
+    shared = train_lr_005()                    # runs the loop traced with the lr=0.2 model
+    assert len(scanned._compiled) == 1
+    scanned._compiled.clear()
+    alone = train_lr_005()                     # traced with itself
+    np.testing.assert_allclose(shared, alone, rtol=1e-6)
+
+
+def test_predictions_equal_model_predict_and_the_interrupt_check_runs_between_calls(monkeypatch):
+    x, y = problem(n=700)
+    model = model_with()
+    np.testing.assert_allclose(scanned.predict(model, x, batch_size=256), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-7)
+    assert evaluate_classifier(model, x, y, 3)["accuracy"] == np.mean(np.argmax(model.predict(x, verbose=0), 1) == y)
+
+    monkeypatch.setattr(scanned, "STEPS_PER_CALL", 4)
+    seen = []
+
+    class StopAfterTwoCalls(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(KeyboardInterrupt):
+        fit_and_log(model, x, y, x[:50], y[:50], batch_size=16, epochs=5, callbacks=[StopAfterTwoCalls()])
+    assert seen == [3, 7]                       # after batches 4 and 8 of the first epoch
+    # The weights it had reached are written back to the model (8 steps were taken).
+    assert int(model.optimizer.iterations) == 8
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+TENSORFLOW_RUN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from dlcv_keras.models import build_mlp, compile_model
+    from dlcv_keras.training.fit import fit_and_log
+    import keras
+    data = np.load(sys.argv[1])
+    model = compile_model(build_mlp((4, 4, 1), 3, units=8, l2=1e-2), lr=0.2)
+    model.set_weights([data[f"w{i}"] for i in range(len(model.get_weights()))])
+    result = fit_and_log(model, data["x"][:200], data["y"][:200], data["x"][200:], data["y"][200:],
+                         batch_size=16, epochs=3, shuffle=False)
+    print(json.dumps({"backend": keras.backend.backend(), "history": result.history}))
+""")
+
+
+@pytest.mark.slow
+def test_the_jax_fast_path_matches_model_fit_on_tensorflow(tmp_path):
+    x, y = problem()
+    start = model_with().get_weights()
+    np.savez(tmp_path / "start.npz", x=x, y=y, **{f"w{i}": w for i, w in enumerate(start)})
+    env = {**__import__("os").environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", TENSORFLOW_RUN, str(tmp_path / "start.npz")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tensorflow = json.loads(done.stdout.strip().splitlines()[-1])
+    assert tensorflow["backend"] == "tensorflow"
+    ours = fit_and_log(model_with(start), x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3,
+                       shuffle=False)
+    np.testing.assert_allclose(history_array(ours.history), history_array(tensorflow["history"]),
+                               rtol=1e-4, atol=1e-5)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from dlcv_keras.models.options import FASTEST_BACKEND
+from dlcv_keras.validation import InvalidParameterError
 
 BACKENDS = ("jax", "tensorflow")
 DEFAULT = "jax"       # for runs that train no Keras model (the from-scratch questions)
@@ -34,6 +35,9 @@ def choose(models) -> str:
         import keras
         return keras.backend.backend()
     chosen = os.environ.get("KERAS_BACKEND") or fastest_for(models)
+    if chosen not in BACKENDS:
+        raise InvalidParameterError(f"KERAS_BACKEND must be one of {', '.join(map(repr, BACKENDS))} "
+                                    f"(or unset, to let each run choose), got {chosen!r}")
     os.environ["KERAS_BACKEND"] = chosen
     if chosen == "jax":
         use_compile_cache()

@@ -30,6 +30,11 @@ say so loudly; q2 and q6 need no dataset.
 results go to RESULTS/<question>/<profile>/ (JSON + CSV); an interrupted run resumes
 where it stopped when the same command is run again.
 
+speed: dense models (q1, q3) train on Keras's JAX backend through a compiled epoch loop,
+convolutional ones on TensorFlow; export KERAS_BACKEND=tensorflow|jax to choose yourself.
+Compiled loops are cached in ~/.cache/dlcv_keras (DLCV_CACHE_DIR moves it).
+`python -m dlcv_keras.bench --quick` measures the training path on this machine.
+
 examples:
   python -m dlcv_keras.run q3
   python -m dlcv_keras.run q3 --impl scratch          # the same MLP on hand-written numpy modules

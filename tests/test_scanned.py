@@ -99,14 +99,15 @@ def test_predictions_equal_model_predict_and_the_interrupt_check_runs_between_ca
 
     class StopAfterTwoCalls(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            seen.append(batch)
+            seen.append((batch, logs))
             if len(seen) == 2:
                 raise KeyboardInterrupt
 
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(KeyboardInterrupt):
         fit_and_log(model, x, y, x[:50], y[:50], batch_size=16, epochs=5, callbacks=[StopAfterTwoCalls()])
-    assert seen == [3, 7]                       # after batches 4 and 8 of the first epoch
+    assert [batch for batch, _ in seen] == [3, 7]        # after batches 4 and 8 of the first epoch
+    assert all(np.isfinite(logs["loss"]) for _, logs in seen)
     # The weights it had reached are written back to the model (8 steps were taken).
     assert int(model.optimizer.iterations) == 8
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
@@ -142,3 +143,51 @@ def test_the_jax_fast_path_matches_model_fit_on_tensorflow(tmp_path):
                        shuffle=False)
     np.testing.assert_allclose(history_array(ours.history), history_array(tensorflow["history"]),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_what_callbacks_set_trains_and_stays_as_with_model_fit():
+    x, y = problem()
+    start = model_with().get_weights()
+
+    class LearningRateZeroAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.optimizer.learning_rate.assign(0.0)
+
+    class ZeroWeightsAtStartAndShrinkAtTheEnd(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.model.set_weights([np.zeros_like(w) for w in self.model.get_weights()])
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.set_weights([w * 0.5 for w in self.model.get_weights()])
+
+    for callback in (LearningRateZeroAfterFirstEpoch, ZeroWeightsAtStartAndShrinkAtTheEnd):
+        ours, reference = model_with(start), model_with(start)
+        fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3, shuffle=False,
+                    callbacks=[callback()])
+        reference.fit(x[:200], y[:200], validation_data=(x[200:], y[200:]), batch_size=16, epochs=3,
+                      shuffle=False, verbose=0, callbacks=[callback()])
+        for mine, theirs in zip(ours.get_weights(), reference.get_weights()):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6, err_msg=callback.__name__)
+
+
+def test_models_compiled_differently_do_not_share_a_loop():
+    plain = model_with()
+    weighted = model_with()
+    weighted.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy",
+                     metrics=["accuracy"], loss_weights=10.0)
+    other_metric = model_with()
+    other_metric.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy",
+                         metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
+    keys = {scanned.structure_key(m) for m in (plain, weighted, other_metric)}
+    assert len(keys) == 3
+
+
+def test_a_search_ends_by_releasing_the_compiled_loops_and_the_models_they_hold():
+    from dlcv_keras.training.fit import release_compiled
+
+    x, y = problem()
+    fit_and_log(model_with(), x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=1)
+    assert scanned._compiled and scanned._on_device
+    release_compiled()
+    assert not scanned._compiled and not scanned._on_device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -75,16 +76,20 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
     model.stop_training = False
     for callback in callbacks:
         callback.set_model(model)
+        callback.set_params({"epochs": epochs, "steps": -(-len(x_train) // batch_size), "verbose": 0})
+    for callback in callbacks:
         callback.on_train_begin()
 
-    def between_calls(batches_done):
+    def between_calls(batches_done, logs):
         for callback in callbacks:
-            callback.on_train_batch_end(batches_done - 1)
+            callback.on_train_batch_end(batches_done - 1, logs)
 
+    logs = None
     try:
         for epoch in range(epochs):
             for callback in callbacks:
                 callback.on_epoch_begin(epoch)
+            run.reload()        # what callbacks set so far (weights, learning rate) is what trains
             logs = run.train_epoch(x_train, y_train, batch_size, rng, between_calls)
             logs.update({f"val_{name}": value for name, value in run.test(x_val, y_val).items()})
             run.sync()          # callbacks see (and the caller keeps) this epoch's weights
@@ -93,9 +98,17 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
             if model.stop_training:
                 break
     finally:
-        run.sync()
+        run.sync()              # only if steps ran since the last sync (an interrupt mid-epoch)
     for callback in callbacks:
-        callback.on_train_end()
+        callback.on_train_end(logs)
+
+
+def release_compiled() -> None:
+    """Drop the fast path's compiled loops and the models they were traced with (a search ends with it).
+    Checked through sys.modules so that a TensorFlow run never imports JAX for it."""
+    scanned = sys.modules.get("dlcv_keras.training.scanned")
+    if scanned is not None:
+        scanned.forget()
 
 
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:

@@ -75,12 +75,23 @@ def compiled_for(model) -> _Compiled:
 
 
 def structure_key(model) -> str:
-    """Everything a traced step depends on except variable values (weights, learning rate, step count)."""
+    """Everything a traced step depends on except variable values (weights, learning rate, step count):
+    the architecture, the compile settings (loss, its weights, metrics) and the optimizer's other settings."""
+    if type(model).__name__ not in ("Functional", "Sequential"):
+        # A subclassed model's get_config need not describe its call: never share its loops.
+        return f"unshared:{id(model)}"
     optimizer = model.optimizer.get_config()
     for value_held_in_a_variable in ("learning_rate", "name"):
         optimizer.pop(value_held_in_a_variable, None)
+    compiled = {k: v for k, v in (model.get_compile_config() or {}).items() if k != "optimizer"}
     return json.dumps([type(model).__name__, model.get_config(), type(model.optimizer).__name__, optimizer,
-                       repr(model.loss), [m.name for m in model.metrics]], sort_keys=True, default=repr)
+                       compiled], sort_keys=True, default=repr)
+
+
+def forget() -> None:
+    """Drop the compiled loops (each holds the model it was traced with) and the device copies of data."""
+    _compiled.clear()
+    _on_device.clear()
 
 
 def on_device(array: np.ndarray):
@@ -103,7 +114,8 @@ def batch_order(n: int, batch_size: int, rng: np.random.Generator | None) -> tup
 
 
 class ScannedRun:
-    """Drives one model through epochs with the compiled loops; state lives in JAX arrays until ``sync``."""
+    """Drives one model through epochs with the compiled loops; state lives in JAX arrays between
+    ``reload`` (from the model's variables) and ``sync`` (back into them)."""
 
     def __init__(self, model, x, y):
         self.model = model
@@ -113,11 +125,18 @@ class ScannedRun:
         self.compiled = compiled_for(model)
         model.reset_metrics()
         self.fresh_metrics = [v.value for v in model.metrics_variables]
+        self.reload()
+
+    def reload(self):
+        """Take the model's current values: a callback may have set weights or the learning rate."""
+        model = self.model
         self.trainable = [v.value for v in model.trainable_variables]
         self.non_trainable = [v.value for v in model.non_trainable_variables]
         self.optimizer_state = [v.value for v in model.optimizer.variables]
+        self._unsynced = False
 
     def train_epoch(self, x, y, batch_size: int, rng, between_calls=None) -> dict:
+        """One epoch; ``between_calls(batches_done, logs)`` runs after each compiled call has finished."""
         full, rest = batch_order(len(x), batch_size, rng)
         state = (self.trainable, self.non_trainable, self.optimizer_state, self.fresh_metrics)
         logs, _ = self._run(self.compiled.train_steps, state, x, y, full, rest, between_calls, self._keep)
@@ -126,8 +145,11 @@ class ScannedRun:
     def _keep(self, state):
         # After every call, so that an interrupt between calls leaves the steps taken so far.
         self.trainable, self.non_trainable, self.optimizer_state, _ = state
+        self._unsynced = True
 
     def test(self, x, y, batch_size: int = EVAL_BATCH) -> dict:
+        if not len(x):
+            return {}
         full, rest = batch_order(len(x), min(batch_size, len(x)), None)
         state = (self.trainable, self.non_trainable, self.fresh_metrics)
         logs, _ = self._run(self.compiled.test_steps, state, x, y, full, rest)
@@ -143,7 +165,9 @@ class ScannedRun:
             if keep is not None:
                 keep(state)
             if between_calls is not None:
-                between_calls(start + count)
+                # JAX dispatches asynchronously: reading the logs waits for this call to finish,
+                # so the check runs between executed calls, not merely queued ones.
+                between_calls(start + count, {name: float(value) for name, value in logs.items()})
         if len(rest):
             # The partial last batch, as model.fit includes it (its own shape: compiled once).
             logs, state = steps(state, x, y, rest[None, :], np.int32(0), np.int32(1))
@@ -152,13 +176,16 @@ class ScannedRun:
         return {name: float(value) for name, value in logs.items()}, state
 
     def sync(self):
-        """Write the trained values back into the Keras model's variables."""
+        """Write the values trained since the last reload or sync back into the Keras model's variables."""
+        if not self._unsynced:
+            return
         model = self.model
         for variables, values in ((model.trainable_variables, self.trainable),
                                   (model.non_trainable_variables, self.non_trainable),
                                   (model.optimizer.variables, self.optimizer_state)):
             for variable, value in zip(variables, values):
                 variable.assign(value)
+        self._unsynced = False
 
 
 def predict(model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -25,7 +25,7 @@ import keras_tuner
 
 from dlcv_keras.results import atomic_write_text
 from dlcv_keras.settings import TUNERS
-from dlcv_keras.training.fit import evaluate_classifier
+from dlcv_keras.training.fit import evaluate_classifier, release_compiled
 from dlcv_keras.tuning.spaces import ExperimentSpace
 
 
@@ -129,6 +129,7 @@ class _RecordingTuner:
         try:
             return super().search(*args, **kwargs)
         finally:
+            release_compiled()          # the next search has other shapes; the disk cache still has them
             gc.unfreeze()
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)

@@ -36,7 +36,7 @@ from dlcv_keras.results import atomic_write_text
 WORKLOADS = {
     "linear": ((28, 28, 1), 32, (60_000, 12_000), 5),
     "mlp": ((28, 28, 1), 32, (60_000, 12_000), 5),
-    "cnn": ((28, 28, 1), 64, (12_800, 3_200), 2),
+    "cnn": ((28, 28, 1), 64, (12_800, 3_200), 3),
     "resnet18": ((32, 32, 3), 128, (1_280, 512), 2),
 }
 SEARCH_TRIALS = 30
@@ -55,20 +55,17 @@ def build(name: str, shape):
     return get_builder(name)(shape, 10, **kwargs)
 
 
-def time_ours(name: str, x, y, batch: int, repeats: int = 1) -> float:
-    """Seconds for one epoch through the path the questions use: the best of ``repeats`` epochs,
-    after a warm-up epoch that compiles."""
+def ours_epoch(name: str, x, y, batch: int):
+    """A function that trains one epoch through the path the questions use and returns its seconds."""
     from dlcv_keras.models import compile_model
     from dlcv_keras.training.fit import STEPS_PER_EXECUTION, fit_and_log
 
     model = compile_model(build(name, x.shape[1:]), lr=0.01, steps_per_execution=STEPS_PER_EXECUTION)
-    history = fit_and_log(model, x, y, x[:batch], y[:batch], batch_size=batch, epochs=repeats + 1).history
-    return min(row["seconds"] for row in history[1:])      # the first epoch compiles
+    return lambda: fit_and_log(model, x, y, x[:batch], y[:batch], batch_size=batch, epochs=1).history[0]["seconds"]
 
 
-def time_plain(name: str, x, y, batch: int, repeats: int = 1) -> float:
-    """Seconds for one epoch of ``model.fit`` with Keras's default compile (best of ``repeats``,
-    after a warm-up epoch), timed from epoch start to end as ``fit_and_log`` times ours."""
+def plain_epoch(name: str, x, y, batch: int):
+    """The same for ``model.fit`` with Keras's default compile, timed from epoch start to end as ours is."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -81,12 +78,23 @@ def time_plain(name: str, x, y, batch: int, repeats: int = 1) -> float:
     model = build(name, x.shape[1:])
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     timer = EpochTimer()
-    best = float("inf")
-    for attempt in range(repeats + 1):
+
+    def epoch() -> float:
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, validation_data=(x[:batch], y[:batch]),
                   callbacks=[timer])
-        if attempt:                 # the first epoch compiles
-            best = min(best, timer.seconds)
+        return timer.seconds
+    return epoch
+
+
+def best_epochs(epochs: list, repeats: int) -> list[float]:
+    """Each epoch function's best time over ``repeats`` rounds, after a warm-up round that compiles.
+    A round runs every function once, so that a slow spell on a shared machine hits them alike."""
+    for epoch in epochs:
+        epoch()
+    best = [float("inf")] * len(epochs)
+    for _ in range(repeats):
+        for i, epoch in enumerate(epochs):
+            best[i] = min(best[i], epoch())
     return best
 
 
@@ -186,25 +194,29 @@ def timed_search(model: str, hp, trials: int, x, y, x_val, y_val) -> dict:
 
 
 def measure(tasks: list[str], quick: bool) -> dict:
-    """Measurements in this process, in order: "ours:NAME", "plain:NAME", "search" or "q1-full"."""
+    """Measurements in this process, in order: "ours:NAME", "plain:NAME", "both:NAME" (ours and plain
+    in alternating epochs, when both run on this backend), "search" or "q1-full"."""
     import keras
 
     found = {}
+    backend = keras.backend.backend()
     for task in tasks:
         kind, _, name = task.partition(":")
-        if kind in ("ours", "plain"):
+        if kind in ("ours", "plain", "both"):
             shape, batch, sizes, repeats = WORKLOADS[name]
             samples = sizes[1] if quick else sizes[0]
             x, y = synthetic(shape, samples)
-            seconds = (time_ours if kind == "ours" else time_plain)(name, x, y, batch, repeats)
-            found[task] = {"seconds": seconds, "samples": samples}
+            kinds = ("ours", "plain") if kind == "both" else (kind,)
+            makers = {"ours": ours_epoch, "plain": plain_epoch}
+            seconds = best_epochs([makers[k](name, x, y, batch) for k in kinds], repeats)
+            for k, value in zip(kinds, seconds):
+                found[f"{k}:{name}"] = {"seconds": value, "samples": samples, "backend": backend}
         elif kind == "search":
-            found[task] = search_costs()
+            found[task] = {**search_costs(), "backend": backend}
         elif kind == "q1-full":
-            found[task] = q1_full_grid()
+            found[task] = {**q1_full_grid(), "backend": backend}
         else:
             raise ValueError(f"unknown benchmark step {task!r}")
-        found[task]["backend"] = keras.backend.backend()
     return found
 
 
@@ -223,8 +235,11 @@ def plan(q1_full: bool) -> dict[str, list[str]]:
     """Steps grouped by backend, one child process each; the search first, before big workloads raise memory."""
     groups: dict[str, list[str]] = {FASTEST_BACKEND["mlp"]: ["search"]}
     for name in WORKLOADS:
-        groups.setdefault(FASTEST_BACKEND[name], []).append(f"ours:{name}")
-        groups.setdefault("tensorflow", []).append(f"plain:{name}")
+        if FASTEST_BACKEND[name] == "tensorflow":
+            groups.setdefault("tensorflow", []).append(f"both:{name}")
+        else:
+            groups.setdefault(FASTEST_BACKEND[name], []).append(f"ours:{name}")
+            groups.setdefault("tensorflow", []).append(f"plain:{name}")
     if q1_full:
         groups.setdefault(FASTEST_BACKEND["linear"], []).append("q1-full")
     return groups

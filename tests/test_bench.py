@@ -25,15 +25,30 @@ def test_each_backend_gets_one_child_and_the_search_runs_before_the_big_workload
     groups = bench.plan(q1_full=True)
     assert sorted(groups) == ["jax", "tensorflow"]
     assert groups["jax"] == ["search", "ours:linear", "ours:mlp", "q1-full"]
-    assert sorted(groups["tensorflow"]) == sorted(["ours:cnn", "ours:resnet18"] + [f"plain:{n}" for n in bench.WORKLOADS])
+    # Both paths of a TensorFlow workload run in one step, their epochs alternating.
+    assert groups["tensorflow"] == ["plain:linear", "plain:mlp", "both:cnn", "both:resnet18"]
 
 
 def test_a_measurement_step_reports_its_backend_and_times(monkeypatch):
     monkeypatch.setitem(bench.WORKLOADS, "mlp", ((28, 28, 1), 32, (640, 320), 1))
-    found = bench.measure(["ours:mlp", "plain:mlp"], quick=True)
+    found = bench.measure(["ours:mlp", "both:mlp"], quick=True)
     assert found["ours:mlp"]["samples"] == 320 and found["ours:mlp"]["seconds"] > 0
     assert found["ours:mlp"]["backend"] == __import__("keras").backend.backend()
-    assert found["plain:mlp"]["seconds"] > 0
+    assert found["plain:mlp"]["seconds"] > 0 and found["plain:mlp"]["samples"] == 320
+
+
+def test_epochs_alternate_and_the_warm_up_round_is_not_counted():
+    calls = []
+
+    def epoch_of(name, seconds):
+        def epoch():
+            calls.append(name)
+            return seconds.pop(0)
+        return epoch
+
+    best = bench.best_epochs([epoch_of("a", [9.0, 3.0, 2.0]), epoch_of("b", [8.0, 5.0, 6.0])], repeats=2)
+    assert best == [2.0, 5.0]                 # the 9 s and 8 s warm-up epochs are ignored
+    assert calls == ["a", "b", "a", "b", "a", "b"]
 
 
 @pytest.mark.slow

@@ -222,7 +222,7 @@ def measure(tasks: list[str], quick: bool) -> dict:
 
 def in_child(tasks: list[str], backend: str, quick: bool) -> dict:
     """``measure`` in a fresh process on ``backend`` (Keras cannot switch backends once imported)."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "KERAS_BACKEND": backend}
     command = [sys.executable, "-m", "dlcv_keras.bench", "--measure", ",".join(tasks)] + (["--quick"] if quick else [])
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:

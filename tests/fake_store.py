@@ -36,6 +36,25 @@ def _history(trial_id, epochs, *, start_acc=0.5, end_acc=0.9, diverge_at=None):
     return rows
 
 
+
+def _fractions(store, tests, *, accuracy, val_gap, seconds, best_val_accuracy):
+    """A "fractions" search: one 5-epoch trial per (train_fraction, test accuracy) in ``tests``; the last is best."""
+    trials, history = [], []
+    for i, (fraction, test) in enumerate(tests):
+        tid = f"{i:04d}"
+        trials.append({"trial_id": tid, "status": "completed", "train_fraction": fraction, "epochs_run": 5,
+                       "stop_reason": "max_epochs", "loss": 0.1, "accuracy": accuracy, "val_loss": 0.3,
+                       "val_accuracy": test - val_gap, "seconds": seconds, "test_loss": 0.3, "test_accuracy": test})
+        history += _history(tid, 5, end_acc=accuracy)
+    store.write_experiment(
+        "fractions", summary={"kind": "search", "title": "fractions", "tuner": "grid", "objective": "val_accuracy",
+                              "space": {"train_fraction": [f for f, _ in tests]}, "fixed": {},
+                              "n_trials": len(tests), "best_trial": trials[-1]["trial_id"],
+                              "best_hyperparameters": {"train_fraction": tests[-1][0]},
+                              "best_val_accuracy": best_val_accuracy, "diverged": [],
+                              "seconds": seconds * len(tests), "evaluates_test": True},
+        trials=trials, history=history)
+
 def _run(question, title, sections, reference, *, dataset_name="mnist", banner=None, notes=()):
     return {
         "schema_version": 1, "question": question, "title": title,
@@ -220,19 +239,8 @@ def write_q3(root: Path) -> ResultsStore:
     _evaluation(store, "best", hp={"lr": 0.01, "batch_size": 32, "units": 256}, train=0.9911, val=0.9622,
                 test=0.9633, class_names=[str(i) for i in range(10)],
                 per_class=[0.99, 0.9921, 0.95, 0.96, 0.97, 0.95, 0.98, 0.96, 0.94, 0.9345])
-    trials, history = [], []
-    for i, (fraction, test) in enumerate([(0.1, 0.9012), (0.5, 0.9456)]):
-        tid = f"{i:04d}"
-        trials.append({"trial_id": tid, "status": "completed", "train_fraction": fraction, "epochs_run": 5,
-                       "stop_reason": "max_epochs", "loss": 0.1, "accuracy": 0.99, "val_loss": 0.3,
-                       "val_accuracy": test - 0.005, "seconds": 1.0, "test_loss": 0.3, "test_accuracy": test})
-        history += _history(tid, 5, end_acc=0.99)
-    store.write_experiment(
-        "fractions", summary={"kind": "search", "title": "fractions", "tuner": "grid", "objective": "val_accuracy",
-                              "space": {"train_fraction": [0.1, 0.5]}, "fixed": {}, "n_trials": 2, "best_trial": "0001",
-                              "best_hyperparameters": {"train_fraction": 0.5}, "best_val_accuracy": 0.9406,
-                              "diverged": [], "seconds": 2.0, "evaluates_test": True},
-        trials=trials, history=history)
+    _fractions(store, [(0.1, 0.9012), (0.5, 0.9456)], accuracy=0.99, val_gap=0.005, seconds=1.0,
+               best_val_accuracy=0.9406)
     return store
 
 
@@ -441,19 +449,8 @@ def write_q3_scratch(root: Path, *, implementation="scratch") -> ResultsStore:
                  "parameter_table": [{"layer": "dense_1", "type": "Linear", "output_shape": [None, 256], "params": 200960},
                                      {"layer": "dense_2", "type": "Linear", "output_shape": [None, 10], "params": 2570}],
                  "total_params": 203530})
-    trials, history = [], []
-    for i, (fraction, test) in enumerate([(0.1, 0.8899), (0.5, 0.9345)]):
-        tid = f"{i:04d}"
-        trials.append({"trial_id": tid, "status": "completed", "train_fraction": fraction, "epochs_run": 5,
-                       "stop_reason": "max_epochs", "loss": 0.1, "accuracy": 0.98, "val_loss": 0.3,
-                       "val_accuracy": test - 0.004, "seconds": 2.0, "test_loss": 0.3, "test_accuracy": test})
-        history += _history(tid, 5, end_acc=0.98)
-    store.write_experiment(
-        "fractions", summary={"kind": "search", "title": "fractions", "tuner": "grid", "objective": "val_accuracy",
-                              "space": {"train_fraction": [0.1, 0.5]}, "fixed": {}, "n_trials": 2, "best_trial": "0001",
-                              "best_hyperparameters": {"train_fraction": 0.5}, "best_val_accuracy": 0.9305,
-                              "diverged": [], "seconds": 4.0, "evaluates_test": True},
-        trials=trials, history=history)
+    _fractions(store, [(0.1, 0.8899), (0.5, 0.9345)], accuracy=0.98, val_gap=0.004, seconds=2.0,
+               best_val_accuracy=0.9305)
     sweep, gaps = [], {}
     analytic = [0.0125 * (k - 4.5) for k in range(10)]
     for n in (1, 10, 100, 1000):

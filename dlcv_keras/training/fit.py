@@ -74,33 +74,28 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
     rng = np.random.default_rng(np.random.randint(2**31)) if shuffle else None
     run = scanned.ScannedRun(model, x_train, y_train)
     model.stop_training = False
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.set_params({"epochs": epochs, "steps": -(-len(x_train) // batch_size), "verbose": 0})
-    for callback in callbacks:
-        callback.on_train_begin()
+    # Keras's own dispatcher, as model.fit uses it: set_model, params, and every hook in order.
+    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs,
+                                             steps=-(-len(x_train) // batch_size), verbose=0)
+    callbacks.on_train_begin()
 
     def between_calls(batches_done, logs):
-        for callback in callbacks:
-            callback.on_train_batch_end(batches_done - 1, logs)
+        callbacks.on_train_batch_end(batches_done - 1, logs)
 
     logs = None
     try:
         for epoch in range(epochs):
-            for callback in callbacks:
-                callback.on_epoch_begin(epoch)
+            callbacks.on_epoch_begin(epoch)
             run.reload()        # what callbacks set so far (weights, learning rate) is what trains
             logs = run.train_epoch(x_train, y_train, batch_size, rng, between_calls)
             logs.update({f"val_{name}": value for name, value in run.test(x_val, y_val).items()})
             run.sync()          # callbacks see (and the caller keeps) this epoch's weights
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, logs)
+            callbacks.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
     finally:
         run.sync()              # only if steps ran since the last sync (an interrupt mid-epoch)
-    for callback in callbacks:
-        callback.on_train_end(logs)
+    callbacks.on_train_end(logs)
 
 
 def release_compiled() -> None:

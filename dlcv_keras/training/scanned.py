@@ -30,10 +30,10 @@ _CACHE_SIZE = 8             # model structures kept compiled; bounded so memory 
 
 
 class _Compiled:
-    """Jitted train/test/predict loops traced with one model; valid for any model of the same structure."""
+    """Jitted train/test/predict loops traced with one model (they keep it alive); valid for any
+    model of the same structure."""
 
     def __init__(self, model):
-        self.model = model
         self.train_steps = jax.jit(self._make_steps(model.train_step))
         self.test_steps = jax.jit(self._make_steps(model.test_step))
         self.predict = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +30,12 @@ When their dataset cannot be had, q3, q4 and q5 run on scikit-learn's bundled di
 say so loudly; q2 and q6 need no dataset.
 
 results go to RESULTS/<question>/<profile>/ (JSON + CSV); an interrupted run resumes
-where it stopped when the same command is run again.
+where it stopped when the same command is run again (--fresh starts over, moving the old
+KerasTuner projects aside). A second run on the same results folder stops at once.
+
+several questions: each runs in a process of its own, one after the other, with its own
+backend; a failing question does not stop the others, Ctrl-C stops them all, and the exit
+status is the worst of theirs (0 done, 1 a trial failed, 2 bad input, 130 interrupted).
 
 speed: dense models (q1, q3) train on Keras's JAX backend through a compiled epoch loop,
 convolutional ones on TensorFlow; export KERAS_BACKEND=tensorflow|jax to choose yourself.
@@ -80,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fallback", action="store_true",
                         help="fail instead of running on digits when a question's dataset cannot be had")
     parser.add_argument("--no-download", action="store_true", help="never try to download a dataset")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over: move stored KerasTuner projects aside (never deleted) and redo every "
+                             "experiment instead of resuming (use after a 'torn' or foreign tuner project error)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final summary lines")
     return parser
 
@@ -113,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_environment(
             profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
-            allow_download=not args.no_download, space_file=args.space, report=args.report, **options)
+            allow_download=not args.no_download, space_file=args.space, report=args.report,
+            fresh=args.fresh or None, **options)
         check_results_dir(settings.results_dir)
-        return run(names, settings, quiet=args.quiet)
+        if len(names) > 1:
+            return run_each_in_child(names, settings, child_options(parser, args), quiet=args.quiet)
+        return run(names[0], settings, quiet=args.quiet)
     except InvalidParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -209,27 +222,87 @@ def resolve_questions(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run(names: list[str], settings: Settings, *, quiet: bool = False) -> int:
-    # Before Keras loads: JAX for the dense models (their fast path), TensorFlow for convolutions.
-    backends.choose(get_question(name).model for name in names)
+def run(name: str, settings: Settings, *, quiet: bool = False) -> int:
+    """One question in this process, on the backend fastest for its models (chosen before Keras loads)."""
+    question = get_question(name)
+    backends.choose(question.models(settings.implementation))
     from dlcv_keras import pipeline
 
     echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
     started = time.perf_counter()
-    # Check every question's space file and data before the first one starts training.
-    prepared = {name: pipeline.prepare(get_question(name), settings, echo) for name in names}
-    for name in names:
-        store = pipeline.run_question(get_question(name), settings, space=prepared[name][0],
-                                      data=prepared[name][1], echo=echo)
-        if settings.report != "none":
-            from dlcv_keras.report import build_report
-            formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
-            for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
-                print(f"report: {path}")
-        print(f"{name}: results in {store.root}")
+    space, data = pipeline.prepare(question, settings, echo)
+    store = pipeline.run_question(question, settings, space=space, data=data, echo=echo)
+    if settings.report != "none":
+        from dlcv_keras.report import build_report
+        formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
+        for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
+            print(f"report: {path}")
+    print(f"{name}: results in {store.root}")
     if not quiet:
         print(f"total wall time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command-line options given (all but the questions), to pass on to each question's process."""
+    found = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "list"):
+            continue
+        value = getattr(args, action.dest)
+        if value is None or value == action.default:
+            continue
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
+        found += [flag] if isinstance(action, argparse._StoreTrueAction) else [flag, str(value)]
+    return found
+
+
+def run_each_in_child(names: list[str], settings: Settings, options: list[str], *, quiet: bool = False) -> int:
+    """Each question in a child process of its own (``python -m dlcv_keras.run q ...``), one after
+    the other: each gets the backend fastest for it, its output streams through, and a failing
+    question does not stop the next. Ctrl-C stops the running one (it keeps what finished, as a
+    single run does) and starts no other. Returns the worst exit status."""
+    from dlcv_keras import pipeline
+
+    for name in names:            # every question's space file and options, before the first one starts
+        pipeline.check_space(get_question(name), settings)
+    started = time.perf_counter()
+    statuses: dict[str, int] = {}
+    for name in names:
+        command = [sys.executable, "-m", "dlcv_keras.run", name, *options]
+        child = subprocess.Popen(command)
+        try:
+            statuses[name] = child.wait()
+        except KeyboardInterrupt:
+            statuses[name] = _stop(child)
+        if statuses[name] in (130, -signal.SIGINT):
+            statuses[name] = 130
+            break
+    worst = max(statuses.values())
+    summary = ", ".join(f"{name} {STATUS_WORDS.get(code, f'exit {code}')}" for name, code in statuses.items())
+    skipped = [name for name in names if name not in statuses]
+    if skipped:
+        summary += f"; not started: {', '.join(skipped)}"
+    print(f"questions: {summary}" + ("" if quiet else f" ({time.perf_counter() - started:.0f} s)"), flush=True)
+    return worst
+
+
+STATUS_WORDS = {0: "done", 1: "failed (exit 1)", 2: "bad input (exit 2)", 130: "interrupted"}
+
+
+def _stop(child: subprocess.Popen) -> int:
+    """After Ctrl-C: a terminal sent it to the child too; if the child is still running a moment
+    later (the signal reached only us), pass it on; kill only a child that will not stop."""
+    for action, wait in ((None, 5), (signal.SIGINT, 60), (signal.SIGKILL, 10)):
+        if action is not None:
+            child.send_signal(action)
+        try:
+            return child.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:       # another Ctrl-C: stop waiting politely
+            continue
+    return 130
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ class Settings:
     points: tuple | None = None         # q2 --points, already parsed
     kernel_size: int | None = None      # q4 --kernel-size
     sigma: float | None = None          # q4 --sigma
+    fresh: bool = False                 # --fresh: move stored tuner projects aside and redo every experiment
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

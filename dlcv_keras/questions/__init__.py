@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dlcv_keras.questions import q1, q2, q3, q4, q5, q6
-from dlcv_keras.questions.base import EvaluateBest, Question, Search, SklearnLogistic
+from dlcv_keras.questions import q1, q2, q3, q4, q5, q6, q8, q16
+from dlcv_keras.questions.base import Question
 from dlcv_keras.validation import InvalidParameterError
 
 QUESTIONS: dict[str, Question] = {q.name: q for q in (q1.QUESTION, q2.QUESTION, q3.QUESTION, q4.QUESTION,
-                                                      q5.QUESTION, q6.QUESTION)}
+                                                      q5.QUESTION, q6.QUESTION, q8.QUESTION, q16.QUESTION)}
 
 # Every question of the catalogue, for --list; those not in QUESTIONS are planned.
 CATALOGUE = {
@@ -42,4 +42,4 @@ def get_question(name: str) -> Question:
     raise InvalidParameterError(f"question must be one of {runnable} or 'all' (see --list), got {name!r}")
 
 
-__all__ = ["CATALOGUE", "QUESTIONS", "EvaluateBest", "Question", "Search", "SklearnLogistic", "get_question"]
+__all__ = ["CATALOGUE", "QUESTIONS", "Question", "get_question"]

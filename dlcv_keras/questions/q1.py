@@ -1,6 +1,7 @@
 """q1: a single-layer (linear softmax) classifier on MNIST (DS-265 DLCV, Assignment 1, part 1)."""
 
-from dlcv_keras.questions.base import EvaluateBest, Question, Search, SklearnLogistic
+from dlcv_keras.experiments import EvaluateBest, Search, SklearnLogistic
+from dlcv_keras.questions.base import Question
 
 QUESTION = Question(
     name="q1",
@@ -17,7 +18,7 @@ QUESTION = Question(
         EvaluateBest("best", "Best configuration of the full grid", source="full_grid"),
         SklearnLogistic("sklearn", "1.b scikit-learn LogisticRegression", compare_with="best"),
         Search("fractions", "1.c Training on 10/20/50 % of the data (rest validation)",
-               template="fractions", base_from="full_grid", evaluates_test=True, grid_only=True),
+               template="fractions", base_from="full_grid", evaluates_test=True, tuner="grid"),
     ),
     reference={
         "base": {"val_accuracy": 0.8556},

@@ -5,7 +5,8 @@ seed's points; TensorFlow's autodiff and central differences check every number.
 ``--expr`` and ``--points`` take the user's own function and points.
 """
 
-from dlcv_keras.questions.base import Question, ScalarGradients
+from dlcv_keras.experiments import ScalarGradients
+from dlcv_keras.questions.base import Question
 
 QUESTION = Question(
     name="q2",

@@ -4,7 +4,8 @@ This is the package's main job (``python -m dlcv_keras.run q3``): when MNIST can
 had at all it runs on scikit-learn's bundled digits, and says so loudly.
 """
 
-from dlcv_keras.questions.base import EvaluateBest, FiniteDifferenceSweep, Question, Search
+from dlcv_keras.experiments import EvaluateBest, FiniteDifferenceSweep, Search
+from dlcv_keras.questions.base import Question
 
 QUESTION = Question(
     name="q3",
@@ -28,7 +29,7 @@ QUESTION = Question(
         Search("grid", "3.a Learning rate x batch size", template="effect"),
         EvaluateBest("best", "Best configuration of the grid", source="grid"),
         Search("fractions", "3.b Training on 10/20/50 % of the data (rest validation)",
-               template="fractions", base_from="grid", evaluates_test=True, grid_only=True),
+               template="fractions", base_from="grid", evaluates_test=True, tuner="grid"),
     ),
     reference={
         "base": {"val_accuracy": 0.9561, "epochs_run": 274},

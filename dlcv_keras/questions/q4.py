@@ -5,7 +5,8 @@ TensorFlow's gradients, then a 5x5 Gaussian (sigma 0.8) blurs the first five tra
 images into five output channels. ``--kernel-size`` and ``--sigma`` change the filter.
 """
 
-from dlcv_keras.questions.base import ConvBlur, Question
+from dlcv_keras.experiments import ConvBlur
+from dlcv_keras.questions.base import Question
 
 QUESTION = Question(
     name="q4",

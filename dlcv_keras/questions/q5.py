@@ -6,7 +6,8 @@ layer's output (L2 loss plus a 1e-3 weight penalty) on raw 0-255 pixels. Run A
 the gradients to [-1, 1] and compares batch sizes 1, 4 and 8.
 """
 
-from dlcv_keras.questions.base import ConvRegression, Question
+from dlcv_keras.experiments import ConvRegression
+from dlcv_keras.questions.base import Question
 
 QUESTION = Question(
     name="q5",

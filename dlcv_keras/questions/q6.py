@@ -5,7 +5,8 @@ the class scores and loss against the exercise's correct values, analytic gradie
 against central differences and TensorFlow, and training to a loss below 0.02.
 """
 
-from dlcv_keras.questions.base import Question, ToyTraining, TwoLayerCheck
+from dlcv_keras.experiments import ToyTraining, TwoLayerCheck
+from dlcv_keras.questions.base import Question
 from dlcv_keras.scratch.two_layer import REFERENCE_LOSS, REFERENCE_SCORES
 
 QUESTION = Question(

@@ -75,6 +75,9 @@ class ResultsStore:
         self.question = question
         self.profile = profile
         self.implementation = implementation
+        # The run writing here (run.json "run_id"): stamped on every summary, so a report can tell
+        # this run's results from those an earlier run with other settings left behind.
+        self.run_id: str | None = None
 
     # -- paths ---------------------------------------------------------------
     def experiment_dir(self, experiment: str) -> Path:
@@ -144,6 +147,8 @@ class ResultsStore:
             self.write_arrays(experiment, **arrays)
         if metrics is not None:
             self.write_json(f"{base}/metrics.json", metrics)
+        if self.run_id is not None:
+            summary = {**summary, "run_id": self.run_id}
         self.write_json(f"{base}/summary.json", summary)
 
     def read_experiment(self, experiment: str) -> dict[str, Any]:

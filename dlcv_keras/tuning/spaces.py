@@ -15,8 +15,9 @@ choices, and an inline table ``{min = .., max = .., sampling = "log"}`` is a ran
     l2 = 1e-3                   # fixed
     epochs = 10
 
-Every value is checked against ``HYPERPARAMETERS`` before anything runs, so a bad
-file stops the run with a one-line message naming the file, table, key and value.
+Every table is checked against what its experiment reads (``experiments``: table name ->
+the names it accepts and their domains) before anything runs, so an unknown, unused or
+out-of-range name stops the run with a one-line message naming the file, table, key and value.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
+from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS
 from dlcv_keras.validation import InvalidParameterError
 
-# name -> (kind, low, high, closed): the domain a hyperparameter's values must lie in.
-HYPERPARAMETERS: dict[str, tuple] = {
+# name -> (kind, low, high, closed) or ("str", choices): the domain of a value. These are the names
+# of the model builders', compile step's and fit step's arguments (models/options.py MODEL_KEYS,
+# COMPILE_KEYS, FIT_KEYS); each experiment kind adds its own settings (dlcv_keras/experiments/).
+SEARCH_DOMAINS: dict[str, tuple] = {
     "lr": ("float", 0.0, 10.0, "right"),
     "l1": ("float", 0.0, 10.0, "both"),
     "l2": ("float", 0.0, 10.0, "both"),
@@ -40,25 +43,14 @@ HYPERPARAMETERS: dict[str, tuple] = {
     "train_fraction": ("float", 0.0, 1.0, "neither"),
     "batch_size": ("int", 1, 1_000_000, "both"),
     "epochs": ("int", 1, 100_000, "both"),
+    "patience": ("int", 0, 100_000, "both"),
     "depth": ("int", 1, 100, "both"),
     "units": ("int", 1, 100_000, "both"),
+    **{name: ("int", 1, 100_000, "both") for name in MLP_LAYER_WIDTHS},
+    "dense_units": ("int", 1, 100_000, "both"),
     "activation": ("str", ACTIVATIONS),
     "initializer": ("str", INITIALIZERS),
     "optimizer": ("str", OPTIMIZERS),
-    # settings of the from-scratch experiments (q2, q4, q5, q6, q3 --impl scratch)
-    "images": ("int", 1, 1_000_000, "both"),          # how many training images an experiment uses
-    "kernel_size": ("int", 1, 99, "both"),
-    "sigma": ("float", 0.0, 100.0, "right"),           # Gaussian kernel width, in pixels
-    "filters": ("int", 1, 4096, "both"),
-    "stride": ("int", 1, 99, "both"),
-    "clip": ("float", 0.0, 1e12, "right"),            # gradients clipped elementwise to [-clip, clip]
-    "pixel_scale": ("float", 0.0, 1e6, "right"),      # images in [0, 1] are multiplied by this (q5: 255)
-    "iterations": ("int", 1, 10_000_000, "both"),
-    "lr_decay": ("float", 0.0, 1.0, "right"),
-    "step": ("float", 0.0, 1.0, "right"),             # central-difference step
-    "n": ("int", 1, 10**12, "both"),                  # q16: epsilon = 1/N
-    "count": ("int", 1, 10_000, "both"),
-    "reduction": ("str", ("sum", "mean")),            # q5: squared error per image summed, or averaged
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).
@@ -85,6 +77,12 @@ class ExperimentSpace:
     def grid_size(self) -> int:
         return math.prod(len(v) for v in self.choices.values()) if self.choices else 1
 
+    def without(self, names) -> "ExperimentSpace":
+        """The same space less ``names`` (an experiment's own settings, which are not hyperparameters)."""
+        return ExperimentSpace(self.name, {k: v for k, v in self.fixed.items() if k not in names},
+                               {k: v for k, v in self.choices.items() if k not in names},
+                               {k: v for k, v in self.ranges.items() if k not in names})
+
     def as_dict(self) -> dict:
         """Plain values, for hashing and for the stored summary."""
         return {"fixed": dict(sorted(self.fixed.items())),
@@ -109,12 +107,9 @@ class ProfileSpace:
         return self.experiments[name]
 
 
-def load_space(path: Path, profile: str, *, experiments: list[str] | None = None,
-               tuner: str = "grid") -> ProfileSpace:
-    """Read and validate one profile of a search-space file.
-
-    ``experiments`` lists the tables the question needs; ``tuner`` = "grid" forbids ranges.
-    """
+def load_space(path: Path, profile: str, *, experiments: Mapping[str, Mapping[str, tuple]] | Sequence[str] | None = None,
+               required: Sequence[str] | None = None, tuner: str = "grid") -> ProfileSpace:
+    """Read and validate one profile of a search-space file (see ``parse_space``)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidParameterError(f"search-space file must be an existing .toml file, got {str(path)!r}")
@@ -122,14 +117,25 @@ def load_space(path: Path, profile: str, *, experiments: list[str] | None = None
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidParameterError(f"search-space file {path} must be valid TOML, got an error: {exc}") from None
-    return parse_space(document, profile, source=str(path), experiments=experiments, tuner=tuner)
+    return parse_space(document, profile, source=str(path), experiments=experiments, required=required, tuner=tuner)
 
 
 def parse_space(document: dict, profile: str, *, source: str = "<space>",
-                experiments: list[str] | None = None, tuner: str = "grid") -> ProfileSpace:
+                experiments: Mapping[str, Mapping[str, tuple]] | Sequence[str] | None = None,
+                required: Sequence[str] | None = None, tuner: str = "grid") -> ProfileSpace:
+    """One profile of a search-space document, validated.
+
+    ``experiments`` maps each table a question may have to the names that table accepts
+    (name -> domain); a table it does not name is an error. A list of names (or None)
+    checks every table against ``SEARCH_DOMAINS``. ``required`` lists the tables that must
+    be present (default: every table ``experiments`` names); ``tuner`` = "grid" forbids ranges.
+    """
     if profile not in document or not isinstance(document[profile], dict):
         raise InvalidParameterError(
             f"{source} must have a [{profile}] table, got tables {sorted(document)!r}")
+    domains = dict(experiments) if isinstance(experiments, Mapping) else None
+    if required is None:
+        required = list(experiments or [])
     table = document[profile]
     settings: dict[str, Any] = {}
     early_stopping = None
@@ -140,13 +146,18 @@ def parse_space(document: dict, profile: str, *, source: str = "<space>",
             early_stopping = _parse_settings(value, EARLY_STOPPING_SETTINGS, f"{source} [{profile}.early_stopping]")
         elif key in PROFILE_SETTINGS:
             settings[key] = _check_setting(where, value, *PROFILE_SETTINGS[key])
+        elif isinstance(value, dict) and (domains is None or key in domains):
+            accepted = SEARCH_DOMAINS if domains is None else domains[key]
+            spaces[key] = _parse_experiment(key, value, f"{source} [{profile}.{key}]", tuner, accepted)
         elif isinstance(value, dict):
-            spaces[key] = _parse_experiment(key, value, f"{source} [{profile}.{key}]", tuner)
+            raise InvalidParameterError(
+                f"{source} [{profile}.{key}] must be a table of one of this question's experiments "
+                f"({', '.join(sorted(domains)) or 'none'}), got an unknown table {key!r}")
         else:
             raise InvalidParameterError(
                 f"{where} must be one of {sorted(PROFILE_SETTINGS)} or an experiment table, got {value!r}")
     space = ProfileSpace(source, profile, settings, early_stopping, spaces)
-    for name in experiments or []:
+    for name in required:
         space.experiment(name)
     return space
 
@@ -173,17 +184,19 @@ def _check_setting(where: str, value, kind: str, low):
     return value
 
 
-def _parse_experiment(name: str, table: dict, where: str, tuner: str) -> ExperimentSpace:
+def _parse_experiment(name: str, table: dict, where: str, tuner: str, accepted: Mapping[str, tuple]) -> ExperimentSpace:
     space = ExperimentSpace(name)
     for key, value in table.items():
-        if key not in HYPERPARAMETERS:
+        if key not in accepted:
             raise InvalidParameterError(
-                f"{where} {key} must be a known hyperparameter ({', '.join(sorted(HYPERPARAMETERS))}), got {key!r}")
+                f"{where} {key} must be one of the names this experiment reads "
+                f"({', '.join(sorted(accepted))}), got {key!r}")
         here = f"{where} {key}"
+        spec = accepted[key]
         if isinstance(value, list):
             if not value:
                 raise InvalidParameterError(f"{here} must be a non-empty list of values, got []")
-            values = [_check_value(here, key, v) for v in value]
+            values = [_check_value(here, spec, v) for v in value]
             if len(set(values)) != len(values):
                 raise InvalidParameterError(f"{here} must not repeat a value, got {value!r}")
             space.choices[key] = values
@@ -191,14 +204,13 @@ def _parse_experiment(name: str, table: dict, where: str, tuner: str) -> Experim
             if tuner == "grid":
                 raise InvalidParameterError(
                     f"{here} must be a list of values for --tuner grid (ranges are for --tuner random), got {value!r}")
-            space.ranges[key] = _check_range(here, key, value)
+            space.ranges[key] = _check_range(here, spec, value)
         else:
-            space.fixed[key] = _check_value(here, key, value)
+            space.fixed[key] = _check_value(here, spec, value)
     return space
 
 
-def _check_value(where: str, key: str, value):
-    spec = HYPERPARAMETERS[key]
+def _check_value(where: str, spec: tuple, value):
     if spec[0] == "str":
         if value not in spec[1]:
             raise InvalidParameterError(f"{where} must be one of {', '.join(map(repr, spec[1]))}, got {value!r}")
@@ -219,14 +231,14 @@ def _check_value(where: str, key: str, value):
     return int(value) if kind == "int" else float(value)
 
 
-def _check_range(where: str, key: str, table: dict) -> Range:
-    if HYPERPARAMETERS[key][0] == "str":
+def _check_range(where: str, spec: tuple, table: dict) -> Range:
+    if spec[0] == "str":
         raise InvalidParameterError(f"{where} must be a list of choices (a range needs numbers), got {table!r}")
     unknown = set(table) - {"min", "max", "sampling"}
     if unknown or "min" not in table or "max" not in table:
         raise InvalidParameterError(f"{where} must be {{min = .., max = .., sampling = \"linear\"|\"log\"}}, got {table!r}")
-    low = _check_value(where + ".min", key, table["min"])
-    high = _check_value(where + ".max", key, table["max"])
+    low = _check_value(where + ".min", spec, table["min"])
+    high = _check_value(where + ".max", spec, table["max"])
     sampling = table.get("sampling", "linear")
     if sampling not in ("linear", "log"):
         raise InvalidParameterError(f"{where}.sampling must be 'linear' or 'log', got {sampling!r}")

@@ -1,0 +1,59 @@
+"""Experiment kinds, one module each; the registry finds a kind by name and a report view by template.
+
+Adding a kind: a module here with its declaration (an ``Experiment`` subclass with ``KIND``,
+``VIEWS`` and ``SETTINGS``), its run step and its ``VIEWS`` functions, a template per view in
+report_templates/sections/, and one line in ``_MODULES`` below. Adding a question that reuses
+kinds touches none of this (docs/adding-a-question.md).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Callable
+
+from dlcv_keras.experiments import (comparison, conv_blur, conv_regression, evaluate_best, finite_difference,
+                                    scalar_gradients, search, sklearn_logistic, toy_training, two_layer_check)
+from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.experiments.comparison import RunComparison
+from dlcv_keras.experiments.conv_blur import ConvBlur
+from dlcv_keras.experiments.conv_regression import ConvRegression
+from dlcv_keras.experiments.evaluate_best import EvaluateBest
+from dlcv_keras.experiments.finite_difference import FiniteDifferenceSweep
+from dlcv_keras.experiments.scalar_gradients import ScalarGradients
+from dlcv_keras.experiments.search import Search
+from dlcv_keras.experiments.sklearn_logistic import SklearnLogistic
+from dlcv_keras.experiments.toy_training import ToyTraining
+from dlcv_keras.experiments.two_layer_check import TwoLayerCheck
+
+_MODULES: tuple[ModuleType, ...] = (search, evaluate_best, sklearn_logistic, comparison, scalar_gradients, conv_blur,
+                                    conv_regression, two_layer_check, toy_training, finite_difference)
+
+# kind name -> its declaration class
+KINDS: dict[str, type[Experiment]] = {cls.KIND: cls for cls in (
+    Search, EvaluateBest, SklearnLogistic, RunComparison, ScalarGradients, ConvBlur, ConvRegression, TwoLayerCheck,
+    ToyTraining, FiniteDifferenceSweep)}
+
+
+def _collect(attribute: str) -> dict:
+    found: dict = {}
+    for module in _MODULES:
+        for template, value in getattr(module, attribute, {}).items():
+            if template in found:
+                raise RuntimeError(f"report template {template!r} is claimed by two experiment kinds")
+            found[template] = value
+    return found
+
+
+# report template -> the function turning an experiment's stored files into the template's values
+VIEWS: dict[str, Callable] = _collect("VIEWS")
+# report template -> files it needs besides summary.json, checked before any figure is drawn
+REQUIRED_FILES: dict[str, tuple[str, ...]] = _collect("REQUIRED_FILES")
+
+
+def get_kind(name: str) -> type[Experiment]:
+    return KINDS[name]
+
+
+__all__ = ["Experiment", "KINDS", "VIEWS", "REQUIRED_FILES", "get_kind", "ConvBlur", "ConvRegression",
+           "EvaluateBest", "FiniteDifferenceSweep", "RunComparison", "ScalarGradients", "Search", "SklearnLogistic",
+           "ToyTraining", "TwoLayerCheck"]

@@ -1,0 +1,127 @@
+"""The evaluate-best kind: retrain the best setting of a search, evaluate it on train, val and test.
+
+Stores the per-class accuracy, confusion matrix and per-layer parameter table, and keeps the
+trained model for later experiments of the run (q16's gradient check reads it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, pct, require, thousands)
+
+
+@dataclass(frozen=True)
+class EvaluateBest(Experiment):
+    """``source`` is the search whose best setting is retrained; the model is that search's."""
+    source: str = ""
+
+    KIND: ClassVar[str] = "evaluation"
+    VIEWS: ClassVar[tuple[str, ...]] = ("best",)
+    HAS_TABLE: ClassVar[bool] = False
+
+    def run(self, runner) -> None:
+        evaluate_best(runner, self)
+
+
+def evaluate_best(runner, experiment: EvaluateBest) -> None:
+    import keras_tuner
+
+    from dlcv_keras.experiments.search import hypermodel_for
+    from dlcv_keras.models import parameter_table
+    from dlcv_keras.training.fit import evaluate_classifier
+
+    values = runner.best[experiment.source]
+    model_name = runner.question.experiment(experiment.source).model_name(runner.question)
+    data = runner.data
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    hypermodel = hypermodel_for(runner, model_name)
+    runner.echo(f"[{experiment.name}] retraining the best setting of {experiment.source}: {values}")
+    model = hypermodel.build(hp)
+    result = hypermodel.fit(hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val))
+    train = evaluate_classifier(model, data.x_train, data.y_train, data.num_classes)
+    val = evaluate_classifier(model, data.x_val, data.y_val, data.num_classes)
+    test = evaluate_classifier(model, data.x_test, data.y_test, data.num_classes)
+    names = data.class_names
+    per_class = test["per_class_accuracy"]
+    tested = [k for k, accuracy in enumerate(per_class) if accuracy is not None]
+    best_i = max(tested, key=per_class.__getitem__)
+    worst_i = min(tested, key=per_class.__getitem__)
+    table = model.parameter_table() if hasattr(model, "parameter_table") else parameter_table(model)
+    runner.models[experiment.name] = model
+    summary = {
+        "kind": "evaluation", "title": experiment.title, "from_experiment": experiment.source, "model": model_name,
+        "hyperparameters": values, "status": result.status,
+        "train_accuracy": train["accuracy"], "val_accuracy": val["accuracy"],
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "val_loss": val["loss"],
+        "loss_includes": test.get("loss_includes"),
+        "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds,
+    }
+    metrics = {
+        "class_names": names, "per_class_accuracy": per_class,
+        "best_class": {"index": best_i, "name": names[best_i], "accuracy": per_class[best_i]},
+        "worst_class": {"index": worst_i, "name": names[worst_i], "accuracy": per_class[worst_i]},
+        "confusion_matrix": test["confusion_matrix"],
+        "parameter_table": table, "total_params": sum(r["params"] for r in table),
+    }
+    history = [{"trial_id": "best", **row} for row in result.history]
+    runner.store.write_experiment(experiment.name, summary=summary, history=history, metrics=metrics)
+    runner.echo(f"[{experiment.name}] train {train['accuracy']:.4f}, val {val['accuracy']:.4f}, "
+                f"test {test['accuracy']:.4f} after {result.epochs_run} epochs ({result.stop_reason})")
+
+
+# -- report view ------------------------------------------------------------------------------
+def _class_entry(entry: Any) -> dict[str, str]:
+    if not isinstance(entry, Mapping):
+        return {"name": DASH, "accuracy": DASH}
+    return {"name": fmt(entry.get("name")), "accuracy": pct(as_number(entry.get("accuracy")))}
+
+
+def _best(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary = experiment["summary"]
+    metrics = require(experiment, "metrics", store, section["experiment"], "metrics.json", section["title"])
+    ours_hp = summary.get("hyperparameters") or {}
+    ref_hp = reference.get("hyperparameters") or {}
+    names = list(ours_hp) + [k for k in ref_hp if k not in ours_hp]
+    accuracies = [{"metric": f"{split} accuracy (%)", "ours": pct(as_number(summary.get(f"{split}_accuracy"))),
+                   "seed": pct(as_number(reference.get(f"{split}_accuracy")))} for split in ("train", "val", "test")]
+    accuracies.append({"metric": "test loss", "ours": fmt_loss(summary.get("test_loss")), "seed": fmt_loss(reference.get("test_loss"))})
+    accuracies.append({"metric": "epochs run", "ours": fmt(summary.get("epochs_run")), "seed": fmt(reference.get("epochs_run"))})
+    accuracies.append({"metric": "stop reason", "ours": fmt(summary.get("stop_reason")), "seed": fmt(reference.get("stop_reason"))})
+
+    class_names = [str(c) for c in metrics.get("class_names") or []]
+    per_class = [as_number(a) for a in metrics.get("per_class_accuracy") or []]
+    if not class_names:
+        class_names = [str(i) for i in range(len(per_class))]
+    ref_per_class = reference.get("per_class_accuracy") or []
+    per_class_rows = [{"name": name, "ours": pct(acc),
+                       "seed": pct(as_number(ref_per_class[i])) if i < len(ref_per_class) else DASH}
+                      for i, (name, acc) in enumerate(zip(class_names, per_class))]
+    parameters = [{"layer": fmt(p.get("layer")), "type": fmt(p.get("type")),
+                   "output_shape": fmt(p.get("output_shape")), "params": thousands(p.get("params"))}
+                  for p in metrics.get("parameter_table") or []]
+    history = experiment.get("history") or []
+    matrix = metrics.get("confusion_matrix")
+    return {
+        "from_experiment": fmt(summary.get("from_experiment")),
+        "hyperparameters": [{"name": n, "ours": fmt(ours_hp.get(n)), "seed": fmt(ref_hp.get(n))} for n in names],
+        "accuracies": accuracies,
+        "curves": figures.data_uri(figures.learning_curves({"best": history})) if history else None,
+        "parameters": parameters,
+        "total_params": thousands(metrics.get("total_params")),
+        "per_class": per_class_rows,
+        "per_class_figure": figures.data_uri(figures.per_class_bars(class_names, per_class)) if per_class else None,
+        "best_class": {"ours": _class_entry(metrics.get("best_class")), "seed": _class_entry(reference.get("best_class"))},
+        "worst_class": {"ours": _class_entry(metrics.get("worst_class")), "seed": _class_entry(reference.get("worst_class"))},
+        "confusion": figures.data_uri(figures.confusion_matrix(matrix, class_names)) if matrix else None,
+        "seconds": fmt_seconds(summary.get("seconds")),
+    }
+
+
+VIEWS = {"best": _best}

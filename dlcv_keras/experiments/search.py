@@ -1,0 +1,329 @@
+"""The search kind: a KerasTuner search over the space in tuners/<question>.toml [<profile>.<name>].
+
+A single-point grid is a plain training run (a base run). Every trial's epochs are stored
+(trials.csv, history.csv); the report shows a search as learning curves, an effect plot,
+a top-k table or a training-fraction study (``VIEWS``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
+from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
+                                      hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite,
+                                      metric_header, pct, reference_match, reference_table, require, trial_key,
+                                      trial_table, by_val_accuracy, varying_columns)
+from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
+from dlcv_keras.validation import InvalidParameterError
+
+# The search's own settings: a parameter-count constraint (q16: 0.5M to 1M). A sampled setting
+# outside it is recorded as "rejected" with its parameter count, and not trained.
+CONSTRAINT = {"min_params": ("int", 0, 10**12, "both"), "max_params": ("int", 1, 10**12, "both")}
+
+
+@dataclass(frozen=True)
+class Search(Experiment):
+    """``model`` names the builder (models.BUILDERS; default: the question's). ``base_from`` names an
+    earlier search whose best setting fills every value this space leaves out."""
+    model: str | None = None
+    base_from: str | None = None
+    evaluates_test: bool = False      # also score every trial on the test split
+    top_k: int | None = None
+    tuner: str | None = None          # "grid": every listed value must run (10/20/50 %), "random": a
+                                      # random search (q16), whatever --tuner says; None: --tuner decides
+
+    KIND: ClassVar[str] = "search"
+    VIEWS: ClassVar[tuple[str, ...]] = ("curves", "effect", "top_table", "fractions")
+
+    def model_name(self, question) -> str:
+        return self.model or question.model
+
+    def accepted(self, question) -> Mapping[str, tuple]:
+        names = (*MODEL_KEYS[self.model_name(question)], *COMPILE_KEYS, *FIT_KEYS)
+        return {**{name: SEARCH_DOMAINS[name] for name in names}, **CONSTRAINT}
+
+    def listable(self) -> tuple[str, ...]:
+        return tuple(SEARCH_DOMAINS)          # any hyperparameter may be a grid or a range
+
+    def check(self, question, settings, table, where: str) -> None:
+        super().check(question, settings, table, where)
+        if table.ranges and self.tuner == "grid":
+            raise InvalidParameterError(f"{where} {sorted(table.ranges)[0]} must be a list of values "
+                                        f"(this experiment runs every value, whatever --tuner says), got a range")
+        low, high = table.fixed.get("min_params", 0), table.fixed.get("max_params")
+        if high is not None and low > high:
+            raise InvalidParameterError(f"{where} min_params must be <= max_params, got {low} > {high}")
+        if question.implementation(settings.implementation) == "scratch":
+            _check_scratch_model(table, where)
+
+    def section(self) -> dict[str, Any]:
+        found = super().section()
+        if self.top_k:
+            found["top_k"] = self.top_k
+        return found
+
+    def run(self, runner) -> None:
+        run_search(runner, self)
+
+
+def _check_scratch_model(table, where: str) -> None:
+    """Every value a search may try must be one the hand-written Classifier can train."""
+    from dlcv_keras.scratch.nn import TRAINABLE, untrainable
+
+    for key in sorted(set(table.ranges) & set(TRAINABLE)):
+        raise InvalidParameterError(f"{where} {key} must be one of {TRAINABLE[key]!r} for --impl scratch, got a range")
+    for key, value in [*table.fixed.items(), *((k, v) for k, vs in table.choices.items() for v in vs)]:
+        problem = untrainable({key: value})
+        if problem:
+            raise InvalidParameterError(f"{where} {problem}")
+
+
+# -- the run step -------------------------------------------------------------------------
+def hypermodel_for(runner, model: str, constraint: tuple | None = None):
+    """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data."""
+    from dlcv_keras.data import stratified_split
+    from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
+
+    seed = runner.settings.seed
+
+    def resplit(x, y, x_val, y_val, fraction):
+        import numpy as np
+        x_pool, y_pool = np.concatenate([x, x_val]), np.concatenate([y, y_val])
+        first, rest = stratified_split(y_pool, fraction, seed)
+        return x_pool[first], y_pool[first], x_pool[rest], y_pool[rest]
+
+    question = runner.question
+    return ClassifierHyperModel(
+        model, runner.data.input_shape, runner.data.num_classes, seed=seed,
+        optimizer=question.optimizer, implementation=runner.implementation,
+        early_stopping=runner.space.early_stopping if question.early_stopping else None,
+        resplit=resplit, constraint=constraint)
+
+
+def run_search(runner, experiment: Search) -> None:
+    from dlcv_keras.tuning.search import count_trials, fingerprint, hyperparameters_for, make_tuner
+
+    exp_space = runner.space.experiment(experiment.name)
+    hp_space = exp_space.without(CONSTRAINT)
+    constraint = (exp_space.fixed.get("min_params", 0), exp_space.fixed.get("max_params"))
+    constraint = None if constraint == (0, None) else constraint
+    base = runner.best[experiment.base_from] if experiment.base_from else {}
+    settings, data, question = runner.settings, runner.data, runner.question
+    model = experiment.model_name(question)
+    tuner_kind = experiment.tuner or settings.tuner
+    total = count_trials(hp_space, tuner_kind, runner.space.settings.get("random_trials", 10))
+    project = f"{experiment.name}-" + fingerprint(
+        question.name, model, question.optimizer, runner.implementation, experiment.name,
+        settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
+        exp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
+        runner.code_versions)
+    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint), hyperparameters_for(hp_space, base),
+                       directory=runner.store.tuner_dir(), project_name=project, total=total,
+                       seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
+                       test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
+                       echo=runner.echo, **runner.tuner_options)
+    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
+    records = tuner.records()
+    if not records:
+        raise RuntimeError(f"search {experiment.name!r} finished no trial; see {tuner.project_dir}")
+    completed = [r for r in records if r["status"] == "completed"]
+    if not completed and constraint is not None:
+        raise InvalidParameterError(f"{runner.space.source} [{runner.space.profile}.{experiment.name}] must allow "
+                                    f"models with {constraint[0]:,} to {constraint[1]:,} parameters, "
+                                    f"got {len(records)} sampled settings all outside it")
+    best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
+    runner.best[experiment.name] = best["hyperparameters"]
+    trials, history = records_to_tables(records)
+    summary = {
+        "kind": "search", "title": experiment.title, "model": model, "tuner": tuner_kind, "objective": "val_accuracy",
+        "space": hp_space.choices, "ranges": {k: vars(r) for k, r in hp_space.ranges.items()},
+        "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
+        "constraint": {"min_params": constraint[0], "max_params": constraint[1]} if constraint else None,
+        "base_from": experiment.base_from, "n_trials": len(records), "best_trial": best["trial_id"],
+        "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
+        "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],
+        "rejected": [r["trial_id"] for r in records if r["status"] == "rejected"],
+        # Training time summed over trials: the same whether the search ran at once or resumed.
+        "seconds": round(sum(r.get("seconds") or 0.0 for r in records), 2),
+        "evaluates_test": experiment.evaluates_test,
+        "tuner_project": project,
+    }
+    runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history)
+
+
+def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Trial records -> trials.csv rows (hyperparameters as columns) and history.csv rows."""
+    trials, history = [], []
+    for record in records:
+        row = {"trial_id": record["trial_id"], "status": record["status"], **record["hyperparameters"]}
+        row.update({k: v for k, v in record.items()
+                    if k not in ("trial_id", "status", "hyperparameters", "history")})
+        trials.append(row)
+        history.extend({"trial_id": record["trial_id"], **epoch} for epoch in record["history"])
+    return trials, history
+
+
+# -- report views ---------------------------------------------------------------------------
+
+def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary = experiment["summary"]
+    history = require(experiment, "history", store, section["experiment"], "history.csv", section["title"])
+    by_trial = histories_by_trial(history)
+    if summary.get("kind") == "evaluation" or "trials" not in experiment:
+        trials = [{"trial_id": next(iter(by_trial), "best"), "status": "completed",
+                   "epochs_run": summary.get("epochs_run"), "stop_reason": summary.get("stop_reason"),
+                   "accuracy": summary.get("train_accuracy"), "val_accuracy": summary.get("val_accuracy"),
+                   "loss": None, "val_loss": None, **(summary.get("hyperparameters") or {})}]
+    else:
+        trials = experiment["trials"]
+    columns = hyperparameter_columns(trials)
+    ok = [row for row in trials if not is_diverged(row)]
+    plotted = {tid: rows for tid, rows in by_trial.items() if tid in {trial_key(r) for r in ok}}
+    figure = figures.data_uri(figures.learning_curves(plotted)) if plotted else None
+
+    single = len(trials) == 1
+    comparison = []
+    if single:
+        row = trials[0]
+        comparison = [
+            {"metric": "train accuracy (%)", "ours": pct(row.get("accuracy")), "seed": pct(as_number(reference.get("train_accuracy")))},
+            {"metric": "val accuracy (%)", "ours": pct(row.get("val_accuracy")), "seed": pct(as_number(reference.get("val_accuracy")))},
+            {"metric": "epochs run", "ours": fmt(row.get("epochs_run")), "seed": fmt(reference.get("epochs_run"))},
+            {"metric": "stop reason", "ours": fmt(row.get("stop_reason")), "seed": fmt(reference.get("stop_reason"))},
+        ]
+        if row.get("test_accuracy") is not None or "test_accuracy" in reference:
+            comparison.append({"metric": "test accuracy (%)", "ours": pct(row.get("test_accuracy")),
+                               "seed": pct(as_number(reference.get("test_accuracy")))})
+    return {
+        "figure": figure,
+        "single": single,
+        "comparison": comparison,
+        "hyperparameters": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns] if single else [],
+        "trials": trial_table(trials, columns, reference.get("rows") or [], id_width(summary)) if not single else None,
+        "reference_summary": _reference_summary(reference) if not single else [],
+        "diverged": diverged_rows(trials, columns, id_width(summary)),
+    }
+
+
+def _reference_summary(reference: Mapping[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy", "epochs_run", "stop_reason"):
+        if key in reference:
+            value = pct(as_number(reference[key])) if key in ACCURACY_KEYS else fmt(reference[key])
+            out.append({"name": metric_header(key), "value": value})
+    return out
+
+
+def _search_common(store, section, experiment) -> tuple[dict, list, list[str]]:
+    summary = experiment["summary"]
+    trials = require(experiment, "trials", store, section["experiment"], "trials.csv", section["title"])
+    return summary, trials, hyperparameter_columns(trials)
+
+
+def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "tuner": fmt(summary.get("tuner")),
+        "objective": fmt(summary.get("objective")),
+        "space": [{"name": k, "choices": ", ".join(fmt(v) for v in (vals if isinstance(vals, list) else [vals]))}
+                  for k, vals in (summary.get("space") or {}).items()],
+        "fixed": [{"name": k, "value": fmt(v)} for k, v in (summary.get("fixed") or {}).items()],
+        "n_trials": fmt(summary.get("n_trials", len(trials))),
+        "n_diverged": sum(1 for row in trials if is_diverged(row)),
+        "best_trial": fmt(summary.get("best_trial")),
+        "best_val_accuracy": pct(as_number(summary.get("best_val_accuracy"))),
+        "seconds": fmt_seconds(summary.get("seconds")),
+    }
+
+
+def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary, trials, columns = _search_common(store, section, experiment)
+    ok = [row for row in trials if not is_diverged(row)]
+    varying = varying_columns(trials, columns) or columns[:1]
+    x = "lr" if "lr" in varying else (varying[0] if varying else None)
+    group = [c for c in varying if c != x]
+    if "batch_size" in group:  # one line per batch size, as in the seed's figure
+        group = ["batch_size"] + [c for c in group if c != "batch_size"]
+    figure = None
+    if x is not None and ok:
+        figure = figures.data_uri(figures.effect_plot(ok, x, group, log_x=(x == "lr")))
+    reference_rows = reference.get("rows") or []
+    return {
+        "figure": figure, "x": x, "group": group,
+        "meta": _search_meta(summary, trials),
+        # Values shared by every trial are listed once above the table ("Fixed"), not in each row.
+        "table": trial_table(trials, varying_columns(trials, columns) or columns, reference_rows,
+                              id_width(summary), match_columns=columns),
+        "reference": reference_table(reference_rows) if reference_rows else None,
+        "diverged": diverged_rows(trials, columns, id_width(summary)),
+    }
+
+
+def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    summary, trials, columns = _search_common(store, section, experiment)
+    top_k = section.get("top_k", 5)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidParameterError(f"section {section['title']!r}: top_k must be an int >= 1, got {top_k!r}")
+    ranked = sorted((row for row in trials if not is_diverged(row)), key=by_val_accuracy)[:top_k]
+    reference_rows = reference.get("rows") or []
+    return {
+        "top_k": top_k,
+        "meta": _search_meta(summary, trials),
+        "table": trial_table(ranked, varying_columns(trials, columns) or columns, reference_rows,
+                              id_width(summary), match_columns=columns),
+        "reference": reference_table(reference_rows) if reference_rows else None,
+        "diverged": diverged_rows(trials, columns, id_width(summary)),
+    }
+
+
+def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary, trials, columns = _search_common(store, section, experiment)
+    key = "train_fraction" if "train_fraction" in columns else (columns[0] if columns else None)
+    if key is None:
+        raise InvalidParameterError(
+            f"{store.experiment_dir(section['experiment']) / 'trials.csv'} has no train_fraction column")
+    ordered = sorted(trials, key=lambda r: r.get(key) if is_finite(r.get(key)) else math.inf)
+    by_trial = histories_by_trial(experiment.get("history") or [])
+    ok = [row for row in ordered if not is_diverged(row)]
+    panels = [(f"{100 * row[key]:g} % of training data" if is_finite(row.get(key)) else fmt(row.get(key)),
+               by_trial.get(trial_key(row), [])) for row in ok]
+    panels = [p for p in panels if p[1]]
+    has_test = any(row.get("test_accuracy") is not None for row in ok)
+    y_key = "test_accuracy" if has_test else "val_accuracy"
+    reference_rows = reference.get("rows") or []
+    ref_points = [(as_number(r.get(key)), as_number(r.get(y_key))) for r in reference_rows]
+    table = []
+    for row in ordered:
+        ref = reference_match(row, reference_rows, [key])
+        table.append({
+            "fraction": f"{100 * row[key]:g} %" if is_finite(row.get(key)) else fmt(row.get(key)),
+            "status": fmt(row.get("status")), "epochs_run": fmt(row.get("epochs_run")),
+            "train": pct(row.get("accuracy")), "val": pct(row.get("val_accuracy")), "test": pct(row.get("test_accuracy")),
+            "test_seed": pct(as_number(ref.get("test_accuracy"))) if ref else DASH,
+            "diverged": is_diverged(row),
+        })
+    return {
+        "key": key,
+        "curves": figures.data_uri(figures.curves_per_fraction(panels)) if panels else None,
+        "plot": figures.data_uri(figures.fraction_vs_accuracy(
+            [r[key] for r in ok], [r.get(y_key) for r in ok],
+            y_label=f"{'test' if has_test else 'val'} accuracy (%)", reference=ref_points)) if ok else None,
+        "y_label": "test" if has_test else "val",
+        "table": table,
+        "other_columns": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c != key and trials
+                          and len({fmt(r.get(c)) for r in trials}) == 1],
+        "diverged": diverged_rows(trials, columns, id_width(summary)),
+    }
+
+
+
+VIEWS = {"curves": _curves, "effect": _effect, "top_table": _top_table, "fractions": _fractions}

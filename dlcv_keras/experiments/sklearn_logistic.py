@@ -1,0 +1,51 @@
+"""The scikit-learn kind: the same data through LogisticRegression, beside one of our evaluations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.report.format import as_number, fmt, fmt_seconds, pct, read_experiment
+
+
+@dataclass(frozen=True)
+class SklearnLogistic(Experiment):
+    """``compare_with`` names the evaluation (an ``EvaluateBest``) shown beside it."""
+    compare_with: str = ""
+
+    KIND: ClassVar[str] = "sklearn"
+    VIEWS: ClassVar[tuple[str, ...]] = ("sklearn",)
+    HAS_TABLE: ClassVar[bool] = False
+
+    def section(self) -> dict[str, Any]:
+        return {**super().section(), "compare_with": self.compare_with}
+
+    def run(self, runner) -> None:
+        from dlcv_keras.training.baselines import logistic_regression
+
+        data = runner.data
+        runner.echo(f"[{self.name}] scikit-learn LogisticRegression on {len(data.y_train)} images")
+        result = logistic_regression(data.x_train, data.y_train, data.x_test, data.y_test, seed=runner.settings.seed)
+        runner.store.write_experiment(self.name, summary={"kind": "sklearn", "title": self.title, **result})
+        runner.echo(f"[{self.name}] train {result['train_accuracy']:.4f}, test {result['test_accuracy']:.4f}")
+
+
+# -- report view ------------------------------------------------------------------------------
+def _sklearn(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    summary = experiment["summary"]
+    other_name = section.get("compare_with")
+    rows = [{"model": f"scikit-learn {summary.get('model') or 'model'}",
+             "train": pct(as_number(summary.get("train_accuracy"))), "train_seed": pct(as_number(reference.get("train_accuracy"))),
+             "test": pct(as_number(summary.get("test_accuracy"))), "test_seed": pct(as_number(reference.get("test_accuracy")))}]
+    if other_name:
+        other = read_experiment(store, other_name, section["title"])["summary"]
+        other_ref = (run.get("reference") or {}).get(other_name) or {}
+        rows.append({"model": f"our Keras model ({other_name})",
+                     "train": pct(as_number(other.get("train_accuracy"))), "train_seed": pct(as_number(other_ref.get("train_accuracy"))),
+                     "test": pct(as_number(other.get("test_accuracy"))), "test_seed": pct(as_number(other_ref.get("test_accuracy")))})
+    return {"model": fmt(summary.get("model")), "rows": rows, "compare_with": other_name,
+            "seconds": fmt_seconds(summary.get("seconds"))}
+
+
+VIEWS = {"sklearn": _sklearn}

@@ -1,0 +1,352 @@
+"""Shared report helpers: number formatting, reading stored experiments, trial tables and
+matching our rows to the seed's. Every experiment kind's report view (dlcv_keras/experiments/)
+builds on these; none of them imports Keras.
+
+Conventions:
+- accuracies are fractions in the store and are printed as percent, 2 decimals (``pct``);
+- the seed write-up's number sits beside ours; "—" where the seed reports none;
+- diverged trials (status "diverged", nan/inf losses) are listed with their losses
+  and left out of every plot;
+- gradients and scores print with 8 significant digits (``fmt_sig``), differences and
+  relative errors in scientific notation (``fmt_sci``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zipfile
+import zlib
+from typing import Any, Mapping, Sequence
+
+from dlcv_keras.report.render import pct
+from dlcv_keras.results import ResultsStore
+from dlcv_keras.validation import InvalidParameterError
+
+__all__ = ["pct"]  # and every public name below
+
+DASH = "—"
+
+
+# trials.csv columns that are not hyperparameters (docs/results-store.md).
+RESULT_COLUMNS = ("trial_id", "status", "epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
+                  "val_accuracy", "seconds", "test_loss", "test_accuracy")
+
+
+ACCURACY_KEYS = ("accuracy", "train_accuracy", "val_accuracy", "test_accuracy")
+
+
+ROW_METRIC_KEYS = ACCURACY_KEYS + ("loss", "val_loss", "test_loss", "epochs_run", "stop_reason", "seconds")
+
+
+# -- formatting -----------------------------------------------------------------
+def fmt(value: Any) -> str:
+    """A hyperparameter or plain value: 0.01 -> "0.01", 1e-05 -> "1e-05", None -> "—"."""
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join("None" if v is None else fmt(v) for v in value) + ")"
+    return str(value)
+
+
+def fmt_loss(value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, str):
+        return value  # "nan" / "inf" as stored in JSON
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def fmt_seconds(value: Any) -> str:
+    if not is_finite(value):
+        return DASH
+    value = float(value)
+    if value < 120:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+def fmt_sig(value: Any, digits: int = 8) -> str:
+    """A computed value with ``digits`` significant digits: 2/3 -> "0.66666667", 8.0 -> "8"; nan -> "nan"."""
+    value = as_number(value)
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def fmt_sci(value: Any, digits: int = 1) -> str:
+    """A difference or relative error in scientific notation: 3.1e-15; nan/inf as text."""
+    value = as_number(value)
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}e}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_number(value: Any) -> Any:
+    """Store JSON writes nan/inf as strings; give them back as floats."""
+    if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
+        return float(value)
+    return value
+
+
+def same_value(a: Any, b: Any) -> bool:
+    a, b = as_number(a), as_number(b)
+    if is_finite(a) and is_finite(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return str(a) == str(b)
+
+
+# -- reading ------------------------------------------------------------------
+def read_json(store: ResultsStore, relative: str) -> Any:
+    try:
+        return store.read_json(relative)
+    except FileNotFoundError as error:
+        raise InvalidParameterError(str(error)) from None
+    except json.JSONDecodeError as error:
+        raise InvalidParameterError(f"{store.root / relative} is not valid JSON ({error.msg}, line {error.lineno})") from None
+
+
+def read_experiment(store: ResultsStore, name: str, section_title: str) -> dict[str, Any]:
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise InvalidParameterError(f"section {section_title!r} in {store.root / 'run.json'} names no valid experiment: {name!r}")
+    try:
+        return store.read_experiment(name)
+    except FileNotFoundError as error:
+        raise InvalidParameterError(f"{error} (needed by section {section_title!r})") from None
+    except json.JSONDecodeError as error:
+        raise InvalidParameterError(f"{store.experiment_dir(name)} holds invalid JSON ({error.msg}, line {error.lineno})") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InvalidParameterError(f"{store.experiment_dir(name)} holds an unreadable CSV file "
+                                    f"({type(error).__name__}; needed by section {section_title!r})") from None
+
+
+def read_arrays(store: ResultsStore, name: str, section_title: str, keys: Sequence[str]) -> dict[str, Any]:
+    """``experiments/<name>/arrays.npz`` with every array in ``keys``, or a one-line error naming the file."""
+    path = store.experiment_dir(name) / "arrays.npz"
+    try:
+        arrays = store.read_arrays(name)
+    except FileNotFoundError as error:
+        raise InvalidParameterError(f"{error} (needed by section {section_title!r})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise InvalidParameterError(f"{path} is not a readable .npz archive ({type(error).__name__}; "
+                                    f"needed by section {section_title!r})") from None
+    for key in keys:
+        if key not in arrays:
+            raise InvalidParameterError(f"{path} holds no array {key!r} (it holds {sorted(arrays)}; "
+                                        f"needed by section {section_title!r})")
+    return arrays
+
+
+def require(experiment: Mapping[str, Any], key: str, store: ResultsStore, name: str, filename: str,
+             section_title: str) -> Any:
+    if key not in experiment:
+        raise InvalidParameterError(
+            f"no stored result {store.experiment_dir(name) / filename} (needed by section {section_title!r})")
+    return experiment[key]
+
+
+# -- trials -------------------------------------------------------------------
+def hyperparameter_columns(trials: Sequence[Mapping[str, Any]]) -> list[str]:
+    """trials.csv columns that are hyperparameters, in file order."""
+    columns: list[str] = []
+    for row in trials:
+        columns.extend(k for k in row if k not in RESULT_COLUMNS and k not in columns)
+    return columns
+
+
+def varying_columns(trials: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if len({fmt(row.get(c)) for row in trials}) > 1]
+
+
+def is_diverged(row: Mapping[str, Any]) -> bool:
+    if row.get("status") == "diverged":
+        return True
+    return any(isinstance(row.get(k), float) and not math.isfinite(row[k]) for k in ("loss", "val_loss"))
+
+
+def histories_by_trial(history: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    by_trial: dict[str, list[Mapping[str, Any]]] = {}
+    for row in history:
+        by_trial.setdefault(str(row.get("trial_id")), []).append(row)
+    for rows in by_trial.values():
+        rows.sort(key=lambda r: r.get("epoch") if is_finite(r.get("epoch")) else 0)
+    return by_trial
+
+
+def trial_key(row: Mapping[str, Any]) -> str:
+    """The key that joins trials.csv and history.csv rows.
+
+    read_table turns "0001" into 1 in both files, so str() of both sides matches.
+    """
+    return str(row.get("trial_id"))
+
+
+def id_width(summary: Mapping[str, Any]) -> int:
+    """Width of zero-padded trial ids, from the ids summary.json keeps as strings ("0001" -> 4)."""
+    for tid in [summary.get("best_trial"), *(summary.get("diverged") or [])]:
+        if isinstance(tid, str) and tid.isdigit():
+            return len(tid)
+    return 0
+
+
+def show_id(row: Mapping[str, Any], width: int = 0) -> str:
+    tid = row.get("trial_id")
+    if isinstance(tid, int) and not isinstance(tid, bool) and width:
+        return f"{tid:0{width}d}"
+    return fmt(tid)
+
+
+def reference_match(row: Mapping[str, Any], reference_rows: Sequence[Mapping[str, Any]],
+                     columns: Sequence[str]) -> Mapping[str, Any] | None:
+    """The seed's row with the same hyperparameters (on the columns both share), if any."""
+    for ref in reference_rows:
+        keys = [k for k in ref if k not in ROW_METRIC_KEYS and k in columns]
+        if keys and all(same_value(row.get(k), ref[k]) for k in keys):
+            return ref
+    return None
+
+
+def reference_table(reference_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    columns: list[str] = []
+    for ref in reference_rows:
+        columns.extend(k for k in ref if k not in ROW_METRIC_KEYS and k not in columns)
+    metrics = [k for k in ROW_METRIC_KEYS if any(k in ref for ref in reference_rows)]
+    rows = []
+    for ref in reference_rows:
+        cells = [fmt(ref.get(c)) for c in columns]
+        cells += [pct(as_number(ref.get(k))) if k in ACCURACY_KEYS else fmt(ref.get(k)) for k in metrics]
+        rows.append(cells)
+    headers = columns + [metric_header(k) for k in metrics]
+    return {"headers": headers, "rows": rows}
+
+
+def metric_header(key: str) -> str:
+    names = {"accuracy": "train acc. (%)", "train_accuracy": "train acc. (%)", "val_accuracy": "val acc. (%)",
+             "test_accuracy": "test acc. (%)", "epochs_run": "epochs run", "stop_reason": "stop reason"}
+    return names.get(key, key.replace("_", " "))
+
+
+def diverged_rows(trials: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for row in trials:
+        if is_diverged(row):
+            out.append({"trial_id": show_id(row, width), "hyperparameters": ", ".join(f"{c}={fmt(row.get(c))}" for c in columns),
+                        "epochs_run": fmt(row.get("epochs_run")), "stop_reason": fmt(row.get("stop_reason")),
+                        "loss": fmt_loss(row.get("loss")), "val_loss": fmt_loss(row.get("val_loss"))})
+    return out
+
+
+def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                 reference_rows: Sequence[Mapping[str, Any]], width: int = 0,
+                 match_columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """Trials with hyperparameters, metrics and the seed's val accuracy for the same setting.
+
+    ``columns`` are shown; a seed row matches on ``match_columns`` (default: the shown ones),
+    so a value left out of the table because every trial shares it still has to agree.
+    """
+    has_test = any(row.get("test_accuracy") is not None for row in trials)
+    headers = ["trial", "status"] + list(columns) + ["epochs run", "train acc. (%)", "val acc. (%)"]
+    if has_test:
+        headers.append("test acc. (%)")
+    headers += ["val loss", "seed val acc. (%)"]
+    rows = []
+    for row in trials:
+        ref = reference_match(row, reference_rows, match_columns or columns)
+        cells = [show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
+        cells += [fmt(row.get("epochs_run")), pct(row.get("accuracy")), pct(row.get("val_accuracy"))]
+        if has_test:
+            cells.append(pct(row.get("test_accuracy")))
+        cells += [fmt_loss(row.get("val_loss")), pct(as_number(ref.get("val_accuracy"))) if ref else DASH]
+        rows.append({"cells": cells, "diverged": is_diverged(row)})
+    return {"headers": headers, "rows": rows}
+
+
+def by_val_accuracy(row: Mapping[str, Any]) -> float:
+    value = row.get("val_accuracy")
+    return -value if is_finite(value) else math.inf
+
+
+def thousands(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else fmt(value)
+
+
+# -- from-scratch questions -----------------------------------------------------------
+# Their experiments store what a hand-written engine computed next to what TensorFlow (or
+# central differences) computed for the same inputs; the seed's numbers, where it printed
+# any, come from run.json "reference" as for every other section.
+NO_REFERENCE = "The seed write-up prints no numbers for this part."
+
+
+def settings_rows(summary: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, str]]:
+    """Summary values to list above a section: ``names`` maps summary key -> label; absent keys skipped."""
+    out = []
+    for key, label in names.items():
+        if key in summary:
+            value = summary[key]
+            if key == "clip" and value is None:
+                shown = "none"
+            elif key == "seconds":
+                shown = fmt_seconds(value)
+            else:
+                shown = fmt(value)
+            out.append({"name": label, "value": shown})
+    return out
+
+
+def largest(values: Sequence[Any]) -> Any:
+    """The largest value; a nan/inf among them wins, so a broken point is never hidden."""
+    values = [as_number(v) for v in values if as_number(v) is not None]
+    odd = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    if odd:
+        return odd[0]
+    numbers = [v for v in values if is_finite(v)]
+    return max(numbers) if numbers else None
+
+
+def summary_or(summary: Mapping[str, Any], key: str, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """``summary[key]`` when stored, else the largest ``key`` over ``rows``."""
+    if summary.get(key) is not None:
+        return summary[key]
+    return largest([row.get(key) for row in rows])
+
+
+def fixed_decimals(value: Any, digits: int = 2) -> str:
+    """A value like an L2 norm with ``digits`` decimals: 429.5912 -> "429.59"."""
+    value = as_number(value)
+    if is_finite(value):
+        return f"{value:.{digits}f}"
+    return DASH if value is None or value == "" else str(value)
+
+
+def by_number(mapping: Any, key: Any) -> Any:
+    """``mapping["10"]`` for N = 10 (JSON keys are strings), also when written "10.0" or "1e+01"."""
+    if not isinstance(mapping, Mapping):
+        return None
+    for k, v in mapping.items():
+        if str(k) == str(key) or same_value(parse_number(k), key):
+            return v
+    return None
+
+
+def parse_number(text: Any) -> Any:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text

@@ -221,6 +221,31 @@ def test_records_never_leave_out_a_completed_trial(finished_project, tmp_path):
         tuner.records()
 
 
+def test_fresh_moves_the_old_project_aside_and_starts_over(finished_project, tmp_path):
+    project = _copy_of(finished_project, tmp_path)
+    _truncate(project / "oracle.json")
+    torn = (project / "oracle.json").read_bytes()
+    lines = []
+    tuner = _resume(tmp_path, fresh=True, echo=lines.append)
+    assert tuner.oracle.trials == {} and tuner.records() == []
+    [old] = tmp_path.glob("p.old-*")
+    assert (old / "oracle.json").read_bytes() == torn and (old / "dlcv_trials" / "0.json").is_file()
+    assert len(lines) == 1 and str(old) in lines[0]
+
+
+def test_move_aside_never_overwrites_an_earlier_copy(tmp_path):
+    from dlcv_keras.tuning.search import move_aside
+
+    moved = []
+    for content in ("first", "second"):
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / "f").write_text(content)
+        moved.append(move_aside(tmp_path / "p"))
+    assert not (tmp_path / "p").exists() and moved[0] != moved[1]
+    assert [(m / "f").read_text() for m in moved] == ["first", "second"]
+    assert all(m.name.startswith("p.old-") and m.name.endswith(("Z", "Z-2")) for m in moved)
+
+
 def test_a_trial_killed_as_it_started_runs_again(finished_project, tmp_path):
     # trial.json is written just before oracle.json when a trial starts: a kill in between leaves a
     # RUNNING trial the oracle does not know, which KerasTuner would count as tried and never run.

@@ -10,11 +10,13 @@ interrupted one picks up its finished trials.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import hashlib
 import itertools
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -401,14 +403,39 @@ def _check_trial(path: Path, trial) -> None:
         raise _state_error(path, f"holds trial_id {trial.trial_id!r}, not the one its folder names")
 
 
+def move_aside(project_dir: Path | str) -> Path:
+    """Rename ``project_dir`` to ``<project_dir>.old-<UTC time>`` (never deleted) and return the new path.
+
+    Raises FileNotFoundError if there is nothing to move.
+    """
+    project_dir = Path(project_dir)
+    if not project_dir.exists():
+        raise FileNotFoundError(f"no saved search {str(project_dir)!r} to move aside")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = project_dir.with_name(f"{project_dir.name}.old-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = project_dir.with_name(f"{project_dir.name}.old-{stamp}-{number}")
+    os.rename(project_dir, target)
+    return target
+
+
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
-               total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print):
+               total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
+               fresh: bool = False):
     """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``).
 
-    An existing project of that name is resumed; one that cannot be is a one-line TunerStateError.
+    An existing project of that name is resumed; with ``fresh`` it is first moved aside
+    (``move_aside``) and the search starts over. A project that cannot be resumed is a
+    one-line TunerStateError pointing to ``--fresh``.
     """
     if kind not in ("grid", "random"):
         raise ValueError(f"tuner must be one of {TUNERS}, got {kind!r}")
+    project_dir = Path(directory) / project_name
+    if fresh and project_dir.exists():
+        moved = move_aside(project_dir)
+        echo(f"[{label}] starting the search afresh; the old one is kept in {moved}")
     common = dict(hypermodel=hypermodel, objective=keras_tuner.Objective("val_accuracy", "max"),
                   hyperparameters=hyperparameters, tune_new_entries=False, allow_new_entries=False,
                   seed=seed, directory=str(directory), project_name=project_name,

@@ -114,3 +114,147 @@ def test_an_error_in_a_trial_stops_the_search_and_the_trial_runs_again_on_resume
     fixed = tuner_with(ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0))
     fixed.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
     assert sorted(r["hyperparameters"]["lr"] for r in fixed.records()) == [0.01, 0.1, 0.5]
+
+
+# -- resuming a saved search: torn or foreign files, --fresh, and our per-trial records ------------
+RESUMED = {"lr": [0.5, 0.1], "batch_size": 16, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def finished_project(tmp_path_factory):
+    """A finished two-trial grid search: the pristine project each test copies and damages."""
+    folder = tmp_path_factory.mktemp("search")
+    x, y = _problem()
+    _search(folder, "grid", RESUMED, x, y)
+    return folder / "p"
+
+
+def _copy_of(project, tmp_path):
+    import shutil
+
+    shutil.copytree(project, tmp_path / "p")
+    return tmp_path / "p"
+
+
+def _resume(directory, **kwargs):
+    kwargs.setdefault("echo", lambda line: None)
+    return make_tuner("grid", ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0),
+                      hyperparameters_for(_space(RESUMED)), directory=directory, project_name="p",
+                      total=2, seed=0, label="s", num_classes=3, **kwargs)
+
+
+def _edit_json(path, change):
+    import json
+
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _drop(key):
+    return lambda state: state.pop(key)
+
+
+def _set(key, value):
+    return lambda state: state.__setitem__(key, value)
+
+
+DAMAGE = {   # what a kill or another KerasTuner version leaves -> the file the error must name
+    "torn oracle.json": ("oracle.json", _truncate, "oracle.json"),
+    "empty trial.json": ("trial_1/trial.json", lambda p: p.write_text(""), "trial_1/trial.json"),
+    "torn trial.json": ("trial_0/trial.json", _truncate, "trial_0/trial.json"),
+    "torn tuner0.json": ("tuner0.json", lambda p: p.write_text("{"), "tuner0.json"),
+    "trial.json without metrics": ("trial_0/trial.json", lambda p: _edit_json(p, _drop("metrics")),
+                                   "trial_0/trial.json"),
+    "trial.json with a foreign status": ("trial_0/trial.json", lambda p: _edit_json(p, _set("status", "DONE")),
+                                         "trial_0/trial.json"),
+    "completed trial.json without a score": ("trial_1/trial.json", lambda p: _edit_json(p, _set("score", None)),
+                                             "trial_1/trial.json"),
+    "oracle.json of another format": ("oracle.json",
+                                      lambda p: p.write_text('{"format": 2, "trials": [{"id": "0"}]}'), "oracle.json"),
+    "oracle.json over another space": ("oracle.json", lambda p: _edit_json(
+        p, lambda s: s["hyperparameters"]["space"][0]["config"].__setitem__("name", "momentum")), "oracle.json"),
+    "oracle.json naming a trial with no file": ("trial_1", lambda p: __import__("shutil").rmtree(p), "oracle.json"),
+    "torn trial record": ("dlcv_trials/0.json", _truncate, "dlcv_trials/0.json"),
+    "foreign trial record": ("dlcv_trials/0.json", lambda p: p.write_text('{"id": 0}'), "dlcv_trials/0.json"),
+    "missing record of a completed trial": ("dlcv_trials/1.json", lambda p: p.unlink(), "dlcv_trials/1.json"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_project_that_cannot_be_resumed_is_a_one_line_error_pointing_to_fresh(finished_project, tmp_path, damage):
+    from dlcv_keras.tuning.search import TunerStateError
+    from dlcv_keras.validation import InvalidParameterError
+
+    target, harm, named = DAMAGE[damage]
+    project = _copy_of(finished_project, tmp_path)
+    harm(project / target)
+    with pytest.raises(TunerStateError) as caught:
+        _resume(tmp_path)
+    message = str(caught.value)
+    assert isinstance(caught.value, InvalidParameterError) and "\n" not in message
+    assert f"saved search {str(project)!r}: {named} " in message and "--fresh" in message
+
+
+def test_an_intact_project_resumes_with_its_records(finished_project, tmp_path):
+    _copy_of(finished_project, tmp_path)
+    tuner = _resume(tmp_path)
+    assert [r["hyperparameters"]["lr"] for r in tuner.records()] == [0.5, 0.1]
+
+
+def test_records_never_leave_out_a_completed_trial(finished_project, tmp_path):
+    from dlcv_keras.tuning.search import TunerStateError
+
+    project = _copy_of(finished_project, tmp_path)
+    tuner = _resume(tmp_path)
+    (project / "dlcv_trials" / "1.json").unlink()
+    with pytest.raises(TunerStateError, match=r"dlcv_trials/1\.json is missing.*--fresh"):
+        tuner.records()
+    tuner.oracle.trials["1"].status = "RUNNING"        # killed midway: it has no record yet, and runs again
+    assert [r["trial_id"] for r in tuner.records()] == ["0"]
+    (project / "dlcv_trials" / "0.json").write_text('{"trial_id": "0", "stat')
+    with pytest.raises(TunerStateError, match=r"dlcv_trials/0\.json is not valid JSON"):
+        tuner.records()
+
+
+def test_fresh_moves_the_old_project_aside_and_starts_over(finished_project, tmp_path):
+    project = _copy_of(finished_project, tmp_path)
+    _truncate(project / "oracle.json")
+    torn = (project / "oracle.json").read_bytes()
+    lines = []
+    tuner = _resume(tmp_path, fresh=True, echo=lines.append)
+    assert tuner.oracle.trials == {} and tuner.records() == []
+    [old] = tmp_path.glob("p.old-*")
+    assert (old / "oracle.json").read_bytes() == torn and (old / "dlcv_trials" / "0.json").is_file()
+    assert len(lines) == 1 and str(old) in lines[0]
+
+
+def test_move_aside_never_overwrites_an_earlier_copy(tmp_path):
+    from dlcv_keras.tuning.search import move_aside
+
+    moved = []
+    for content in ("first", "second"):
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / "f").write_text(content)
+        moved.append(move_aside(tmp_path / "p"))
+    assert not (tmp_path / "p").exists() and moved[0] != moved[1]
+    assert [(m / "f").read_text() for m in moved] == ["first", "second"]
+    assert all(m.name.startswith("p.old-") and m.name.endswith(("Z", "Z-2")) for m in moved)
+
+
+def test_a_trial_killed_as_it_started_runs_again(finished_project, tmp_path):
+    # trial.json is written just before oracle.json when a trial starts: a kill in between leaves a
+    # RUNNING trial the oracle does not know, which KerasTuner would count as tried and never run.
+    project = _copy_of(finished_project, tmp_path)
+    _edit_json(project / "trial_1" / "trial.json",
+               lambda s: s.update(status="RUNNING", score=None, metrics={"metrics": {}}))
+    _edit_json(project / "oracle.json", lambda s: s.update(start_order=["0"], end_order=["0"], ongoing_trials={}))
+    (project / "dlcv_trials" / "1.json").unlink()
+    x, y = _problem()
+    tuner = _resume(tmp_path)
+    tuner.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+    assert [r["hyperparameters"]["lr"] for r in tuner.records()] == [0.5, 0.1]

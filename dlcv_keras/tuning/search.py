@@ -10,11 +10,13 @@ interrupted one picks up its finished trials.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import hashlib
 import itertools
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -27,6 +29,10 @@ from dlcv_keras.results import atomic_write_text
 from dlcv_keras.settings import TUNERS
 from dlcv_keras.training.fit import evaluate_classifier, release_compiled
 from dlcv_keras.tuning.spaces import ExperimentSpace
+from dlcv_keras.validation import InvalidParameterError
+
+_TrialStatus = keras_tuner.engine.trial.TrialStatus
+_FINISHED = (_TrialStatus.COMPLETED, _TrialStatus.FAILED)      # a finished trial has a record
 
 
 def fingerprint(*parts) -> str:
@@ -85,6 +91,38 @@ class TrialError(keras_tuner.errors.FatalError):
     """A trial raised: the search stops (KerasTuner re-raises FatalError) instead of skipping it."""
 
 
+class TunerStateError(InvalidParameterError):
+    """A saved search cannot be resumed: a file torn by a kill, or written by another KerasTuner version.
+
+    One line naming the file or project folder; the way out is ``--fresh`` (``make_tuner(fresh=True)``).
+    """
+
+
+def _state_error(path: Path, problem: str) -> TunerStateError:
+    """``path`` is the project folder or a file in it (its own, a trial_*/ or dlcv_trials/ one)."""
+    path = Path(path)
+    if path.name in ("oracle.json", "tuner0.json"):
+        project = path.parent
+    elif path.parent.name.startswith("trial_") or path.parent.name == "dlcv_trials":
+        project = path.parents[1]
+    else:
+        project = path
+    what = "it" if path == project else path.relative_to(project).as_posix()
+    problem = " ".join(str(problem).split())          # one line, whatever the cause's message held
+    if len(problem) > 300:
+        problem = problem[:297] + "..."
+    return TunerStateError(
+        f"cannot resume the saved search {str(project)!r}: {what} {problem}; expected the files of a search "
+        f"this package ran with KerasTuner {keras_tuner.__version__}: run again with --fresh to move it aside "
+        f"and start over")
+
+
+def _cause(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"lacks key {error}"
+    return f"cannot be read ({type(error).__name__}: {error})"
+
+
 class _RecordingTuner:
     """Mixin for KerasTuner tuners: how one trial runs and how progress shows."""
 
@@ -99,6 +137,59 @@ class _RecordingTuner:
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
         self._interrupted = False            # set by the first Ctrl-C during search()
+
+    # -- resuming ------------------------------------------------------------------
+    def reload(self):
+        """KerasTuner's reload (called from its constructor when ``tuner0.json`` exists), made safe.
+
+        KerasTuner writes oracle.json and trial_*/trial.json in place, so a kill can leave one
+        torn, and another KerasTuner version writes other keys; either used to end in a traceback
+        here or later in the search. Each file is checked first (to name the bad one), then the
+        reloaded state is checked against itself and against our per-trial records.
+        """
+        project = Path(self.project_dir)
+        trial_files = sorted(project.glob("trial_*/trial.json"))
+        for path in [Path(self._get_tuner_fname()), Path(self.oracle._get_oracle_fname()), *trial_files]:
+            state = _read_json_object(path)
+            if path in trial_files:
+                try:
+                    trial = keras_tuner.engine.trial.Trial.from_state(state)
+                except Exception as error:
+                    raise _state_error(path, f"is not a KerasTuner trial: {_cause(error)}") from error
+                _check_trial(path, trial)
+        ours = sorted(hp.name for hp in self.oracle.hyperparameters.space)
+        try:
+            super().reload()
+        except Exception as error:
+            # The trial files passed above, so it is oracle.json's state that KerasTuner rejects; its
+            # own RuntimeError for a missing key advises overwrite=True, which is not ours to give.
+            cause = error.__cause__ if isinstance(error.__cause__, KeyError) else error
+            raise _state_error(Path(self.oracle._get_oracle_fname()),
+                               f"is not a KerasTuner oracle state: {_cause(cause)}") from error
+        self._check_reloaded(project, ours)
+
+    def _check_reloaded(self, project: Path, ours: list[str]) -> None:
+        oracle = self.oracle
+        oracle_file = Path(oracle._get_oracle_fname())
+        space = {hp.name for hp in oracle.hyperparameters.space}
+        if sorted(space) != ours:
+            raise _state_error(oracle_file, f"holds a search space over {sorted(space)}, not this search's {ours}")
+        for name in ("start_order", "end_order", "_retry_queue"):
+            listed = getattr(oracle, name)
+            if not isinstance(listed, list) or any(trial_id not in oracle.trials for trial_id in listed):
+                missing = [t for t in listed if t not in oracle.trials] if isinstance(listed, list) else listed
+                raise _state_error(oracle_file, f"lists trials {missing!r} that have no trial_*/trial.json")
+        for trial in oracle.trials.values():
+            foreign = set(trial.hyperparameters.values) - space
+            if foreign:
+                raise _state_error(project / f"trial_{trial.trial_id}" / "trial.json",
+                                   f"holds hyperparameters {sorted(foreign)} outside this search's space")
+            if trial.status in _FINISHED:
+                self.read_record(trial.trial_id, required=True)
+            elif trial.status == _TrialStatus.RUNNING and trial.trial_id not in oracle._retry_queue:
+                # trial.json is written just before oracle.json when a trial starts: killed in
+                # between, the trial is RUNNING but unknown to the oracle. Run it again.
+                oracle._retry_queue.append(trial.trial_id)
 
     # -- the search ------------------------------------------------------------
     def search(self, *args, **kwargs):
@@ -208,15 +299,32 @@ class _RecordingTuner:
                   f"({time.perf_counter() - self._trial_started:.1f} s; elapsed {elapsed:.0f} s)")
 
     # -- records -------------------------------------------------------------------
-    def read_record(self, trial_id: str) -> dict | None:
-        path = self.records_dir / f"{trial_id}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+    def read_record(self, trial_id: str, *, required: bool = False) -> dict | None:
+        """A trial's record; None if it has none (it never ended), TunerStateError if unreadable
+        or, with ``required``, missing."""
+        path = Path(self.project_dir) / "dlcv_trials" / f"{trial_id}.json"
+        if not path.is_file():
+            if required:
+                raise _state_error(path, f"is missing, but KerasTuner's trial_{trial_id}/trial.json says the "
+                                         f"trial finished")
+            return None
+        record = _read_json_object(path)
+        lacking = [key for key in ("trial_id", "status", "hyperparameters") if key not in record]
+        if lacking:
+            raise _state_error(path, f"is not a trial record: lacks {', '.join(lacking)}")
+        return record
 
     def records(self) -> list[dict]:
-        """Every finished trial's record, in trial order."""
+        """Every finished trial's record, in trial order.
+
+        Never fewer than ran: a trial KerasTuner calls COMPLETED (or FAILED) without a record is a
+        TunerStateError, as is a record that cannot be read. A RUNNING trial without one was killed
+        midway and is left out (a resumed search runs it again).
+        """
         found = []
         for trial_id in sorted(self.oracle.trials, key=_trial_order):
-            record = self.read_record(trial_id)
+            required = self.oracle.trials[trial_id].status in _FINISHED
+            record = self.read_record(trial_id, required=required)
             if record is not None:
                 found.append(record)
         return found
@@ -267,9 +375,67 @@ class RandomTuner(_RecordingTuner, keras_tuner.RandomSearch):
     pass
 
 
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as error:
+        raise _state_error(path, "is missing") from error
+    except OSError as error:
+        raise _state_error(path, f"cannot be read ({error})") from error
+    if not data.strip():
+        raise _state_error(path, "is empty (torn by a kill?)")
+    try:
+        state = json.loads(data.decode("utf-8"))
+    except ValueError as error:                   # JSONDecodeError, UnicodeDecodeError
+        raise _state_error(path, f"is not valid JSON ({type(error).__name__}: {error}; torn by a kill?)") from error
+    if not isinstance(state, dict):
+        raise _state_error(path, f"holds a JSON {type(state).__name__}, not an object")
+    return state
+
+
+def _check_trial(path: Path, trial) -> None:
+    """What KerasTuner takes for granted of a reloaded trial and only trips over mid-search."""
+    if trial.status not in vars(_TrialStatus).values():
+        raise _state_error(path, f"has status {trial.status!r}, not one of KerasTuner's")
+    if trial.status == _TrialStatus.COMPLETED and not isinstance(trial.score, (int, float)):
+        raise _state_error(path, f"is COMPLETED with score {trial.score!r}, not a number")
+    if path.parent.name != f"trial_{trial.trial_id}":
+        raise _state_error(path, f"holds trial_id {trial.trial_id!r}, not the one its folder names")
+
+
+def move_aside(project_dir: Path | str) -> Path:
+    """Rename ``project_dir`` to ``<project_dir>.old-<UTC time>`` (never deleted) and return the new path.
+
+    Raises FileNotFoundError if there is nothing to move.
+    """
+    project_dir = Path(project_dir)
+    if not project_dir.exists():
+        raise FileNotFoundError(f"no saved search {str(project_dir)!r} to move aside")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = project_dir.with_name(f"{project_dir.name}.old-{stamp}")
+    number = 1
+    while target.exists():
+        number += 1
+        target = project_dir.with_name(f"{project_dir.name}.old-{stamp}-{number}")
+    os.rename(project_dir, target)
+    return target
+
+
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
-               total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print):
-    """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``)."""
+               total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
+               fresh: bool = False):
+    """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``).
+
+    An existing project of that name is resumed; with ``fresh`` it is first moved aside
+    (``move_aside``) and the search starts over. A project that cannot be resumed is a
+    one-line TunerStateError pointing to ``--fresh``.
+    """
+    if kind not in ("grid", "random"):
+        raise ValueError(f"tuner must be one of {TUNERS}, got {kind!r}")
+    project_dir = Path(directory) / project_name
+    if fresh and project_dir.exists():
+        moved = move_aside(project_dir)
+        echo(f"[{label}] starting the search afresh; the old one is kept in {moved}")
     common = dict(hypermodel=hypermodel, objective=keras_tuner.Objective("val_accuracy", "max"),
                   hyperparameters=hyperparameters, tune_new_entries=False, allow_new_entries=False,
                   seed=seed, directory=str(directory), project_name=project_name,
@@ -278,9 +444,7 @@ def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, proje
                   label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo)
     if kind == "grid":
         return GridTuner(max_trials=total, **common)
-    if kind == "random":
-        return RandomTuner(max_trials=total, **common)
-    raise ValueError(f"tuner must be one of {TUNERS}, got {kind!r}")
+    return RandomTuner(max_trials=total, **common)
 
 
 def _short(value) -> str:

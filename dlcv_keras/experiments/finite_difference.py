@@ -21,6 +21,7 @@ from dlcv_keras.report.format import (as_number, by_number, fmt, fmt_sci, is_fin
                                       settings_rows)
 
 DEFAULT_N = [1, 10, 100, 1000, 10000, 100000]
+EPSILON = 1e-7                 # Keras's clipping of probabilities in its cross-entropy
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def finite_difference_sweep(runner, experiment: FiniteDifferenceSweep) -> None:
                      n_values, count=count)
         implementation = "numpy (hand-written backward)"
     else:
-        key, loss_fn, param, grad = keras_float64_problem(trained, x, y)
-        rows = sweep(loss_fn, param, grad, n_values, count=count)
+        with float64_arrays():
+            key, loss_fn, param, grad = keras_float64_problem(trained, x, y)
+            rows = sweep(loss_fn, param, grad, n_values, count=count)
         implementation = "Keras, float64 (backend autodiff)"
     gaps = max_gap_by_n(rows)
     summary = {"kind": "finite_difference", "title": experiment.title, "parameter": key, "count": count,
@@ -81,6 +83,18 @@ def float64_copy(model):
     for name, value in model.parameters().items():
         copy.params[name][...] = value
     return copy
+
+
+def float64_arrays():
+    """JAX makes float32 arrays unless 64-bit types are enabled; enable them for the check only."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def keras_float64_model(model):
@@ -126,14 +140,19 @@ def keras_float64_problem(trained, x, y):
         values[index] = weights
         probabilities, _, losses = model.stateless_call(values, non_trainable, x64, training=False,
                                                         return_losses=True)
-        data = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y64, probabilities))
+        # Keras's sparse cross-entropy on probabilities, written out: its own function averages in
+        # float32 on JAX, which would drown the small steps this check takes.
+        picked = keras.ops.take_along_axis(probabilities / keras.ops.sum(probabilities, axis=-1, keepdims=True),
+                                           keras.ops.expand_dims(y64, 1), axis=1)
+        # A sum over a count, not keras.ops.mean: on JAX that averages in float32 whatever the input.
+        data = -keras.ops.sum(keras.ops.log(keras.ops.clip(picked, EPSILON, 1 - EPSILON))) / len(x64)
         return data + sum(losses) if losses else data
 
     param = np.array(keras.ops.convert_to_numpy(variable.value), dtype=np.float64)
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
-        grad = np.asarray(jax.grad(loss_of)(keras.ops.convert_to_tensor(param)))
+        grad = np.asarray(jax.grad(loss_of)(keras.ops.convert_to_tensor(param, dtype="float64")))
     elif backend == "tensorflow":
         import tensorflow as tf
         weights = tf.Variable(param)
@@ -144,7 +163,7 @@ def keras_float64_problem(trained, x, y):
         raise RuntimeError(f"the Keras gradient check runs on JAX or TensorFlow, got backend {backend!r}")
 
     def loss_fn(values):
-        return float(keras.ops.convert_to_numpy(loss_of(keras.ops.convert_to_tensor(values))))
+        return float(keras.ops.convert_to_numpy(loss_of(keras.ops.convert_to_tensor(values, dtype="float64"))))
 
     return variable.path, loss_fn, param, grad
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 from dlcv_keras.experiments.base import Experiment
 from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
-                                      hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite,
+                                      hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
                                       metric_header, pct, reference_match, reference_table, require, trial_key,
                                       trial_table, by_val_accuracy, varying_columns)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
@@ -183,7 +183,7 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
     else:
         trials = experiment["trials"]
     columns = hyperparameter_columns(trials)
-    ok = [row for row in trials if not is_diverged(row)]
+    ok = [row for row in trials if is_trained(row)]
     plotted = {tid: rows for tid, rows in by_trial.items() if tid in {trial_key(r) for r in ok}}
     figure = figures.data_uri(figures.learning_curves(plotted)) if plotted else None
 
@@ -245,7 +245,7 @@ def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
     summary, trials, columns = _search_common(store, section, experiment)
-    ok = [row for row in trials if not is_diverged(row)]
+    ok = [row for row in trials if is_trained(row)]
     varying = varying_columns(trials, columns) or columns[:1]
     x = "lr" if "lr" in varying else (varying[0] if varying else None)
     group = [c for c in varying if c != x]
@@ -271,7 +271,7 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     top_k = section.get("top_k", 5)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidParameterError(f"section {section['title']!r}: top_k must be an int >= 1, got {top_k!r}")
-    ranked = sorted((row for row in trials if not is_diverged(row)), key=by_val_accuracy)[:top_k]
+    ranked = sorted((row for row in trials if is_trained(row)), key=by_val_accuracy)[:top_k]
     reference_rows = reference.get("rows") or []
     return {
         "top_k": top_k,
@@ -293,7 +293,7 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
             f"{store.experiment_dir(section['experiment']) / 'trials.csv'} has no train_fraction column")
     ordered = sorted(trials, key=lambda r: r.get(key) if is_finite(r.get(key)) else math.inf)
     by_trial = histories_by_trial(experiment.get("history") or [])
-    ok = [row for row in ordered if not is_diverged(row)]
+    ok = [row for row in ordered if is_trained(row)]
     panels = [(f"{100 * row[key]:g} % of training data" if is_finite(row.get(key)) else fmt(row.get(key)),
                by_trial.get(trial_key(row), [])) for row in ok]
     panels = [p for p in panels if p[1]]

@@ -30,14 +30,14 @@ DASH = "—"
 
 
 # trials.csv columns that are not hyperparameters (docs/results-store.md).
-RESULT_COLUMNS = ("trial_id", "status", "epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
+RESULT_COLUMNS = ("trial_id", "status", "params", "epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
                   "val_accuracy", "seconds", "test_loss", "test_accuracy")
 
 
 ACCURACY_KEYS = ("accuracy", "train_accuracy", "val_accuracy", "test_accuracy")
 
 
-ROW_METRIC_KEYS = ACCURACY_KEYS + ("loss", "val_loss", "test_loss", "epochs_run", "stop_reason", "seconds")
+ROW_METRIC_KEYS = ACCURACY_KEYS + ("params", "loss", "val_loss", "test_loss", "epochs_run", "stop_reason", "seconds")
 
 
 # -- formatting -----------------------------------------------------------------
@@ -175,6 +175,11 @@ def varying_columns(trials: Sequence[Mapping[str, Any]], columns: Sequence[str])
     return [c for c in columns if len({fmt(row.get(c)) for row in trials}) > 1]
 
 
+def is_trained(row: Mapping[str, Any]) -> bool:
+    """A trial with numbers to plot or rank: neither diverged nor rejected untrained (a constraint)."""
+    return row.get("status") != "rejected" and not is_diverged(row)
+
+
 def is_diverged(row: Mapping[str, Any]) -> bool:
     if row.get("status") == "diverged":
         return True
@@ -262,7 +267,9 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     so a value left out of the table because every trial shares it still has to agree.
     """
     has_test = any(row.get("test_accuracy") is not None for row in trials)
-    headers = ["trial", "status"] + list(columns) + ["epochs run", "train acc. (%)", "val acc. (%)"]
+    has_params = any(row.get("params") is not None for row in trials)
+    headers = ["trial", "status"] + list(columns) + (["parameters"] if has_params else [])
+    headers += ["epochs run", "train acc. (%)", "val acc. (%)"]
     if has_test:
         headers.append("test acc. (%)")
     headers += ["val loss", "seed val acc. (%)"]
@@ -270,6 +277,8 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     for row in trials:
         ref = reference_match(row, reference_rows, match_columns or columns)
         cells = [show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
+        if has_params:
+            cells.append(thousands(row.get("params")))
         cells += [fmt(row.get("epochs_run")), pct(row.get("accuracy")), pct(row.get("val_accuracy"))]
         if has_test:
             cells.append(pct(row.get("test_accuracy")))

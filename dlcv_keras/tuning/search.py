@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import hashlib
 import itertools
 import json
 import math
@@ -28,6 +27,8 @@ import keras_tuner
 from dlcv_keras.results import atomic_write_text
 from dlcv_keras.settings import TUNERS
 from dlcv_keras.training.fit import evaluate_classifier, release_compiled
+from dlcv_keras.tuning.fingerprint import fingerprint  # noqa: F401  (re-exported: tests and callers use it here)
+from dlcv_keras.tuning.hypermodel import count_parameters
 from dlcv_keras.tuning.spaces import ExperimentSpace
 from dlcv_keras.validation import InvalidParameterError
 
@@ -35,10 +36,6 @@ _TrialStatus = keras_tuner.engine.trial.TrialStatus
 _FINISHED = (_TrialStatus.COMPLETED, _TrialStatus.FAILED)      # a finished trial has a record
 
 
-def fingerprint(*parts) -> str:
-    """A short, stable hash of JSON-able parts (data hash, space, profile, seed, ...)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def hyperparameters_for(space: ExperimentSpace, base: dict | None = None) -> keras_tuner.HyperParameters:
@@ -253,8 +250,8 @@ class _RecordingTuner:
         result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
                                      callbacks=[_StopOnInterrupt(self)])
         record = {"trial_id": trial.trial_id, "status": result.status,
-                  "hyperparameters": dict(hp.values), "epochs_run": result.epochs_run,
-                  "stop_reason": result.stop_reason, "seconds": result.seconds}
+                  "hyperparameters": dict(hp.values), "params": count_parameters(model),
+                  "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds}
         record.update({k: v for k, v in result.last.items() if k not in ("epoch", "seconds")})
         if self.test_data is not None and result.status == "completed":
             evaluation = evaluate_classifier(model, *self.test_data, self.num_classes)
@@ -295,7 +292,8 @@ class _RecordingTuner:
             outcome = f"val_accuracy {record.get('val_accuracy', float('nan')):.4f}"
         else:
             outcome = record.get("stop_reason") or f"failed: {(trial.message or '').strip().splitlines()[-1:]}"
-        self.echo(f"[{self.label}]   {outcome} after {record.get('epochs_run', 0)} epochs "
+        trained = "" if record.get("status") == "rejected" else f" after {record.get('epochs_run', 0)} epochs"
+        self.echo(f"[{self.label}]   {outcome}{trained} "
                   f"({time.perf_counter() - self._trial_started:.1f} s; elapsed {elapsed:.0f} s)")
 
     # -- records -------------------------------------------------------------------

@@ -192,3 +192,36 @@ def test_a_search_ends_by_releasing_the_compiled_loops_and_the_models_they_hold(
     assert scanned._compiled and scanned._on_device
     release_compiled()
     assert not scanned._compiled and not scanned._on_device
+
+
+def fit_reference(model, x, y, *, epochs, shuffle=False, callbacks=None):
+    """model.fit on the same split and batch size as the fast-path runs here."""
+    return model.fit(x[:200], y[:200], validation_data=(x[200:], y[200:]), batch_size=16, epochs=epochs,
+                     shuffle=shuffle, verbose=0, callbacks=callbacks).history
+
+
+def assert_same_weights(mine, theirs, **message):
+    for a, b in zip(mine.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, **message)
+
+
+def model_with_schedule(weights, initial_rate, **kwargs):
+    model = model_with(weights, **kwargs)
+    schedule = keras.optimizers.schedules.ExponentialDecay(initial_rate, decay_steps=5, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def test_models_whose_learning_rate_schedules_differ_do_not_share_a_loop_and_each_trains_as_model_fit():
+    x, y = problem()
+    start = model_with().get_weights()
+    key = scanned.structure_key
+    assert key(model_with_schedule(start, 0.2)) == key(model_with_schedule(start, 0.2))
+    assert key(model_with_schedule(start, 0.2)) != key(model_with_schedule(start, 0.05))
+    scanned._compiled.clear()
+    for rate in (0.2, 0.05):        # the second would run the first's loop if the key left the schedule out
+        ours, reference = model_with_schedule(start, rate), model_with_schedule(start, rate)
+        fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2, shuffle=False)
+        fit_reference(reference, x, y, epochs=2)
+        assert_same_weights(ours, reference, err_msg=f"initial rate {rate}")

@@ -20,6 +20,7 @@ from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 # Batches per compiled call. Between calls the interrupt check runs, so Ctrl-C is
@@ -75,14 +76,25 @@ def compiled_for(model) -> _Compiled:
 
 
 def structure_key(model) -> str:
-    """Everything a traced step depends on except variable values (weights, learning rate, step count):
-    the architecture, the compile settings (loss, its weights, metrics) and the optimizer's other settings."""
+    """Everything a traced step depends on except variable values (weights, a float learning rate, step count):
+    the architecture, the compile settings (loss, its weights, metrics) and the optimizer's other settings,
+    including a learning-rate schedule's (its settings are constants in the traced step)."""
     if type(model).__name__ not in ("Functional", "Sequential"):
         # A subclassed model's get_config need not describe its call: never share its loops.
         return f"unshared:{id(model)}"
     optimizer = model.optimizer.get_config()
-    for value_held_in_a_variable in ("learning_rate", "name"):
-        optimizer.pop(value_held_in_a_variable, None)
+    optimizer.pop("name", None)
+    rate = model.optimizer._learning_rate
+    if isinstance(rate, keras.Variable):
+        # A plain float learning rate lives in a variable: a value like the weights, so left out.
+        optimizer.pop("learning_rate", None)
+    elif not (isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+              and type(rate).__module__.startswith("keras.")):
+        # Any other callable is traced into the step as constants, and a user's schedule class
+        # need not describe itself in get_config: never share its loops.
+        return f"unshared:{id(model)}"
+    # A Keras schedule stays in the key (the serialized config names its class and every setting):
+    # the step computes the rate from the iteration count with those settings as constants.
     compiled = {k: v for k, v in (model.get_compile_config() or {}).items() if k != "optimizer"}
     return json.dumps([type(model).__name__, model.get_config(), type(model.optimizer).__name__, optimizer,
                        compiled], sort_keys=True, default=repr)

@@ -99,6 +99,8 @@ def test_predictions_equal_model_predict_and_the_interrupt_check_runs_between_ca
     seen = []
 
     class StopAfterTwoCalls(keras.callbacks.Callback):
+        runs_between_calls = True           # as the tuner's interrupt check: keeps the fast path
+
         def on_train_batch_end(self, batch, logs=None):
             seen.append((batch, logs))
             if len(seen) == 2:
@@ -225,3 +227,41 @@ def test_models_whose_learning_rate_schedules_differ_do_not_share_a_loop_and_eac
         fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2, shuffle=False)
         fit_reference(reference, x, y, epochs=2)
         assert_same_weights(ours, reference, err_msg=f"initial rate {rate}")
+
+
+class LearningRateDecayEveryBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        rate = self.model.optimizer.learning_rate
+        rate.assign(rate * 0.8)
+
+
+def test_a_callback_that_sets_the_learning_rate_every_batch_trains_as_with_model_fit():
+    x, y = problem()
+    start = model_with().get_weights()
+    ours, reference = model_with(start), model_with(start)
+    scanned._compiled.clear()
+    fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2, shuffle=False,
+                callbacks=[LearningRateDecayEveryBatch()])
+    fit_reference(reference, x, y, epochs=2, callbacks=[LearningRateDecayEveryBatch()])
+    assert_same_weights(ours, reference)
+    np.testing.assert_allclose(float(ours.optimizer.learning_rate), 0.2 * 0.8 ** 26, rtol=1e-5)
+    assert not scanned._compiled            # declined by the fast path: model.fit ran it
+
+
+def test_only_callbacks_with_batch_hooks_leave_the_fast_path():
+    from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping, needs_every_batch
+    from dlcv_keras.tuning.search import _StopOnInterrupt
+
+    class EpochOnly(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    class OldStyleBatchHook(keras.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            pass
+
+    assert needs_every_batch(LearningRateDecayEveryBatch()) and needs_every_batch(OldStyleBatchHook())
+    assert needs_every_batch(keras.callbacks.TerminateOnNaN())
+    assert not any(needs_every_batch(c) for c in (EpochOnly(), EpochLog(), SeedEarlyStopping(2, 0.0),
+                                                   keras.callbacks.EarlyStopping()))
+    assert not needs_every_batch(_StopOnInterrupt(tuner=None))      # it runs between compiled calls

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping
+from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping, needs_every_batch
 
 # Batches per compiled call. On a 2-core CPU the per-batch Python overhead of
 # model.fit rivals the arithmetic of a small model; grouping batches halves an epoch.
@@ -39,6 +39,11 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
 
     ``callbacks`` are extra Keras callbacks (the tuner's interrupt check). On the JAX
     backend the epochs run through ``scanned`` (the fast path); on any other, ``model.fit``.
+    The fast path calls epoch-level hooks as model.fit does, but batch-level hooks only once per
+    compiled call of ``scanned.STEPS_PER_CALL`` batches: so when any callback overrides a batch
+    hook (``callbacks.BATCH_HOOKS``: one that sets the learning rate every batch, say), the run
+    goes through ``model.fit`` instead, unless the callback's class sets ``runs_between_calls = True``
+    (the tuner's interrupt check does). See ``callbacks.needs_every_batch``.
     The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds.
     """
     log = EpochLog()
@@ -48,7 +53,7 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
         callbacks.append(stopper)
     started = time.perf_counter()
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):
         _fit_scanned(model, x_train, y_train, x_val, y_val, batch_size=batch_size, epochs=epochs,
                      callbacks=callbacks, shuffle=shuffle)
     else:

@@ -7,9 +7,17 @@ index array, and a jitted ``fori_loop`` runs ``STEPS_PER_CALL`` batches of Keras
 stateless ``train_step`` per call. The arithmetic is the same as ``model.fit``'s (same
 loss, regulariser penalties, optimizer update and metrics); only the loop moved.
 
+Callbacks: epoch-level hooks run as in ``model.fit``, and what they set (weights, the
+learning rate) is read back before each epoch. Batch-level hooks cannot run inside a
+compiled call: ``fit_and_log`` sends a run whose callbacks override one to ``model.fit``,
+except callbacks marked ``runs_between_calls = True``, whose ``on_train_batch_end`` runs
+once after each compiled call (the tuner's interrupt check). A learning-rate schedule is
+computed inside the step from the iteration count, per batch, as in ``model.fit``.
+
 Compiled functions are kept per model *structure* (architecture, optimizer settings
-other than the learning rate, batch shape), so trials that differ only in learning rate
-or initial weights reuse them instead of compiling again.
+other than a float learning rate, batch shape; a schedule's settings do count), so trials
+that differ only in a float learning rate or initial weights reuse them instead of
+compiling again.
 """
 
 from __future__ import annotations

@@ -265,3 +265,29 @@ def test_only_callbacks_with_batch_hooks_leave_the_fast_path():
     assert not any(needs_every_batch(c) for c in (EpochOnly(), EpochLog(), SeedEarlyStopping(2, 0.0),
                                                    keras.callbacks.EarlyStopping()))
     assert not needs_every_batch(_StopOnInterrupt(tuner=None))      # it runs between compiled calls
+
+
+@pytest.mark.parametrize("case", ["shuffled", "dropout", "schedule"])
+def test_scanned_epochs_equal_model_fit_with_shuffling_dropout_or_a_schedule(case):
+    x, y = problem()
+    start = model_with(dropout=0.3).get_weights()
+    settings = {"shuffled": dict(shuffle=True), "dropout": dict(shuffle=False, dropout=0.3),
+                "schedule": dict(shuffle=True, dropout=0.3, schedule=0.3)}[case]
+    shuffle, schedule = settings.pop("shuffle"), settings.pop("schedule", None)
+
+    def make():
+        model = model_with_schedule(start, schedule, **settings) if schedule else model_with(start, **settings)
+        # model.fit draws one extra shuffle while it builds a never-built model: build first, so that
+        # both runs take their permutations from the same point of the seeded generator.
+        model._symbolic_build(data_batch=(x[:1], y[:1]))
+        return model
+
+    ours, reference = make(), make()
+    np.random.seed(7)
+    result = fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3, shuffle=shuffle)
+    np.random.seed(7)
+    fitted = fit_reference(reference, x, y, epochs=3, shuffle=shuffle)
+    expected = np.array([fitted[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")]).T
+    np.testing.assert_allclose(history_array(result.history), expected, rtol=1e-5, atol=1e-6)
+    assert_same_weights(ours, reference)
+    assert int(ours.optimizer.iterations) == int(reference.optimizer.iterations) == 3 * 13

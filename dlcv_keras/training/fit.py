@@ -44,7 +44,9 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     hook (``callbacks.BATCH_HOOKS``: one that sets the learning rate every batch, say), the run
     goes through ``model.fit`` instead, unless the callback's class sets ``runs_between_calls = True``
     (the tuner's interrupt check does). See ``callbacks.needs_every_batch``.
-    The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds.
+    The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds,
+    drawn as model.fit draws it on JAX (one permutation per epoch), so a seeded run visits the
+    rows in the same order on both paths.
     """
     log = EpochLog()
     callbacks = [log, *(callbacks or [])]
@@ -76,7 +78,6 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
 
     x_train, x_val = np.asarray(x_train, np.float32), np.asarray(x_val, np.float32)
     y_train, y_val = np.asarray(y_train, np.int32), np.asarray(y_val, np.int32)
-    rng = np.random.default_rng(np.random.randint(2**31)) if shuffle else None
     run = scanned.ScannedRun(model, x_train, y_train)
     model.stop_training = False
     # Keras's own dispatcher, as model.fit uses it: set_model, params, and every hook in order.
@@ -92,7 +93,7 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
         for epoch in range(epochs):
             callbacks.on_epoch_begin(epoch)
             run.reload()        # what callbacks set so far (weights, learning rate) is what trains
-            logs = run.train_epoch(x_train, y_train, batch_size, rng, between_calls)
+            logs = run.train_epoch(x_train, y_train, batch_size, shuffle, between_calls)
             logs.update({f"val_{name}": value for name, value in run.test(x_val, y_val).items()})
             run.sync()          # callbacks see (and the caller keeps) this epoch's weights
             callbacks.on_epoch_end(epoch, logs)

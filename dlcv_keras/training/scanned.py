@@ -126,9 +126,13 @@ def on_device(array: np.ndarray):
     return device_array
 
 
-def batch_order(n: int, batch_size: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices as full batches (steps, batch_size) plus the leftover partial batch, as model.fit takes them."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+def batch_order(n: int, batch_size: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices as full batches (steps, batch_size) plus the leftover partial batch, as model.fit takes them.
+
+    Shuffled the way model.fit shuffles arrays on JAX (Keras's ArrayDataAdapter): one
+    ``np.random.permutation(n)`` from NumPy's global generator per epoch, so a seeded run
+    visits the rows in model.fit's order."""
+    order = np.random.permutation(n) if shuffle else np.arange(n)
     full = (n // batch_size) * batch_size
     return order[:full].reshape(-1, batch_size).astype(np.int32), order[full:].astype(np.int32)
 
@@ -155,9 +159,9 @@ class ScannedRun:
         self.optimizer_state = [v.value for v in model.optimizer.variables]
         self._unsynced = False
 
-    def train_epoch(self, x, y, batch_size: int, rng, between_calls=None) -> dict:
+    def train_epoch(self, x, y, batch_size: int, shuffle: bool, between_calls=None) -> dict:
         """One epoch; ``between_calls(batches_done, logs)`` runs after each compiled call has finished."""
-        full, rest = batch_order(len(x), batch_size, rng)
+        full, rest = batch_order(len(x), batch_size, shuffle)
         state = (self.trainable, self.non_trainable, self.optimizer_state, self.fresh_metrics)
         logs, _ = self._run(self.compiled.train_steps, state, x, y, full, rest, between_calls, self._keep)
         return logs
@@ -170,7 +174,7 @@ class ScannedRun:
     def test(self, x, y, batch_size: int = EVAL_BATCH) -> dict:
         if not len(x):
             return {}
-        full, rest = batch_order(len(x), min(batch_size, len(x)), None)
+        full, rest = batch_order(len(x), min(batch_size, len(x)), False)
         state = (self.trainable, self.non_trainable, self.fresh_metrics)
         logs, _ = self._run(self.compiled.test_steps, state, x, y, full, rest)
         return logs

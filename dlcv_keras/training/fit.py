@@ -112,19 +112,52 @@ def release_compiled() -> None:
         scanned.forget()
 
 
+LOSS_INCLUDES = "cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) + L1/L2 penalty"
+
+
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:
-    """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted)."""
-    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
+    """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted).
+
+    ``loss`` is what Keras reports as ``val_loss`` (and ``model.evaluate`` as loss) on these rows:
+    the mean sparse categorical cross-entropy of the probabilities, normalised and clipped to
+    [epsilon, 1 - epsilon] with Keras's epsilon (1e-7) as its JAX backend does, plus the
+    layers' L1/L2 penalties (``model.losses``; the scratch ``Classifier``'s own ``penalty()``,
+    the same ``l2 * sum(W**2)``). ``loss_includes`` says so in words for the report.
+    On TensorFlow, Keras computes the cross-entropy from the softmax's logits, unclipped:
+    the two differ only where the true class has probability below 1e-7.
+    """
+    keras_model = isinstance(model, keras.Model)
+    if keras_model and keras.backend.backend() == "jax":   # not the scratch Classifier
         from dlcv_keras.training import scanned
         probabilities = scanned.predict(model, np.asarray(x, np.float32), batch_size)
     else:
         probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    y = np.asarray(y)
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
     support = confusion.sum(axis=1)
     # A class with no examples here has no accuracy (None), not an accuracy of 0.
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
-    picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
-    return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(predicted == y)),
+    return {"loss": cross_entropy(probabilities, y) + regularisation_penalty(model),
+            "loss_includes": LOSS_INCLUDES, "accuracy": float(np.mean(predicted == y)),
             "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}
+
+
+def cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy as Keras computes it from probabilities (its JAX backend)."""
+    if not len(y):
+        return float("nan")
+    epsilon = keras.config.epsilon()
+    probabilities = np.asarray(probabilities, np.float64)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    picked = np.clip(probabilities[np.arange(len(y)), y], epsilon, 1.0 - epsilon)
+    return float(-np.mean(np.log(picked)))
+
+
+def regularisation_penalty(model) -> float:
+    """The L1/L2 penalty a model adds to its training loss at its current weights."""
+    if isinstance(model, keras.Model):
+        return float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses))
+    penalty = getattr(model, "penalty", None)      # the scratch Classifier
+    return float(penalty()) if callable(penalty) else 0.0

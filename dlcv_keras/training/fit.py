@@ -112,9 +112,6 @@ def release_compiled() -> None:
         scanned.forget()
 
 
-LOSS_INCLUDES = "cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) + L1/L2 penalty"
-
-
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:
     """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted).
 
@@ -126,8 +123,7 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     On TensorFlow, Keras computes the cross-entropy from the softmax's logits, unclipped:
     the two differ only where the true class has probability below 1e-7.
     """
-    keras_model = isinstance(model, keras.Model)
-    if keras_model and keras.backend.backend() == "jax":   # not the scratch Classifier
+    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
         from dlcv_keras.training import scanned
         probabilities = scanned.predict(model, np.asarray(x, np.float32), batch_size)
     else:
@@ -140,8 +136,14 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     # A class with no examples here has no accuracy (None), not an accuracy of 0.
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
     return {"loss": cross_entropy(probabilities, y) + regularisation_penalty(model),
-            "loss_includes": LOSS_INCLUDES, "accuracy": float(np.mean(predicted == y)),
+            "loss_includes": loss_includes(), "accuracy": float(np.mean(predicted == y)),
             "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}
+
+
+def loss_includes() -> str:
+    """What evaluate_classifier's loss adds up, in words, for the report."""
+    epsilon = f"{keras.config.epsilon():g}".replace("e-0", "e-")      # 1e-7, not 1e-07
+    return f"cross-entropy (probabilities clipped to [{epsilon}, 1 - {epsilon}]) + L1/L2 penalty"
 
 
 def cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> float:

@@ -99,6 +99,8 @@ def test_predictions_equal_model_predict_and_the_interrupt_check_runs_between_ca
     seen = []
 
     class StopAfterTwoCalls(keras.callbacks.Callback):
+        runs_between_calls = True           # as the tuner's interrupt check: keeps the fast path
+
         def on_train_batch_end(self, batch, logs=None):
             seen.append((batch, logs))
             if len(seen) == 2:
@@ -192,3 +194,100 @@ def test_a_search_ends_by_releasing_the_compiled_loops_and_the_models_they_hold(
     assert scanned._compiled and scanned._on_device
     release_compiled()
     assert not scanned._compiled and not scanned._on_device
+
+
+def fit_reference(model, x, y, *, epochs, shuffle=False, callbacks=None):
+    """model.fit on the same split and batch size as the fast-path runs here."""
+    return model.fit(x[:200], y[:200], validation_data=(x[200:], y[200:]), batch_size=16, epochs=epochs,
+                     shuffle=shuffle, verbose=0, callbacks=callbacks).history
+
+
+def assert_same_weights(mine, theirs, **message):
+    for a, b in zip(mine.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, **message)
+
+
+def model_with_schedule(weights, initial_rate, **kwargs):
+    model = model_with(weights, **kwargs)
+    schedule = keras.optimizers.schedules.ExponentialDecay(initial_rate, decay_steps=5, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def test_models_whose_learning_rate_schedules_differ_do_not_share_a_loop_and_each_trains_as_model_fit():
+    x, y = problem()
+    start = model_with().get_weights()
+    key = scanned.structure_key
+    assert key(model_with_schedule(start, 0.2)) == key(model_with_schedule(start, 0.2))
+    assert key(model_with_schedule(start, 0.2)) != key(model_with_schedule(start, 0.05))
+    scanned._compiled.clear()
+    for rate in (0.2, 0.05):        # the second would run the first's loop if the key left the schedule out
+        ours, reference = model_with_schedule(start, rate), model_with_schedule(start, rate)
+        fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2, shuffle=False)
+        fit_reference(reference, x, y, epochs=2)
+        assert_same_weights(ours, reference, err_msg=f"initial rate {rate}")
+
+
+class LearningRateDecayEveryBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        rate = self.model.optimizer.learning_rate
+        rate.assign(rate * 0.8)
+
+
+def test_a_callback_that_sets_the_learning_rate_every_batch_trains_as_with_model_fit():
+    x, y = problem()
+    start = model_with().get_weights()
+    ours, reference = model_with(start), model_with(start)
+    scanned._compiled.clear()
+    fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2, shuffle=False,
+                callbacks=[LearningRateDecayEveryBatch()])
+    fit_reference(reference, x, y, epochs=2, callbacks=[LearningRateDecayEveryBatch()])
+    assert_same_weights(ours, reference)
+    np.testing.assert_allclose(float(ours.optimizer.learning_rate), 0.2 * 0.8 ** 26, rtol=1e-5)
+    assert not scanned._compiled            # declined by the fast path: model.fit ran it
+
+
+def test_only_callbacks_with_batch_hooks_leave_the_fast_path():
+    from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping, needs_every_batch
+    from dlcv_keras.tuning.search import _StopOnInterrupt
+
+    class EpochOnly(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    class OldStyleBatchHook(keras.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            pass
+
+    assert needs_every_batch(LearningRateDecayEveryBatch()) and needs_every_batch(OldStyleBatchHook())
+    assert needs_every_batch(keras.callbacks.TerminateOnNaN())
+    assert not any(needs_every_batch(c) for c in (EpochOnly(), EpochLog(), SeedEarlyStopping(2, 0.0),
+                                                   keras.callbacks.EarlyStopping()))
+    assert not needs_every_batch(_StopOnInterrupt(tuner=None))      # it runs between compiled calls
+
+
+@pytest.mark.parametrize("case", ["shuffled", "dropout", "schedule"])
+def test_scanned_epochs_equal_model_fit_with_shuffling_dropout_or_a_schedule(case):
+    x, y = problem()
+    start = model_with(dropout=0.3).get_weights()
+    settings = {"shuffled": dict(shuffle=True), "dropout": dict(shuffle=False, dropout=0.3),
+                "schedule": dict(shuffle=True, dropout=0.3, schedule=0.3)}[case]
+    shuffle, schedule = settings.pop("shuffle"), settings.pop("schedule", None)
+
+    def make():
+        model = model_with_schedule(start, schedule, **settings) if schedule else model_with(start, **settings)
+        # model.fit draws one extra shuffle while it builds a never-built model: build first, so that
+        # both runs take their permutations from the same point of the seeded generator.
+        model._symbolic_build(data_batch=(x[:1], y[:1]))
+        return model
+
+    ours, reference = make(), make()
+    np.random.seed(7)
+    result = fit_and_log(ours, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=3, shuffle=shuffle)
+    np.random.seed(7)
+    fitted = fit_reference(reference, x, y, epochs=3, shuffle=shuffle)
+    expected = np.array([fitted[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")]).T
+    np.testing.assert_allclose(history_array(result.history), expected, rtol=1e-5, atol=1e-6)
+    assert_same_weights(ours, reference)
+    assert int(ours.optimizer.iterations) == int(reference.optimizer.iterations) == 3 * 13

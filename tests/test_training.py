@@ -80,3 +80,36 @@ def test_a_class_missing_from_the_evaluation_set_has_no_accuracy_rather_than_zer
     evaluation = evaluate_classifier(model, x[200:][keep], y[200:][keep], 3)
     assert evaluation["per_class_accuracy"][2] is None
     assert all(0.0 <= a <= 1.0 for a in evaluation["per_class_accuracy"][:2])
+
+
+def test_the_test_loss_is_what_model_evaluate_reports_penalty_and_clipping_included():
+    import keras
+
+    from dlcv_keras.models import build_mlp
+
+    x, y = _tiny_problem()
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_mlp((4, 4, 1), 3, units=8, l1=1e-3, l2=1e-2), lr=0.5)
+    fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2)
+    evaluation = evaluate_classifier(model, x, y, 3)
+    np.testing.assert_allclose(evaluation["loss"], model.evaluate(x, y, verbose=0)[0], rtol=1e-5)
+    assert "penalty" in evaluation["loss_includes"] and "1e-7" in evaluation["loss_includes"]
+
+    # Huge weights and wrong labels: confidently wrong rows, whose probabilities of the labelled class
+    # lie far below Keras's 1e-7 clip.
+    model.set_weights([w * 50 for w in model.get_weights()])
+    wrong = (y + 1) % 3
+    assert (model.predict(x, verbose=0)[np.arange(len(y)), wrong] < 1e-9).any()
+    np.testing.assert_allclose(evaluate_classifier(model, x, wrong, 3)["loss"],
+                               model.evaluate(x, wrong, verbose=0)[0], rtol=1e-5)
+
+
+def test_the_scratch_classifiers_test_loss_includes_its_l2_penalty_as_its_training_loss_does():
+    from dlcv_keras.scratch.nn import Classifier
+
+    x, y = _tiny_problem()
+    classifier = Classifier((4, 4, 1), 3, units=8, l2=0.05, seed=1)
+    total, _ = classifier.loss(x, y)          # data loss + l2 * sum(W**2)
+    assert classifier.loss_parts["penalty"] > 0.01
+    evaluation = evaluate_classifier(classifier, x, y, 3)
+    np.testing.assert_allclose(evaluation["loss"], total, rtol=1e-5)

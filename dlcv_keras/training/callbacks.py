@@ -11,6 +11,24 @@ from dlcv_keras.training.rules import early_stop_reason, non_finite_loss
 
 LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy")
 
+# Hooks model.fit calls around every batch. The fast path (training/scanned.py) runs 256 batches
+# per compiled call, and the validation batches inside another, so it cannot call these per batch.
+BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
+               "on_test_batch_begin", "on_test_batch_end")
+
+
+def needs_every_batch(callback) -> bool:
+    """Whether ``callback`` overrides a batch-level hook, so only ``model.fit`` runs it as written.
+
+    A callback whose class sets ``runs_between_calls = True`` declares that its batch hooks may
+    instead run once after each compiled call of the fast path (with the index of the last batch
+    done and that call's logs), and must not change what trains: the tuner's interrupt check is one.
+    """
+    if getattr(callback, "runs_between_calls", False):
+        return False
+    return any(getattr(type(callback), hook, None) is not getattr(keras.callbacks.Callback, hook)
+               for hook in BATCH_HOOKS)
+
 
 class EpochLog(keras.callbacks.Callback):
     """Keeps each epoch's metrics and wall time, and ends a run whose loss is no longer finite.

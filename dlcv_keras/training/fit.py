@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping
+from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping, needs_every_batch
 
 # Batches per compiled call. On a 2-core CPU the per-batch Python overhead of
 # model.fit rivals the arithmetic of a small model; grouping batches halves an epoch.
@@ -39,7 +39,14 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
 
     ``callbacks`` are extra Keras callbacks (the tuner's interrupt check). On the JAX
     backend the epochs run through ``scanned`` (the fast path); on any other, ``model.fit``.
-    The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds.
+    The fast path calls epoch-level hooks as model.fit does, but batch-level hooks only once per
+    compiled call of ``scanned.STEPS_PER_CALL`` batches: so when any callback overrides a batch
+    hook (``callbacks.BATCH_HOOKS``: one that sets the learning rate every batch, say), the run
+    goes through ``model.fit`` instead, unless the callback's class sets ``runs_between_calls = True``
+    (the tuner's interrupt check does). See ``callbacks.needs_every_batch``.
+    The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds,
+    drawn as model.fit draws it on JAX (one permutation per epoch), so a seeded run visits the
+    rows in the same order on both paths.
     """
     log = EpochLog()
     callbacks = [log, *(callbacks or [])]
@@ -48,7 +55,7 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
         callbacks.append(stopper)
     started = time.perf_counter()
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):
         _fit_scanned(model, x_train, y_train, x_val, y_val, batch_size=batch_size, epochs=epochs,
                      callbacks=callbacks, shuffle=shuffle)
     else:
@@ -71,7 +78,6 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
 
     x_train, x_val = np.asarray(x_train, np.float32), np.asarray(x_val, np.float32)
     y_train, y_val = np.asarray(y_train, np.int32), np.asarray(y_val, np.int32)
-    rng = np.random.default_rng(np.random.randint(2**31)) if shuffle else None
     run = scanned.ScannedRun(model, x_train, y_train)
     model.stop_training = False
     # Keras's own dispatcher, as model.fit uses it: set_model, params, and every hook in order.
@@ -87,7 +93,7 @@ def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, c
         for epoch in range(epochs):
             callbacks.on_epoch_begin(epoch)
             run.reload()        # what callbacks set so far (weights, learning rate) is what trains
-            logs = run.train_epoch(x_train, y_train, batch_size, rng, between_calls)
+            logs = run.train_epoch(x_train, y_train, batch_size, shuffle, between_calls)
             logs.update({f"val_{name}": value for name, value in run.test(x_val, y_val).items()})
             run.sync()          # callbacks see (and the caller keeps) this epoch's weights
             callbacks.on_epoch_end(epoch, logs)
@@ -107,18 +113,53 @@ def release_compiled() -> None:
 
 
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:
-    """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted)."""
+    """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted).
+
+    ``loss`` is what Keras reports as ``val_loss`` (and ``model.evaluate`` as loss) on these rows:
+    the mean sparse categorical cross-entropy of the probabilities, normalised and clipped to
+    [epsilon, 1 - epsilon] with Keras's epsilon (1e-7) as its JAX backend does, plus the
+    layers' L1/L2 penalties (``model.losses``; the scratch ``Classifier``'s own ``penalty()``,
+    the same ``l2 * sum(W**2)``). ``loss_includes`` says so in words for the report.
+    On TensorFlow, Keras computes the cross-entropy from the softmax's logits, unclipped:
+    the two differ only where the true class has probability below 1e-7.
+    """
     if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
         from dlcv_keras.training import scanned
         probabilities = scanned.predict(model, np.asarray(x, np.float32), batch_size)
     else:
         probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    y = np.asarray(y)
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
     support = confusion.sum(axis=1)
     # A class with no examples here has no accuracy (None), not an accuracy of 0.
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
-    picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
-    return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(predicted == y)),
+    return {"loss": cross_entropy(probabilities, y) + regularisation_penalty(model),
+            "loss_includes": loss_includes(), "accuracy": float(np.mean(predicted == y)),
             "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}
+
+
+def loss_includes() -> str:
+    """What evaluate_classifier's loss adds up, in words, for the report."""
+    epsilon = f"{keras.config.epsilon():g}".replace("e-0", "e-")      # 1e-7, not 1e-07
+    return f"cross-entropy (probabilities clipped to [{epsilon}, 1 - {epsilon}]) + L1/L2 penalty"
+
+
+def cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy as Keras computes it from probabilities (its JAX backend)."""
+    if not len(y):
+        return float("nan")
+    epsilon = keras.config.epsilon()
+    probabilities = np.asarray(probabilities, np.float64)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    picked = np.clip(probabilities[np.arange(len(y)), y], epsilon, 1.0 - epsilon)
+    return float(-np.mean(np.log(picked)))
+
+
+def regularisation_penalty(model) -> float:
+    """The L1/L2 penalty a model adds to its training loss at its current weights."""
+    if isinstance(model, keras.Model):
+        return float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses))
+    penalty = getattr(model, "penalty", None)      # the scratch Classifier
+    return float(penalty()) if callable(penalty) else 0.0

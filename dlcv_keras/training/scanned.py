@@ -7,9 +7,17 @@ index array, and a jitted ``fori_loop`` runs ``STEPS_PER_CALL`` batches of Keras
 stateless ``train_step`` per call. The arithmetic is the same as ``model.fit``'s (same
 loss, regulariser penalties, optimizer update and metrics); only the loop moved.
 
+Callbacks: epoch-level hooks run as in ``model.fit``, and what they set (weights, the
+learning rate) is read back before each epoch. Batch-level hooks cannot run inside a
+compiled call: ``fit_and_log`` sends a run whose callbacks override one to ``model.fit``,
+except callbacks marked ``runs_between_calls = True``, whose ``on_train_batch_end`` runs
+once after each compiled call (the tuner's interrupt check). A learning-rate schedule is
+computed inside the step from the iteration count, per batch, as in ``model.fit``.
+
 Compiled functions are kept per model *structure* (architecture, optimizer settings
-other than the learning rate, batch shape), so trials that differ only in learning rate
-or initial weights reuse them instead of compiling again.
+other than a float learning rate, batch shape; a schedule's settings do count), so trials
+that differ only in a float learning rate or initial weights reuse them instead of
+compiling again.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 # Batches per compiled call. Between calls the interrupt check runs, so Ctrl-C is
@@ -75,14 +84,25 @@ def compiled_for(model) -> _Compiled:
 
 
 def structure_key(model) -> str:
-    """Everything a traced step depends on except variable values (weights, learning rate, step count):
-    the architecture, the compile settings (loss, its weights, metrics) and the optimizer's other settings."""
+    """Everything a traced step depends on except variable values (weights, a float learning rate, step count):
+    the architecture, the compile settings (loss, its weights, metrics) and the optimizer's other settings,
+    including a learning-rate schedule's (its settings are constants in the traced step)."""
     if type(model).__name__ not in ("Functional", "Sequential"):
         # A subclassed model's get_config need not describe its call: never share its loops.
         return f"unshared:{id(model)}"
     optimizer = model.optimizer.get_config()
-    for value_held_in_a_variable in ("learning_rate", "name"):
-        optimizer.pop(value_held_in_a_variable, None)
+    optimizer.pop("name", None)
+    rate = model.optimizer._learning_rate
+    if isinstance(rate, keras.Variable):
+        # A plain float learning rate lives in a variable: a value like the weights, so left out.
+        optimizer.pop("learning_rate", None)
+    elif not (isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+              and type(rate).__module__.startswith("keras.")):
+        # Any other callable is traced into the step as constants, and a user's schedule class
+        # need not describe itself in get_config: never share its loops.
+        return f"unshared:{id(model)}"
+    # A Keras schedule stays in the key (the serialized config names its class and every setting):
+    # the step computes the rate from the iteration count with those settings as constants.
     compiled = {k: v for k, v in (model.get_compile_config() or {}).items() if k != "optimizer"}
     return json.dumps([type(model).__name__, model.get_config(), type(model.optimizer).__name__, optimizer,
                        compiled], sort_keys=True, default=repr)
@@ -106,9 +126,13 @@ def on_device(array: np.ndarray):
     return device_array
 
 
-def batch_order(n: int, batch_size: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices as full batches (steps, batch_size) plus the leftover partial batch, as model.fit takes them."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+def batch_order(n: int, batch_size: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices as full batches (steps, batch_size) plus the leftover partial batch, as model.fit takes them.
+
+    Shuffled the way model.fit shuffles arrays on JAX (Keras's ArrayDataAdapter): one
+    ``np.random.permutation(n)`` from NumPy's global generator per epoch, so a seeded run
+    visits the rows in model.fit's order."""
+    order = np.random.permutation(n) if shuffle else np.arange(n)
     full = (n // batch_size) * batch_size
     return order[:full].reshape(-1, batch_size).astype(np.int32), order[full:].astype(np.int32)
 
@@ -135,9 +159,9 @@ class ScannedRun:
         self.optimizer_state = [v.value for v in model.optimizer.variables]
         self._unsynced = False
 
-    def train_epoch(self, x, y, batch_size: int, rng, between_calls=None) -> dict:
+    def train_epoch(self, x, y, batch_size: int, shuffle: bool, between_calls=None) -> dict:
         """One epoch; ``between_calls(batches_done, logs)`` runs after each compiled call has finished."""
-        full, rest = batch_order(len(x), batch_size, rng)
+        full, rest = batch_order(len(x), batch_size, shuffle)
         state = (self.trainable, self.non_trainable, self.optimizer_state, self.fresh_metrics)
         logs, _ = self._run(self.compiled.train_steps, state, x, y, full, rest, between_calls, self._keep)
         return logs
@@ -150,7 +174,7 @@ class ScannedRun:
     def test(self, x, y, batch_size: int = EVAL_BATCH) -> dict:
         if not len(x):
             return {}
-        full, rest = batch_order(len(x), min(batch_size, len(x)), None)
+        full, rest = batch_order(len(x), min(batch_size, len(x)), False)
         state = (self.trainable, self.non_trainable, self.fresh_metrics)
         logs, _ = self._run(self.compiled.test_steps, state, x, y, full, rest)
         return logs

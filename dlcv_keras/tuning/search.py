@@ -72,6 +72,8 @@ def count_trials(space: ExperimentSpace, tuner: str, random_trials: int) -> int:
 class _StopOnInterrupt(keras.callbacks.Callback):
     """Raises KeyboardInterrupt at the next group of batches once Ctrl-C was pressed."""
 
+    runs_between_calls = True   # the fast path may run its batch hook after each compiled call
+
     def __init__(self, tuner):
         super().__init__()
         self.tuner = tuner

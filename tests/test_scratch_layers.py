@@ -427,3 +427,34 @@ def test_scratch_modules_import_without_keras_or_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_expressions_tensorflow_functions_import_tensorflow():
+    # README: scratch/expression.py imports TensorFlow only inside tensorflow_ops and
+    # tensorflow_gradients (q2's cross-check). Any other import of Keras, TensorFlow or JAX
+    # in the package, at module level or inside a function, breaks that claim.
+    import ast
+
+    import dlcv_keras.scratch as scratch
+
+    found = set()
+    for path in sorted(Path(scratch.__path__[0]).glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        enclosing = {}     # node -> name of the innermost function around it
+        for function in ast.walk(tree):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if node is not function:
+                        enclosing[node] = function.name      # inner functions come later, win
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in ("keras", "tensorflow", "jax", "keras_tuner"):
+                    found.add((path.name, enclosing.get(node, "<module>"), name))
+    assert sorted(found) == [("expression.py", "tensorflow_gradients", "tensorflow"),
+                             ("expression.py", "tensorflow_ops", "tensorflow")]

@@ -5,8 +5,8 @@ The cache lives in ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``. TFDS itself 
 it on, so changing the variable later (as the tests do) still takes effect.
 
 On a machine without internet a TFDS download does not always fail fast, so before
-downloading we open one TCP connection to the download host with a 3 s timeout,
-and give up on any error.
+downloading we open one TCP connection to the download host, the DNS look-up and the
+connection together bounded by 3 s, and give up on any error.
 
 Every failure here raises ``DataUnavailable`` with a short reason such as
 "not in the TensorFlow Datasets cache (/root/tensorflow_datasets)"; ``load_dataset``
@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 
 import numpy as np
 
@@ -33,11 +35,48 @@ def cache_dir() -> str | None:
 
 
 def is_online(host: tuple[str, int] = PROBE_HOST, timeout: float = PROBE_TIMEOUT) -> bool:
-    try:
-        with socket.create_connection(host, timeout=timeout):
-            return True
-    except OSError:         # DNS failure, refused, unreachable, timeout: all mean offline
+    """True if a TCP connection to ``host`` opens within ``timeout`` seconds, DNS included.
+
+    ``socket.create_connection``'s timeout does not cover the name look-up, and
+    ``getaddrinfo`` can block far longer (30 s and more with an unreachable resolver),
+    so the look-up runs in a daemon thread we stop waiting for at the deadline; the
+    connection attempts then share whatever time is left.
+    """
+    deadline = time.monotonic() + timeout
+    addresses = _resolve(host, timeout)
+    if not addresses:       # DNS failure or look-up past the deadline: offline
         return False
+    for family, kind, proto, _, address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(remaining)
+                sock.connect(address)
+                return True
+        except OSError:     # refused, unreachable, timeout: try the next address
+            continue
+    return False
+
+
+def _resolve(host: tuple[str, int], timeout: float) -> list | None:
+    """``getaddrinfo`` for a TCP connection to ``host``, or None if it fails or takes
+    longer than ``timeout`` (the look-up thread is a daemon, so it never holds up exit)."""
+    found: list = []
+
+    def look_up() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host[0], host[1], 0, socket.SOCK_STREAM))
+        except (OSError, UnicodeError):
+            pass
+
+    thread = threading.Thread(target=look_up, name="dlcv-dns-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return None
+    return found or None
 
 
 def read_tfds(tfds_name: str, *, allow_download: bool,

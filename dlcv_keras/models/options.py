@@ -8,7 +8,8 @@ MODELS = ("linear", "mlp", "cnn", "resnet18")
 
 # The Keras backend that trains each model fastest on a CPU, measured by `python -m dlcv_keras.bench`:
 # dense models on JAX, whose compiled loop in training/scanned.py runs near the matmul bound;
-# convolutional ones on TensorFlow (the q17 CNN through the JAX path was 30x slower here: 56 s vs 1.9 s).
+# convolutional ones on TensorFlow, which ran the q17 CNN about 30x faster than the JAX path
+# here (3,200 images: 1.9 s on TensorFlow, 56 s through JAX; README, Performance).
 FASTEST_BACKEND = {"linear": "jax", "mlp": "jax", "cnn": "tensorflow", "resnet18": "tensorflow"}
 
 # Hyperparameter names each model builder takes (its keyword arguments), then those of the

@@ -63,7 +63,7 @@ Q3_SPACE = (REPO / "tuners" / "q3.toml").read_text()
      "images = 16\nkernel_size = [3, 5]\nfilters = 5\npixel_scale = 255.0\nreduction = \"mean\"",
      ["[smoke.run_b] kernel_size must be a single value"]),
     ("q5", Q5_SPACE, "[smoke.run_b]\n", "[smoke.run_b]\nmomentum = 0.9\n",
-     ["[smoke.run_b] momentum must be one of the settings this experiment reads", "'momentum'"]),
+     ["[smoke.run_b] momentum must be one of the names this experiment reads", "'momentum'"]),
     ("q6", Q6_SPACE, "iterations = 100\nbatch_size = 200\n\n[quick.check]", "batch_size = 200\n\n[quick.check]",
      ["[smoke.train] must set iterations"]),
 ])

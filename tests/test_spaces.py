@@ -39,7 +39,7 @@ def test_ranges_are_for_random_search_only():
     ("lr", [], r"lr must be a non-empty list of values, got \[\]"),
     ("dropout", 1.0, r"dropout must be a number in \[0, 1\), got 1.0"),
     ("activation", "swishy", r"activation must be one of .*'relu'.*, got 'swishy'"),
-    ("learning_rate", 0.1, r"learning_rate must be a known hyperparameter .*, got 'learning_rate'"),
+    ("learning_rate", 0.1, r"learning_rate must be one of the names this experiment reads \(.*\blr\b.*\), got 'learning_rate'"),
     ("lr", "fast", r"lr must be a number, got 'fast'"),
     ("epochs", [3, 3], r"epochs must not repeat a value, got \[3, 3\]"),
 ])
@@ -78,11 +78,14 @@ def test_malformed_and_missing_files_give_one_line_errors(tmp_path):
 def test_packaged_space_files_cover_every_profile_and_experiment(name, profile):
     question = QUESTIONS[name]
     path = packaged_dir("tuners") / f"{name}.toml"
-    space = load_space(path, profile, experiments=question.space_tables())
-    if question.early_stopping:
-        assert space.early_stopping is not None
-    # The random tuner reads the same files.
-    load_space(path, profile, experiments=question.space_tables(), tuner="random")
+    for implementation in question.implementations:
+        tables = question.space_tables(implementation)
+        space = load_space(path, profile, experiments=question.space_domains(), required=tables)
+        assert set(tables) <= set(space.experiments)
+        if question.early_stopping:
+            assert space.early_stopping is not None
+        # The random tuner reads the same files.
+        load_space(path, profile, experiments=question.space_domains(), required=tables, tuner="random")
 
 
 def test_q1_full_profile_is_the_seed_grid():
@@ -91,3 +94,54 @@ def test_q1_full_profile_is_the_seed_grid():
     assert grid.choices == {"lr": [0.1, 0.01, 0.001], "l2": [0.1, 0.01, 0.001],
                             "epochs": [50, 100], "batch_size": [32, 64]}
     assert grid.grid_size() == 36
+
+
+# -- names checked against what each experiment uses -------------------------------------------
+def _q1_document(**changes):
+    import tomllib
+
+    document = tomllib.loads((packaged_dir("tuners") / "q1.toml").read_text())
+    for table, values in changes.items():
+        document["quick"][table] = {**document["quick"].get(table, {}), **values}
+    return document
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("full_grid", "dropout", [0.0, 0.5]),       # the linear model has no dropout: identical trials
+    ("full_grid", "units", [64, 128]),          # nor hidden units
+    ("base", "kernel_size", 3),                 # a from-scratch kind's setting, not a search's
+])
+def test_a_name_the_experiments_model_does_not_use_is_one_line_naming_file_table_key_and_accepted_names(
+        table, key, value):
+    question = QUESTIONS["q1"]
+    with pytest.raises(InvalidParameterError) as info:
+        parse_space(_q1_document(**{table: {key: value}}), "quick", source="q1.toml",
+                    experiments=question.space_domains())
+    message = str(info.value)
+    assert message.startswith(f"q1.toml [quick.{table}] {key} must be one of the names this experiment reads (")
+    assert message.endswith(f"got {key!r}") and "\n" not in message
+    accepted = message[message.index("(") + 1:message.index(")")].split(", ")
+    assert accepted == sorted(question.space_domains()[table])
+    assert "lr" in accepted and "l2" in accepted and key not in accepted
+
+
+def test_an_mlp_search_accepts_its_own_names_and_the_linear_one_does_not():
+    mlp = QUESTIONS["q3"].space_domains()["grid"]
+    linear = QUESTIONS["q1"].space_domains()["full_grid"]
+    assert {"units", "depth", "dropout", "units_1", "lr", "batch_size", "patience"} <= set(mlp)
+    assert not {"units", "depth", "dropout", "units_1"} & set(linear)
+
+
+def test_a_table_of_no_experiment_is_one_line_listing_the_questions_tables():
+    document = _q1_document(ful_grid={"lr": [0.1]})
+    with pytest.raises(InvalidParameterError, match=r"^q1.toml \[quick.ful_grid\] must be a table of one of this "
+                                                    r"question's experiments \(base, .*full_grid.*\), got an unknown "
+                                                    r"table 'ful_grid'$"):
+        parse_space(document, "quick", source="q1.toml", experiments=QUESTIONS["q1"].space_domains())
+
+
+def test_a_from_scratch_kind_reads_only_its_own_settings():
+    q4 = QUESTIONS["q4"]
+    assert set(q4.space_domains()["blur"]) == {"kernel_size", "sigma", "images", "filters", "stride"}
+    with pytest.raises(InvalidParameterError, match=r"\[quick.blur\] lr must be one of the names"):
+        parse_space({"quick": {"blur": {"lr": 0.1}}}, "quick", experiments=q4.space_domains())

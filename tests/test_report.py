@@ -1,7 +1,16 @@
-"""The report: store -> context -> HTML (and PDF), and its CLI. No keras, no training."""
+"""The report: store -> context -> HTML (and PDF), and its CLI, on real smoke runs of q1 and q3.
+
+The stores come from ``python -m dlcv_keras.run ... --profile smoke`` (the session fixture
+``smoke_results`` in conftest.py); every expected number is read from the stored files and
+formatted the way the report formats it. What a smoke run cannot produce (a diverged trial,
+zero-padded trial ids, hostile text, missing files) is made in a copy, rewritten the way the
+code writes it (tests/real_runs.py). No keras, no training here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import sys
 from pathlib import Path
@@ -10,32 +19,48 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fake_store  # noqa: E402
+from real_runs import (DASH, FALLBACK_BANNER, PROFILE, between, copy_results, esc, hp,  # noqa: E402
+                       hyperparameters, images, loss4, mark_diverged, pad_trial_ids, pct, section_texts, seed_row,
+                       shape, store, text_of, thousands, varying)
+
 from dlcv_keras.report import build_report, report_context  # noqa: E402
 from dlcv_keras.report.__main__ import main  # noqa: E402
-from dlcv_keras.report.render import render_template_string, templates_dir  # noqa: E402
+from dlcv_keras.report.render import render_html, render_template_string, templates_dir  # noqa: E402
 from dlcv_keras.validation import InvalidParameterError  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("results")
-    fake_store.write_q1(root, class_names=["zero", "one", "two", "three", fake_store.EVIL,
-                                           "five", "six", "seven", "eight", "nine"])
-    fake_store.write_q3(root)
-    return root
+EVIL = "<script>alert(1)</script>"
+# figures each section template draws when its data is finite
+FIGURES = {"curves": 1, "effect": 1, "top_table": 0, "best": 3, "sklearn": 0, "fractions": 2, "finite_difference": 2}
 
 
 @pytest.fixture(scope="module")
-def combined_html(results) -> str:
-    paths = build_report(results, ["q1", "q3"], output=results / "combined" / "report")
-    assert paths == [results / "combined" / "report.html"]
+def runs(smoke_results) -> dict[str, dict]:
+    return {"q1": store(smoke_results, "q1").read_json("run.json"),
+            "q3": store(smoke_results, "q3").read_json("run.json"),
+            "q3-scratch": store(smoke_results, "q3", "scratch").read_json("run.json")}
+
+
+@pytest.fixture(scope="module")
+def combined_html(smoke_results, tmp_path_factory) -> str:
+    output = tmp_path_factory.mktemp("combined") / "report"
+    paths = build_report(smoke_results, ["q1", "q3"], profile=PROFILE, output=output)
+    assert paths == [output.with_name("report.html")]
     return paths[0].read_text(encoding="utf-8")
 
 
-def _text(html: str) -> str:
-    html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+@pytest.fixture(scope="module")
+def q1_sections(combined_html, runs) -> dict[str, str]:
+    text = between(text_of(combined_html), f"q1. {runs['q1']['title']}", f"q3. {runs['q3']['title']}")
+    return section_texts(text, runs["q1"])
+
+
+def _trial_cells(row: dict, shown: list[str], seed: str) -> str:
+    """A row of the report's trial tables: id, status, shown hyperparameters, epochs, accuracies, val loss, seed."""
+    cells = [hp(row["trial_id"]), row["status"], *(hp(row[c]) for c in shown), hp(row["epochs_run"]),
+             pct(row["accuracy"]), pct(row["val_accuracy"])]
+    if "test_accuracy" in row:
+        cells.append(pct(row["test_accuracy"]))
+    return " ".join(cells + [loss4(row["val_loss"]), seed])
 
 
 # -- rendering without files -----------------------------------------------------
@@ -53,91 +78,255 @@ def test_templates_folder_has_every_section():
     assert (templates_dir() / "report.css").is_file()
 
 
-# -- HTML content -----------------------------------------------------------------
-def test_q1_tables_show_ours_beside_reference(combined_html):
-    text = _text(combined_html)
-    # base run: ours 84.21 beside the seed's 85.56
-    assert "84.21" in text and "85.56" in text
-    # effect grid: every trial, best 91.37
-    for value in ("91.37", "91.01", "89.11", "88.66", "82.02", "80.04"):
-        assert value in text
-    # top table: top 3 only, with the matching seed rows beside (91.51, 91.42)
-    assert "92.44" in text and "92.33" in text and "92.22" in text
-    assert "70.11" not in text and "88.00 " not in text.split("1.a Full grid")[1].split("Best configuration")[0]
-    assert "91.51" in text and "91.42" in text
-    # best: ours vs seed
-    for value in ("92.88", "92.55", "92.66", "91.73", "91.47", "91.81", "97.91", "97.86", "86.12", "86.66"):
-        assert value in text
-    assert "7,850" in text and "(None, 784)" in text
-    # sklearn vs our best vs seed
-    for value in ("94.12", "93.18", "93.65", "92.57"):
-        assert value in text
-    # fractions
-    for value in ("10 %", "20 %", "50 %", "87.12", "88.45", "90.23"):
-        assert value in text
+# -- q1: every section shows the stored numbers beside the seed's ----------------------------
+def test_q1_base_run_beside_the_seed(smoke_results, runs, q1_sections):
+    (trial,) = store(smoke_results, "q1").read_experiment("base")["trials"]
+    seed = runs["q1"]["reference"]["base"]
+    text = q1_sections["base"]
+    names = hyperparameters([trial])
+    assert "Hyperparameters: " + ", ".join(f"{n} = {hp(trial[n])}" for n in names) + "." in text
+    assert f"train accuracy (%) {pct(trial['accuracy'])} {pct(seed.get('train_accuracy'))}" in text
+    assert f"val accuracy (%) {pct(trial['val_accuracy'])} {pct(seed['val_accuracy'])}" in text
+    assert f"epochs run {trial['epochs_run']} {hp(seed.get('epochs_run'))}" in text
+    assert f"stop reason {trial['stop_reason']} {DASH}" in text
+    assert trial["stop_reason"] == "max epochs"          # training/fit.py's words for a full run
 
 
-def test_q3_diverged_trial_banner_and_early_stop(combined_html):
-    text = _text(combined_html)
-    assert text.count(fake_store.BANNER) >= 2  # top of document and top of q3
-    assert 'class="banner"' in combined_html
-    assert "Diverged trials" in text and "nan" in text and "inf" in text
-    assert "lr=0.5, batch_size=32" in text
-    assert "274" in text and "17" in text and "val_loss_rising" in text  # epochs run ours vs seed
-    assert "97.56" in text and "95.28" in text  # q3 grid reference rows
-    assert "digits (requested: mnist)" in text
-    assert "sha256:0123abcdfeed" in text and "tensorflow 2.21.0" in text and "abc123def" in text
+def test_q1_effect_grid_lists_every_trial(smoke_results, q1_sections):
+    found = store(smoke_results, "q1").read_experiment("lr_batch")
+    trials, summary = found["trials"], found["summary"]
+    shown = varying(trials, hyperparameters(trials)) or hyperparameters(trials)
+    text = q1_sections["lr_batch"]
+    assert f"{len(trials)} trials" in text
+    assert f"Best trial {summary['best_trial']}: val accuracy {pct(summary['best_val_accuracy'])} %" in text
+    assert "trial status " + " ".join(shown) + " epochs run train acc. (%) val acc. (%) val loss seed val acc. (%)" in text
+    for row in trials:
+        assert _trial_cells(row, shown, DASH) in text          # the seed reports no lr x batch grid
+    assert "Diverged trials" not in text
 
 
-def test_trial_ids_keep_their_zero_padding(combined_html):
-    assert "<td>0003</td>" in combined_html
+def test_q1_top_table_matches_seed_rows_on_every_hyperparameter(smoke_results, runs, q1_sections):
+    found = store(smoke_results, "q1").read_experiment("full_grid")
+    trials = found["trials"]
+    columns = hyperparameters(trials)
+    shown = varying(trials, columns) or columns
+    section = next(s for s in runs["q1"]["sections"] if s["experiment"] == "full_grid")
+    reference = runs["q1"]["reference"]["full_grid"]["rows"]
+    ranked = sorted(trials, key=lambda r: -r["val_accuracy"])[: section["top_k"]]
+    text = q1_sections["full_grid"]
+    assert f"Top {section['top_k']} trials by validation accuracy" in text
+    for row in ranked:
+        ref = seed_row(row, reference, columns)
+        # the seed's rows match on every hyperparameter, shown or not (smoke trains 2 epochs, the seed 50/100)
+        assert _trial_cells(row, shown, pct(ref["val_accuracy"]) if ref else DASH) in text
+    for ref in reference:   # the seed's own top rows, listed under ours
+        assert " ".join([*(hp(v) for k, v in ref.items() if k != "val_accuracy"), pct(ref["val_accuracy"])]) in text
 
 
-def test_html_is_self_contained_and_escaped(combined_html):
-    assert combined_html.count('<img src="data:image/png;base64,') >= 10
+def test_q1_best_configuration_beside_the_seed(smoke_results, runs, q1_sections):
+    found = store(smoke_results, "q1").read_experiment("best")
+    summary, metrics = found["summary"], found["metrics"]
+    seed = runs["q1"]["reference"]["best"]
+    text = q1_sections["best"]
+    assert f"Best setting of {summary['from_experiment']}, retrained" in text
+    for name, value in summary["hyperparameters"].items():
+        assert f"{name} {hp(value)} {hp(seed['hyperparameters'].get(name))}" in text
+    for split in ("train", "val", "test"):
+        assert f"{split} accuracy (%) {pct(summary[f'{split}_accuracy'])} {pct(seed[f'{split}_accuracy'])}" in text
+    assert f"test loss {loss4(summary['test_loss'])} {DASH}" in text
+    assert f"epochs run {summary['epochs_run']} {DASH} stop reason {summary['stop_reason']} {DASH}" in text
+    for which in ("best_class", "worst_class"):
+        ours, theirs = metrics[which], seed[which]
+        assert (f"{which.replace('_', ' ')} {ours['name']} {pct(ours['accuracy'])} "
+                f"{theirs['name']} {pct(theirs['accuracy'])}") in text
+    for name, accuracy in zip(metrics["class_names"], metrics["per_class_accuracy"]):
+        assert f"{name} {pct(accuracy)} {DASH}" in text
+    for layer in metrics["parameter_table"]:
+        assert f"{layer['layer']} {layer['type']} {shape(layer['output_shape'])} {thousands(layer['params'])}" in text
+    assert f"total {thousands(metrics['total_params'])}" in text
+
+
+def test_q1_sklearn_beside_our_best_and_the_seed(smoke_results, runs, q1_sections):
+    q1 = store(smoke_results, "q1")
+    sklearn, best = q1.read_json("experiments/sklearn/summary.json"), q1.read_json("experiments/best/summary.json")
+    seed, seed_best = runs["q1"]["reference"]["sklearn"], runs["q1"]["reference"]["best"]
+    text = q1_sections["sklearn"]
+    assert (f"scikit-learn {esc(sklearn['model'])} {pct(sklearn['train_accuracy'])} {pct(seed['train_accuracy'])} "
+            f"{pct(sklearn['test_accuracy'])} {pct(seed['test_accuracy'])}") in text
+    assert (f"our Keras model (best) {pct(best['train_accuracy'])} {pct(seed_best['train_accuracy'])} "
+            f"{pct(best['test_accuracy'])} {pct(seed_best['test_accuracy'])}") in text
+
+
+def test_q1_fractions_table(smoke_results, q1_sections):
+    trials = store(smoke_results, "q1").read_experiment("fractions")["trials"]
+    text = q1_sections["fractions"]
+    fixed = [c for c in hyperparameters(trials) if c != "train_fraction"]
+    assert "Every run: " + ", ".join(f"{c} = {hp(trials[0][c])}" for c in fixed) in text
+    for row in sorted(trials, key=lambda r: r["train_fraction"]):
+        assert (f"{100 * row['train_fraction']:g} % {row['status']} {row['epochs_run']} {pct(row['accuracy'])} "
+                f"{pct(row['val_accuracy'])} {pct(row['test_accuracy'])} {DASH}") in text
+
+
+# -- q3: the fallback run --------------------------------------------------------------
+def test_q3_fallback_banner_dataset_and_environment(combined_html, runs):
+    text = text_of(combined_html)
+    run = runs["q3"]
+    banner = run["dataset"]["fallback_banner"]
+    assert banner == FALLBACK_BANNER
+    # top of the document once (two implementations share their data), then each q3 part
+    assert combined_html.count('<div class="banner">') == 3
+    assert combined_html.count(f'<div class="banner">q3: {banner}</div>') == 1
+    assert combined_html.count(f'<div class="banner">{banner}</div>') == 2
+    q3 = between(text, f"q3. {run['title']}")
+    dataset, environment = run["dataset"], run["environment"]
+    assert f"name {dataset['name']} source {esc(dataset['source'])}" in q3
+    assert "splits " + ", ".join(f"{k} {v:,}" for k, v in dataset["splits"].items()) in q3
+    assert f"classes {len(dataset['class_names'])}; input shape {shape(dataset['input_shape'])}" in q3
+    assert dataset["content_hash"] in q3
+    for note in dataset["notes"]:
+        assert esc(note) in q3
+    assert f"Keras backend {environment['keras_backend']}" in q3
+    assert f"tensorflow {environment['packages']['tensorflow']}" in q3
+    assert f"git revision {hp(environment['git_revision'])}" in q3
+
+
+def test_q3_base_run_epochs_beside_the_seeds(smoke_results, runs, combined_html):
+    (trial,) = store(smoke_results, "q3").read_experiment("base")["trials"]
+    seed = runs["q3"]["reference"]["base"]
+    text = section_texts(between(text_of(combined_html), f"q3. {runs['q3']['title']}"), runs["q3"])["base"]
+    assert f"val accuracy (%) {pct(trial['val_accuracy'])} {pct(seed['val_accuracy'])}" in text
+    assert f"epochs run {trial['epochs_run']} {seed['epochs_run']}" in text    # ours (smoke: 3) vs the seed's 274
+    assert f"stop reason {trial['stop_reason']} {DASH}" in text
+
+
+@pytest.mark.xfail(strict=True, reason="report bug: a fallback run stores dataset.requested = the fallback "
+                                       "(pipeline.load_question_data), so the report never says MNIST was asked for")
+def test_q3_fallback_run_names_the_requested_dataset(combined_html):
+    assert "digits (requested: mnist)" in text_of(combined_html)
+
+
+def test_html_is_self_contained_and_draws_every_figure(combined_html, runs):
+    expected = sum(FIGURES[s["template"]] for run in runs.values() for s in run["sections"])
+    assert images(combined_html) == expected
     assert "<script" not in combined_html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in combined_html
     for attr in re.findall(r'(?:src|href)="([^"]*)"', combined_html):
         assert attr.startswith(("data:", "#")), attr
     assert "<link" not in combined_html and "@import" not in combined_html and "url(" not in combined_html
 
 
-def test_single_question_default_path_and_escaped_title(tmp_path):
-    store = fake_store.write_q1(tmp_path)
-    run = store.read_json("run.json")
+def test_context_is_plain_values(smoke_results, runs):
+    context = report_context(smoke_results, ["q3"], PROFILE)
+    keras, scratch = context["questions"]
+    assert [s["template"] for s in keras["sections"]] == [s["template"] for s in runs["q3"]["sections"]]
+    trials = store(smoke_results, "q3").read_experiment("grid")["trials"]
+    grid = next(s for s in keras["sections"] if s["experiment"] == "grid")
+    shown = varying(trials, hyperparameters(trials))
+    assert grid["x"] == "lr" and grid["group"] == [c for c in shown if c != "lr"]
+    assert grid["diverged"] == [] and grid["figure"].startswith("data:image/png;base64,")
+    assert context["banners"] == [{"question": "q3", "text": FALLBACK_BANNER}]
+
+
+# -- a diverged trial (a copy of q3, rewritten as the code records one) ------------------------
+@pytest.fixture(scope="module")
+def diverged(smoke_results, tmp_path_factory):
+    results = copy_results(smoke_results, tmp_path_factory.mktemp("diverged"), "q3")
+    q3 = store(results, "q3")
+    summary = q3.read_json("experiments/grid/summary.json")
+    trials = q3.read_experiment("grid")["trials"]
+    victim = next(r for r in trials if str(r["trial_id"]) != str(summary["best_trial"]))
+    row = mark_diverged(q3, "grid", victim["trial_id"], epoch=2)
+    context = report_context(results, ["q3"], PROFILE)
+    return {"results": results, "row": row, "trials": q3.read_experiment("grid")["trials"],
+            "context": context, "text": text_of(render_html("base.html.jinja2", context))}
+
+
+def test_diverged_trial_is_listed_with_its_losses(diverged):
+    row, trials, text = diverged["row"], diverged["trials"], diverged["text"]
+    assert row["stop_reason"] == "diverged at epoch 2 (loss inf, val_loss nan)"
+    grid = between(text, "3.a Learning rate x batch size", "Best configuration")
+    assert f"{len(trials)} trials (1 diverged)" in grid
+    settings = ", ".join(f"{c}={hp(row[c])}" for c in hyperparameters(trials))
+    assert "Diverged trials (left out of the plots)" in grid
+    assert f"{row['trial_id']} {settings} 2 {row['stop_reason']} inf nan" in grid
+    (listed,) = next(s for s in diverged["context"]["questions"][0]["sections"] if s["experiment"] == "grid")["diverged"]
+    assert listed["trial_id"] == str(row["trial_id"]) and (listed["loss"], listed["val_loss"]) == ("inf", "nan")
+
+
+def test_diverged_trial_is_marked_in_the_implementation_comparison(diverged, smoke_results):
+    row = diverged["row"]
+    scratch = {str(r["trial_id"]): r for r in store(smoke_results, "q3", "scratch").read_experiment("grid")["trials"]}
+    other = scratch[str(row["trial_id"])]
+    compared = between(diverged["text"], "the implementations compared")
+    assert f"lr={hp(row['lr'])} {pct(row['val_accuracy'])} (diverged) {pct(other['val_accuracy'])}" in compared
+
+
+# -- a changed copy of q1: hostile text, zero-padded trial ids, a shorter top table ---------------
+@pytest.fixture(scope="module")
+def changed_q1(smoke_results, tmp_path_factory):
+    results = copy_results(smoke_results, tmp_path_factory.mktemp("changed"), "q1")
+    q1 = store(results, "q1")
+    run = q1.read_json("run.json")
     run["title"] = "Linear <script>x</script> & more"
-    store.write_json("run.json", run)
-    paths = build_report(tmp_path, ["q1"])
-    assert paths == [tmp_path / "q1" / "quick" / "report.html"]
-    html = paths[0].read_text(encoding="utf-8")
+    next(s for s in run["sections"] if s["template"] == "top_table")["top_k"] = 1
+    q1.write_json("run.json", run)
+    metrics = q1.read_json("experiments/best/metrics.json")
+    metrics["class_names"][4] = EVIL
+    q1.write_json("experiments/best/metrics.json", metrics)
+    pad_trial_ids(q1, "lr_batch", width=2)    # KerasTuner's ids in a search of 10-99 trials
+    paths = build_report(results, ["q1"], profile=PROFILE)
+    return {"results": results, "paths": paths, "html": paths[0].read_text(encoding="utf-8")}
+
+
+def test_single_question_goes_to_its_run_folder_and_escapes_stored_text(changed_q1):
+    assert changed_q1["paths"] == [changed_q1["results"] / "q1" / PROFILE / "report.html"]
+    html = changed_q1["html"]
     assert "Linear &lt;script&gt;x&lt;/script&gt; &amp; more" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html
 
 
-def test_context_is_plain_values(results):
-    context = report_context(results, ["q3"])
-    (q,) = context["questions"]
-    assert [s["template"] for s in q["sections"]] == ["curves", "effect", "best", "fractions"]
-    effect = q["sections"][1]
-    assert effect["x"] == "lr" and effect["group"] == ["batch_size"]
-    assert [d["trial_id"] for d in effect["diverged"]] == ["0003"]
-    assert context["banners"] == [{"question": "q3", "text": fake_store.BANNER}]
+def test_trial_ids_keep_their_zero_padding(changed_q1):
+    trials = store(changed_q1["results"], "q1").read_experiment("lr_batch")["trials"]
+    for i in range(len(trials)):
+        assert f"<td>{i:02d}</td>" in changed_q1["html"]
+    best = store(changed_q1["results"], "q1").read_json("experiments/lr_batch/summary.json")["best_trial"]
+    assert f"Best trial {best}:" in text_of(changed_q1["html"]) and len(best) == 2
+
+
+def test_top_table_keeps_the_top_k(changed_q1):
+    trials = store(changed_q1["results"], "q1").read_experiment("full_grid")["trials"]
+    best, *rest = sorted(trials, key=lambda r: -r["val_accuracy"])
+    text = between(text_of(changed_q1["html"]), "Top 1 trials by validation accuracy", "Seed write-up")
+    assert pct(best["val_accuracy"]) in text
+    for row in rest:
+        assert pct(row["val_accuracy"]) not in text
 
 
 # -- errors -----------------------------------------------------------------------
-def test_missing_experiment_names_the_file(tmp_path):
-    store = fake_store.write_q1(tmp_path)
-    (store.experiment_dir("sklearn") / "summary.json").unlink()
+def test_missing_experiment_names_the_file(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+    (store(results, "q1").experiment_dir("sklearn") / "summary.json").unlink()
     with pytest.raises(InvalidParameterError, match=r"sklearn/summary\.json"):
-        build_report(tmp_path, ["q1"])
-    assert not (tmp_path / "q1" / "quick" / "report.html").exists()
+        build_report(results, ["q1"], profile=PROFILE)
+    assert not (results / "q1" / PROFILE / "report.html").exists()
 
 
-def test_missing_metrics_names_the_file(tmp_path):
-    store = fake_store.write_q1(tmp_path)
-    (store.experiment_dir("best") / "metrics.json").unlink()
+def test_missing_metrics_names_the_file(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+    (store(results, "q1").experiment_dir("best") / "metrics.json").unlink()
     with pytest.raises(InvalidParameterError, match=r"best/metrics\.json"):
-        build_report(tmp_path, ["q1"])
+        build_report(results, ["q1"], profile=PROFILE)
+
+
+def test_unknown_section_template_is_one_line_error(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+    q1 = store(results, "q1")
+    run = q1.read_json("run.json")
+    run["sections"].append({"template": "no_such_section", "experiment": "base", "title": "x"})
+    q1.write_json("run.json", run)
+    with pytest.raises(InvalidParameterError, match="no_such_section") as info:
+        build_report(results, ["q1"], profile=PROFILE)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -146,9 +335,9 @@ def test_missing_metrics_names_the_file(tmp_path):
     ({"questions": ["q1"], "formats": ("docx",)}, "formats must"),
     ({"questions": ["q1"], "profile": "../x"}, "profile must"),
 ])
-def test_bad_arguments(results, kwargs, message):
+def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(InvalidParameterError, match=re.escape(message)):
-        build_report(results, **kwargs)
+        build_report(tmp_path, **kwargs)
 
 
 def test_no_stored_run_message(tmp_path):
@@ -158,14 +347,15 @@ def test_no_stored_run_message(tmp_path):
                                "none (a run of `python -m dlcv_keras.run` makes them)")
 
 
-def test_no_stored_run_message_lists_what_is_stored(results):
+def test_no_stored_run_message_lists_what_is_stored(smoke_results):
     with pytest.raises(InvalidParameterError) as info:
-        build_report(results, ["q1"], profile="full")
+        build_report(smoke_results, ["q1"], profile="full")
     assert "no stored results for q1 (profile full)" in str(info.value)
-    assert "stored runs: q1 (quick), q3 (quick)" in str(info.value)
+    assert "stored runs: q1 (smoke), q2 (smoke), q3 (smoke, smoke/scratch), q4 (smoke)" in str(info.value)
 
 
-def test_cli_usage_errors_and_unwritable_output_are_one_line(results, tmp_path, capsys):
+# -- CLI --------------------------------------------------------------------------
+def test_cli_usage_errors_and_unwritable_output_are_one_line(smoke_results, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["q1", "--bogus"])
     assert exit_info.value.code == 2
@@ -173,12 +363,12 @@ def test_cli_usage_errors_and_unwritable_output_are_one_line(results, tmp_path, 
     assert err.startswith("error: unrecognized arguments: --bogus") and "\n" not in err
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert main(["q1", "--results", str(results), "--output", str(blocker / "report")]) == 2
+    assert main(["q2", "--profile", PROFILE, "--results", str(smoke_results),
+                 "--output", str(blocker / "report")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot write the report") and "\n" not in err
 
 
-# -- CLI --------------------------------------------------------------------------
 def test_cli_missing_store_exits_2_one_line(tmp_path, capsys):
     assert main(["q1", "--results", str(tmp_path)]) == 2
     captured = capsys.readouterr()
@@ -188,20 +378,12 @@ def test_cli_missing_store_exits_2_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_unknown_question_exits_2(results, tmp_path, capsys):
+def test_cli_unknown_question_exits_2(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["quiz1", "--results", str(results), "--output", str(out)]) == 2
+    assert main(["quiz1", "--results", str(tmp_path), "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: question must be") and "\n" not in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_env_default_and_success(results, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DLCV_RESULTS_DIR", str(results))
-    out = tmp_path / "q3.html"
-    assert main(["q3", "--output", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
-    assert fake_store.BANNER in out.read_text(encoding="utf-8")
 
 
 def test_cli_help(capsys):
@@ -211,33 +393,51 @@ def test_cli_help(capsys):
     assert "--pdf" in capsys.readouterr().out
 
 
-# -- PDF --------------------------------------------------------------------------
-@pytest.mark.slow
-def test_pdf_holds_the_numbers(results, tmp_path):
+@pytest.fixture(scope="module")
+def cli_pdf(smoke_results, tmp_path_factory) -> dict:
+    """``python -m dlcv_keras.report q1 q3 --pdf`` with the results folder from DLCV_RESULTS_DIR."""
     pypdf = pytest.importorskip("pypdf")
-    paths = build_report(results, ["q1", "q3"], formats=("html", "pdf"), output=tmp_path / "both")
-    assert [p.name for p in paths] == ["both.html", "both.pdf"]
-    pdf = paths[1].read_bytes()
-    assert pdf.startswith(b"%PDF")
-    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(paths[1]).pages)
-    for value in ("91.37", "85.56", "92.66", "91.81", "93.65", "90.23", "0003", fake_store.BANNER):
-        assert value in text, value
+    out = tmp_path_factory.mktemp("cli") / "both.html"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("DLCV_RESULTS_DIR", str(smoke_results))
+        code = main(["q1", "q3", "--profile", PROFILE, "--pdf", "--output", str(out)])
+    pdf = out.with_suffix(".pdf")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages) if code == 0 else ""
+    return {"code": code, "printed": printed.getvalue(), "html": out, "pdf": pdf, "text": text}
 
 
-def test_unknown_section_template_is_one_line_error(tmp_path):
-    store = fake_store.write_q1(tmp_path)
-    run = store.read_json("run.json")
-    run["sections"].append({"template": "no_such_section", "experiment": "base", "title": "x"})
-    store.write_json("run.json", run)
-    with pytest.raises(InvalidParameterError, match="no_such_section"):
-        build_report(tmp_path, ["q1"])
+def test_cli_env_default_writes_html_and_pdf(cli_pdf):
+    assert cli_pdf["code"] == 0
+    assert cli_pdf["printed"].split() == [str(cli_pdf["html"]), str(cli_pdf["pdf"])]
+    assert FALLBACK_BANNER in cli_pdf["html"].read_text(encoding="utf-8")
+    assert cli_pdf["pdf"].read_bytes().startswith(b"%PDF")
 
 
-def test_report_never_imports_keras(results):
+def test_pdf_holds_the_numbers(cli_pdf, smoke_results):
+    q1, q3 = store(smoke_results, "q1"), store(smoke_results, "q3")
+    reference = q1.read_json("run.json")["reference"]
+    (base,) = q1.read_experiment("base")["trials"]
+    best = q1.read_json("experiments/best/summary.json")
+    values = [pct(base["val_accuracy"]), pct(reference["base"]["val_accuracy"]), pct(best["val_accuracy"]),
+              pct(reference["best"]["test_accuracy"]), pct(q3.read_json("experiments/best/summary.json")["test_accuracy"]),
+              FALLBACK_BANNER]
+    for value in values:
+        assert value in cli_pdf["text"], value
+
+
+@pytest.mark.xfail(reason="report bug: in the PDF the sklearn table's long model name squeezes the number columns "
+                          "and WeasyPrint breaks accuracies mid-number ('99.7' / '9'); font-dependent")
+def test_pdf_keeps_the_sklearn_numbers_whole(cli_pdf, smoke_results):
+    sklearn = store(smoke_results, "q1").read_json("experiments/sklearn/summary.json")
+    assert pct(sklearn["train_accuracy"]) in cli_pdf["text"] and pct(sklearn["test_accuracy"]) in cli_pdf["text"]
+
+
+def test_report_never_imports_keras(smoke_results, tmp_path):
     import subprocess
 
     code = ("import sys; from dlcv_keras.report import build_report; "
-            f"build_report({str(results)!r}, ['q3'], output={str(results / 'nokeras')!r}); "
+            f"build_report({str(smoke_results)!r}, ['q3'], profile={PROFILE!r}, output={str(tmp_path / 'q3')!r}); "
             "bad = [m for m in ('keras', 'tensorflow', 'keras_tuner') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,

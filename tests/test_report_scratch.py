@@ -1,11 +1,17 @@
 """Report sections of the from-scratch questions (q2, q4, q5, q6, q16's gradient check)
-and a question stored with two implementations (q3 and q3 --impl scratch)."""
+and a question stored with two implementations (q3 and q3 --impl scratch), on real smoke runs.
+
+Expected values are read from the stored files (``smoke_results``, conftest.py) and formatted as
+the report formats them; damaged or unusual stores are copies of the real ones, rewritten the way
+the code writes (tests/real_runs.py).
+"""
 
 from __future__ import annotations
 
 import io
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +19,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fake_store  # noqa: E402
+from real_runs import (DASH, FALLBACK_BANNER, PROFILE, between, copy_results, esc, hp,  # noqa: E402
+                       hyperparameters, images, pct, sci, seconds, seed_row, sig, store, text_of, varying)
+
 from dlcv_keras.report import build_report, question_stores, report_context, stored_runs  # noqa: E402
 from dlcv_keras.report.context import compare_implementations, fmt_sci, fmt_sig  # noqa: E402
 from dlcv_keras.report.render import render_html, templates_dir  # noqa: E402
@@ -22,50 +30,52 @@ from dlcv_keras.validation import InvalidParameterError  # noqa: E402
 SCRATCH_QUESTIONS = ["q2", "q4", "q5", "q6"]
 NEW_TEMPLATES = ("scalar_gradients", "conv_blur", "conv_l2_divergence", "conv_l2_batches", "two_layer_check",
                  "toy_training", "finite_difference")
+KERAS_LABEL, SCRATCH_LABEL = "Keras layers", "hand-written numpy modules (--impl scratch)"
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("results")
-    for write in (fake_store.write_q2, fake_store.write_q4, fake_store.write_q5, fake_store.write_q6,
-                  fake_store.write_q3, fake_store.write_q3_scratch):
-        write(root)
-    return root
+def runs(smoke_results) -> dict[str, dict]:
+    return {q: store(smoke_results, q).read_json("run.json") for q in SCRATCH_QUESTIONS + ["q3"]}
 
 
 @pytest.fixture(scope="module")
-def scratch_html(results) -> str:
-    (path,) = build_report(results, SCRATCH_QUESTIONS, output=results / "out" / "scratch")
-    return path.read_text(encoding="utf-8")
+def scratch_context(smoke_results) -> dict:
+    return report_context(smoke_results, SCRATCH_QUESTIONS, PROFILE)
 
 
 @pytest.fixture(scope="module")
-def q3_context(results) -> dict:
-    return report_context(results, ["q3"])
+def scratch_html(scratch_context) -> str:
+    return render_html("base.html.jinja2", scratch_context)    # what build_report writes
+
+
+@pytest.fixture(scope="module")
+def parts(scratch_html, runs) -> dict[str, str]:
+    """Each question's part of the text."""
+    text = text_of(scratch_html)
+    headings = [f"{q}. {esc(runs[q]['title'])}" for q in SCRATCH_QUESTIONS]
+    return {q: between(text, start, end) for q, start, end in zip(SCRATCH_QUESTIONS, headings, headings[1:] + [None])}
+
+
+@pytest.fixture(scope="module")
+def q3_context(smoke_results) -> dict:
+    return report_context(smoke_results, ["q3"], PROFILE)
 
 
 @pytest.fixture(scope="module")
 def q3_html(q3_context) -> str:
-    return render_html("base.html.jinja2", q3_context)  # what build_report writes
-
-
-def _text(html: str) -> str:
-    html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
-def _between(text: str, start: str, end: str | None = None) -> str:
-    """The part of ``text`` from heading ``start`` to heading ``end`` (or the end)."""
-    part = text.split(start, 1)[1]
-    return part.split(end, 1)[0] if end else part
+    return render_html("base.html.jinja2", q3_context)
 
 
 def _sections(context) -> dict[str, dict]:
     return {s["template"]: s for q in context["questions"] for s in q["sections"]}
 
 
-def _images(html: str) -> int:
-    return html.count('<img src="data:image/png;base64,')
+def _experiment(smoke_results, question, template, implementation=None) -> tuple[str, dict, dict]:
+    """(section title, stored experiment, seed reference) of the section with ``template``."""
+    run = store(smoke_results, question, implementation).read_json("run.json")
+    section = next(s for s in run["sections"] if s["template"] == template)
+    found = store(smoke_results, question, implementation).read_experiment(section["experiment"])
+    return section["title"], found, run["reference"].get(section["experiment"]) or {}
 
 
 def test_templates_folder_has_the_new_sections():
@@ -81,53 +91,77 @@ def test_number_formats():
 
 
 # -- q2 ------------------------------------------------------------------------------
-def test_q2_scalar_gradients(results, scratch_html):
-    text = _between(_text(scratch_html), "2. Scalar backpropagation", "q4. ")
-    assert '<code class="expression">x*y/z + (x &lt; y)</code>' in scratch_html
-    for header in ("df/dx", "df/dy", "df/dz", "max |Δ| vs TensorFlow", "max |Δ| vs central differences"):
+def test_q2_scalar_gradients(smoke_results, scratch_html, scratch_context, parts):
+    _, found, _ = _experiment(smoke_results, "q2", "scalar_gradients")
+    summary, points = found["summary"], found["points"]
+    variables = summary["variables"]
+    text = parts["q2"]
+    assert f'<code class="expression">{esc(summary["expression"])}</code>' in scratch_html
+    for header in [*(f"df/d{v}" for v in variables), "max |Δ| vs TensorFlow", "max |Δ| vs central differences"]:
         assert header in text
-    assert "(2, 4, 1) 9 4 2 -8 3.1e-15 2.7e-10" in text
-    assert "(1, 2, 3) 1.6666667 0.66666667 0.33333333 -0.22222222 5.5e-16 8.8e-11" in text
-    assert "max relative difference vs central differences 1.3e-10" in text
-    assert "max relative difference vs TensorFlow autodiff 3.9e-16" in text  # only in points.csv: its largest
+    for row in points:
+        assert " ".join([row["point"], sig(row["value"]), *(sig(row[f"df_d{v}"]) for v in variables),
+                         sci(row["max_abs_diff_tf"]), sci(row["max_abs_diff_numeric"])]) in text
+        for v in variables:   # each derivative three ways: ours, TensorFlow, central differences
+            assert f"df/d{v} {sig(row[f'df_d{v}'])} {sig(row[f'tf_df_d{v}'])} {sig(row[f'numeric_df_d{v}'])}" in text
+    assert f"max |Δ| vs TensorFlow autodiff {sci(summary['max_abs_diff_tf'])}" in text
+    assert f"max relative difference vs central differences {sci(summary['max_rel_diff_numeric'])}" in text
+    assert "max_rel_diff_tf" not in summary       # only in points.csv: the report shows its largest
+    largest = max(row["max_rel_diff_tf"] for row in points)
+    assert f"max relative difference vs TensorFlow autodiff {sci(largest)}" in text
     assert "prints no numbers" in text
-    (section,) = report_context(results, ["q2"])["questions"][0]["sections"]
-    assert [r["point"] for r in section["rows"]] == ["(2, 4, 1)", "(1, 2, 3)"]
-    assert section["variables"] == ["x", "y", "z"]
-    assert len(section["details"]) == 8  # f and three derivatives at two points
+    section = _sections(scratch_context)["scalar_gradients"]
+    assert [r["point"] for r in section["rows"]] == [row["point"] for row in points]
+    assert section["variables"] == variables
+    assert len(section["details"]) == len(points) * (1 + len(variables))   # f and each derivative per point
+    # q2 evaluates f at points: its run stores a placeholder dataset, shown with its source
+    assert esc(store(smoke_results, "q2").read_json("run.json")["dataset"]["source"]) in text
 
 
-def test_q2_missing_points_csv_is_one_line_error(tmp_path):
-    store = fake_store.write_q2(tmp_path)
-    (store.experiment_dir("gradients") / "points.csv").unlink()
+def test_q2_missing_points_csv_is_one_line_error(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q2")
+    (store(results, "q2").experiment_dir("gradients") / "points.csv").unlink()
     with pytest.raises(InvalidParameterError, match=r"gradients/points\.csv") as info:
-        build_report(tmp_path, ["q2"])
+        build_report(results, ["q2"], profile=PROFILE)
     assert "\n" not in str(info.value)
-    assert not (tmp_path / "q2" / "quick" / "report.html").exists()
+    assert not (results / "q2" / PROFILE / "report.html").exists()
 
 
 # -- q4 ------------------------------------------------------------------------------
-def test_q4_conv_blur(results, scratch_html):
-    text = _between(_text(scratch_html), "4. Gaussian blur with our conv2d", "q5. ")
-    assert "forward: max |Δ| vs Keras Conv2D 1.2e-07" in text
-    assert "backward: max relative error vs TensorFlow autodiff 3.4e-09" in text
-    assert "originals (3, 8, 8, 1) → blurred (3, 8, 8, 5)" in text
-    assert "dataset mnist; time 0.5 s" in text
-    assert "setting ours seed reference kernel size 5 5 sigma 0.8 0.8 stride 1 — padding same — images 3 5 " \
-           "output channels 5 5" in text
-    section = _sections(report_context(results, ["q4"]))["conv_blur"]
-    assert section["kernel_sum"] == "1" and section["kernel_shape"] == "(5, 5)"
+def test_q4_conv_blur(smoke_results, scratch_context, parts):
+    _, found, reference = _experiment(smoke_results, "q4", "conv_blur")
+    summary = found["summary"]
+    arrays = store(smoke_results, "q4").read_arrays("blur")
+    text = parts["q4"]
+    assert f"forward: max |Δ| vs Keras Conv2D {sci(summary['keras_max_abs_diff'])}" in text
+    assert f"backward: max relative error vs TensorFlow autodiff {sci(summary['backward_max_rel_error'])}" in text
+    assert f"originals {arrays['originals'].shape} → blurred {arrays['blurred'].shape}" in text
+    assert f"dataset {summary['dataset']}; time {seconds(summary['seconds'])}" in text
+    labels = {"kernel_size": "kernel size", "sigma": "sigma", "stride": "stride", "padding": "padding",
+              "images": "images", "out_channels": "output channels"}
+    assert "setting ours seed reference " + " ".join(
+        f"{label} {hp(summary[key])} {hp(reference.get(key))}" for key, label in labels.items()) in text
+    section = _sections(scratch_context)["conv_blur"]
+    assert section["kernel_sum"] == sig(arrays["kernel"].sum(), 6) == "1"
+    assert section["kernel_shape"] == f"({summary['kernel_size']}, {summary['kernel_size']})"
     for key in ("kernel_figure", "originals_figure", "grid_figure"):
         assert section[key].startswith("data:image/png;base64,")
 
 
-def test_q4_rgb_originals_are_shown_in_colour(tmp_path):
+def test_q4_rgb_originals_are_shown_in_colour(smoke_results, tmp_path):
+    """A colour dataset's images are (n, H, W, 3); the digits run's gray ones, given three channels."""
     import base64
 
     import matplotlib.image
+    import numpy as np
 
-    fake_store.write_q4(tmp_path, channels=3)
-    section = _sections(report_context(tmp_path, ["q4"]))["conv_blur"]
+    results = copy_results(smoke_results, tmp_path, "q4")
+    q4 = store(results, "q4")
+    arrays = q4.read_arrays("blur")
+    gray = arrays["originals"][..., 0]
+    arrays["originals"] = np.stack([gray, 1 - gray, 0.5 * gray], axis=-1)
+    q4.write_arrays("blur", **arrays)
+    section = _sections(report_context(results, ["q4"], PROFILE))["conv_blur"]
     png = base64.b64decode(section["originals_figure"].split(",", 1)[1])
     pixels = matplotlib.image.imread(io.BytesIO(png))
     assert (abs(pixels[..., 0] - pixels[..., 1]) > 0.05).any()  # not gray
@@ -138,39 +172,49 @@ def test_q4_rgb_originals_are_shown_in_colour(tmp_path):
     ("corrupt", r"blur/arrays\.npz is not a readable \.npz archive"),
     ("no_kernel", r"blur/arrays\.npz holds no array 'kernel'"),
 ])
-def test_q4_missing_or_corrupt_arrays_is_one_line_error(tmp_path, damage, message):
-    store = fake_store.write_q4(tmp_path)
-    path = store.experiment_dir("blur") / "arrays.npz"
+def test_q4_missing_or_corrupt_arrays_is_one_line_error(smoke_results, tmp_path, damage, message):
+    results = copy_results(smoke_results, tmp_path, "q4")
+    q4 = store(results, "q4")
+    path = q4.experiment_dir("blur") / "arrays.npz"
     if damage == "delete":
         path.unlink()
     elif damage == "corrupt":
         path.write_bytes(b"PK\x03\x04 not a zip archive")
     else:
-        arrays = store.read_arrays("blur")
+        arrays = q4.read_arrays("blur")
         del arrays["kernel"]
-        store.write_arrays("blur", **arrays)
+        q4.write_arrays("blur", **arrays)
     with pytest.raises(InvalidParameterError, match=message) as info:
-        build_report(tmp_path, ["q4"])
+        build_report(results, ["q4"], profile=PROFILE)
     assert "\n" not in str(info.value)
 
 
 # -- q5 ------------------------------------------------------------------------------
-def test_q5_divergence_log_and_seed_table(scratch_html):
+def _seed_loss(value) -> str:
+    """A loss as the seed printed it: 1.41e+30, inf, nan."""
+    return f"{value:.3g}" if math.isfinite(value) else str(value)
+
+
+def test_q5_divergence_log_and_seed_table(smoke_results, scratch_html, parts):
+    title, found, reference = _experiment(smoke_results, "q5", "conv_l2_divergence")
+    summary, history = found["summary"], found["history"]
+    assert summary["status"] == "diverged" and 0 < summary["first_inf_epoch"] < summary["first_nan_epoch"]
+    assert len(history) <= 40   # a longer log shows only its first and last lines
     log = re.search(r'<pre class="log">(.*?)</pre>', scratch_html, flags=re.S).group(1).splitlines()
-    assert log[0] == "epoch = 1, loss = 1.41e+30"
-    assert log[5] == "epoch = 6, loss = inf"
-    assert log[10] == "epoch = 11, loss = nan"
-    assert len(log) == 11
-    text = _between(_text(scratch_html), "5.a No clipping", "5.b ")
-    assert "loss after the first epoch 1.41e+30 1.41e+30" in text
-    assert "first epoch with loss = inf 6 6" in text
-    assert "first epoch with loss = nan 11 11" in text
-    assert "final L2 norm between the outputs nan —" in text
-    assert "the seed counts epochs from 0" in text
+    assert log == [f"epoch = {row['epoch']}, loss = {_seed_loss(row['loss'])}" for row in history]
+    assert log[summary["first_inf_epoch"] - 1].endswith("loss = inf") and log[-1].endswith("loss = nan")
+    text = between(parts["q5"], esc(title))
+    assert f"loss after the first epoch {_seed_loss(history[0]['loss'])} {_seed_loss(reference['first_loss'])}" in text
+    assert f"first epoch with loss = inf {summary['first_inf_epoch']} {reference['first_inf_epoch']}" in text
+    assert f"first epoch with loss = nan {summary['first_nan_epoch']} {reference['first_nan_epoch']}" in text
+    assert f"epochs run {summary['epochs_run']} {DASH}" in text
+    assert f"final L2 norm between the outputs {summary['final_l2_norm']} {DASH}" in text   # "nan" as stored
+    assert f"status diverged {DASH} stop reason {summary['stop_reason']} {DASH}" in text
+    assert esc(reference["note"]) in text
     assert "gradient clipping none" in text
 
 
-def test_q5_inf_and_nan_are_not_plotted(results, monkeypatch):
+def test_q5_inf_and_nan_are_not_plotted(smoke_results, monkeypatch):
     from matplotlib.axes import Axes
 
     plotted = []
@@ -182,161 +226,217 @@ def test_q5_inf_and_nan_are_not_plotted(results, monkeypatch):
         return lines
 
     monkeypatch.setattr(Axes, "plot", recording_plot)
-    section = _sections(report_context(results, ["q5"]))["conv_l2_divergence"]
+    section = _sections(report_context(smoke_results, ["q5"], PROFILE))["conv_l2_divergence"]
     assert section["figure"].startswith("data:image/png;base64,")  # the figure is still made
     values = [v for line in plotted for v in line]
     assert values and all(math.isfinite(v) for v in values)
     # the finite losses are plotted, as log10 (values near 1e300 overflow a log axis)
-    assert [pytest.approx(math.log10(v)) for v in (1.41e30, 2.2e31, 5.5e32, 7.7e34, 9.9e36)] in plotted
+    _, found, _ = _experiment(smoke_results, "q5", "conv_l2_divergence")
+    finite = [math.log10(row["loss"]) for row in found["history"] if math.isfinite(row["loss"])]
+    assert any(line == pytest.approx(finite) for line in plotted)
 
 
-def test_q5_batch_sizes_table_and_figures(results, scratch_html):
-    text = _between(_text(scratch_html), "5.b Batch size", "q6. ")
+def test_q5_batch_sizes_table_and_figures(smoke_results, scratch_context, parts):
+    title, found, reference = _experiment(smoke_results, "q5", "conv_l2_batches")
+    text = between(parts["q5"], esc(title))
     assert "batch size status our final L2 norm seed L2 norm final loss epochs seconds" in text
-    assert "1 completed 432.17 429.59 300 3 2.5 s" in text
-    assert "4 completed 555.55 561.23 75 3 2.5 s" in text
-    assert "8 completed 620.71 617.48 37.5 3 2.5 s" in text
-    section = _sections(report_context(results, ["q5"]))["conv_l2_batches"]
+    for row in sorted(found["trials"], key=lambda r: r["batch_size"]):
+        seed = seed_row(row, reference["rows"], ["batch_size"])
+        assert (f"{row['batch_size']} {row['status']} {row['l2_norm']:.2f} {seed['l2_norm']:.2f} "
+                f"{sig(row['loss'], 6)} {row['epochs_run']} {seconds(row['seconds'])}") in text
+    section = _sections(scratch_context)["conv_l2_batches"]
     assert section["curves"] and section["plot"] and section["diverged"] == []
 
 
 # -- q6 ------------------------------------------------------------------------------
-def test_q6_two_layer_check(results, scratch_html):
-    text = _between(_text(scratch_html), "6.a Forward pass", "6.b ")
-    # the score matrices side by side, 8 decimals like the seed's: ours differs in the 7th
-    assert "ours -0.81233755 -1.27654624 -0.70335995 -0.17129677" in text
-    assert "seed reference -0.81233741 -1.27654624 -0.70335995 -0.17129677" in text
-    section = _sections(report_context(results, ["q6"]))["two_layer_check"]
-    assert len(section["scores"]) == 5 and len(section["reference_scores"][4]) == 3
-    assert "loss 1.30378789133 1.30378789133" in text
-    assert "|loss - seed loss| 2.0e-13" in text
-    assert "max |scores - seed scores| 1.4e-07" in text
-    assert "W1 4.44e-09 7.77e-12 3.56e-09" in text
-    assert "b2 6.66e-11 1.11e-12 3.87e-11" in text
-    assert "(largest 5.55e-09)" in text
+def test_q6_two_layer_check(smoke_results, scratch_context, parts):
+    title, found, reference = _experiment(smoke_results, "q6", "two_layer_check")
+    summary = found["summary"]
+    text = between(parts["q6"], esc(title))
+
+    def matrix(rows):   # 8 decimals, as the seed printed its scores
+        return " ".join(f"{v:.8f}" for row in rows for v in row)
+
+    assert f"ours {matrix(summary['scores'])}" in text
+    assert f"seed reference {matrix(reference['scores'])}" in text
+    section = _sections(scratch_context)["two_layer_check"]
+    assert len(section["scores"]) == summary["num_inputs"] and len(section["reference_scores"][0]) == summary["num_classes"]
+    assert f"loss {sig(summary['loss'], 12)} {sig(reference['loss'], 12)}" in text
+    assert f"|loss - seed loss| {sci(summary['loss_abs_diff'])} {DASH}" in text
+    assert f"max |scores - seed scores| {sci(summary['scores_max_abs_diff'])} {DASH}" in text
+    for name, error in summary["relative_errors"].items():
+        assert (f"{name} {sci(error, 2)} {sci(summary['tf_relative_errors'][name], 2)} "
+                f"{sci(reference['relative_errors'][name], 2)}") in text
+    assert f"(largest {sci(summary['max_relative_error'], 2)})" in text
 
 
-def test_q6_toy_training(results, scratch_html):
-    text = _between(_text(scratch_html), "6.b Training on the toy data")
-    assert "final loss 0.0183 0.017" in text
-    assert "reached the target loss 0.02 yes yes" in text
-    assert "train accuracy (%) 100.00 —" in text
-    assert _sections(report_context(results, ["q6"]))["toy_training"]["figure"]
+def test_q6_toy_training(smoke_results, scratch_context, parts):
+    title, found, reference = _experiment(smoke_results, "q6", "toy_training")
+    summary = found["summary"]
+    text = between(parts["q6"], esc(title))
+
+    def yes(reached):
+        return "yes" if reached else "no"
+
+    assert f"final loss {sig(summary['final_loss'], 4)} {sig(reference['final_loss'], 4)}" in text
+    assert (f"reached the target loss {hp(summary['target_loss'])} {yes(summary['reached_target'])} "
+            f"{yes(reference['final_loss'] <= summary['target_loss'])}") in text
+    assert f"train accuracy (%) {pct(summary['train_accuracy'])} {DASH}" in text
+    assert f"iterations {summary['iterations']} {DASH}" in text
+    assert _sections(scratch_context)["toy_training"]["figure"]
 
 
 def test_scratch_questions_html_is_self_contained(scratch_html):
-    assert _images(scratch_html) == 7  # kernel, originals, grid, divergence, batch curves, L2 vs batch, toy loss
+    assert images(scratch_html) == 7  # kernel, originals, grid, divergence, batch curves, L2 vs batch, toy loss
     assert "<script" not in scratch_html
     for attr in re.findall(r'(?:src|href)="([^"]*)"', scratch_html):
         assert attr.startswith(("data:", "#")), attr
-    text = _text(scratch_html)
-    assert "Dataset" not in _between(text, "q2. ", "q4. ")  # q2 stores no dataset
 
 
 # -- q3: Keras layers and hand-written modules ---------------------------------------------
-def test_q3_both_implementations_and_their_comparison(q3_html):
-    text = _text(q3_html)
-    title = "q3. Modular vector backpropagation: 2-layer MLP, MNIST"
-    keras_heading = f"{title} — Keras layers"
-    scratch_heading = f"{title} — hand-written numpy modules (--impl scratch)"
+def test_q3_both_implementations_and_their_comparison(smoke_results, q3_html, runs):
+    text = text_of(q3_html)
+    title = runs["q3"]["title"]
+    keras_heading, scratch_heading = f"q3. {title} — {KERAS_LABEL}", f"q3. {title} — {SCRATCH_LABEL}"
     ids = re.findall(r'\bid="([^"]+)"', q3_html)
     assert len(ids) == len(set(ids))
-    assert {"q3-quick", "q3-quick-scratch", "q3-quick-implementations"} <= set(ids)
-    keras = _between(text, keras_heading, scratch_heading)
-    scratch = _between(text, scratch_heading, f"{title}: the implementations compared")
-    assert "96.11" in keras and "95.23" not in keras and "Gradient check" not in keras
-    assert "95.23" in scratch and "Gradient check of dense_1.W" in scratch
-    compared = _between(text, "the implementations compared")
-    assert "Keras layers hand-written numpy modules (--impl scratch) seed reference" in compared
-    assert "train accuracy (%) 99.11 98.76 99.99" in compared
-    assert "val accuracy (%) 96.22 95.67 97.57" in compared
-    assert "test accuracy (%) 96.33 95.89 97.87" in compared
-    assert "epochs run 4 7 —" in compared
-    assert "stop reason max_epochs max_epochs —" in compared
-    assert "training time 12.0 s 33.3 s —" in compared
-    assert "lr 0.01 0.01 0.01" in compared and "units 256 256 256" in compared
-    assert "lr=0.01, batch_size=32 96.11 95.23 97.56" in compared
-    assert "lr=0.001, batch_size=32 93.02 91.77 95.60" in compared
-    assert "lr=0.5, batch_size=32 10.00 (diverged) — —" in compared  # only the Keras grid tried lr 0.5
-    assert "train_fraction=0.5 94.06 93.05" in compared
-    assert text.count(fake_store.BANNER) == 3  # document top once (not per implementation), each part
+    assert {"q3-smoke", "q3-smoke-scratch", "q3-smoke-implementations"} <= set(ids)
+    keras = between(text, keras_heading, scratch_heading)
+    scratch = between(text, scratch_heading, f"q3. {title}: the implementations compared")
+    scratch_run = store(smoke_results, "q3", "scratch").read_json("run.json")
+    (gradient_check,) = [s["title"] for s in scratch_run["sections"] if s["template"] == "finite_difference"]
+    assert esc(gradient_check) in scratch and esc(gradient_check) not in keras
+    # the banner: at the document's top once (not once per implementation), then in each part
+    assert q3_html.count(f'<div class="banner">q3: {FALLBACK_BANNER}</div>') == 1
+    assert q3_html.count(f'<div class="banner">{FALLBACK_BANNER}</div>') == 2
+
+    bests = [store(smoke_results, "q3", impl).read_json("experiments/best/summary.json") for impl in (None, "scratch")]
+    seed = runs["q3"]["reference"]["best"]
+    compared = between(text, "the implementations compared")
+    assert f"{KERAS_LABEL} {SCRATCH_LABEL} seed reference experiment best best {DASH}" in compared
+    for name in bests[0]["hyperparameters"]:
+        assert " ".join([name, *(hp(b["hyperparameters"][name]) for b in bests), hp(seed["hyperparameters"].get(name))]) in compared
+    for split in ("train", "val", "test"):
+        key = f"{split}_accuracy"
+        assert " ".join([f"{split} accuracy (%)", *(pct(b[key]) for b in bests), pct(seed[key])]) in compared
+    assert " ".join(["epochs run", *(str(b["epochs_run"]) for b in bests), DASH]) in compared
+    assert " ".join(["stop reason", *(b["stop_reason"] for b in bests), DASH]) in compared
+    assert " ".join(["training time", *(seconds(b["seconds"]) for b in bests), DASH]) in compared
+
+    # each shared search: val accuracy per setting, the seed's beside it where it reports one
+    for experiment, has_seed in (("grid", True), ("fractions", False)):
+        tables = [store(smoke_results, "q3", impl).read_experiment(experiment)["trials"] for impl in (None, "scratch")]
+        columns = hyperparameters(tables[0])
+        shown = varying(tables[0] + tables[1], columns)
+        reference = runs["q3"]["reference"].get(experiment, {}).get("rows", [])
+        assert bool(reference) == has_seed
+        for keras_row, scratch_row in zip(tables[0], tables[1]):
+            setting = ", ".join(f"{c}={hp(keras_row[c])}" for c in shown)
+            cells = [setting, pct(keras_row["val_accuracy"]), pct(scratch_row["val_accuracy"])]
+            if has_seed:
+                ref = seed_row(keras_row, reference, columns)
+                cells.append(pct(ref["val_accuracy"]) if ref else DASH)
+            assert " ".join(cells) in compared
 
 
-def test_q3_context_parts(q3_context):
-    context = q3_context
-    keras, scratch = context["questions"]
+def test_q3_context_parts(q3_context, runs):
+    keras, scratch = q3_context["questions"]
     assert (keras["implementation"], scratch["implementation"]) == ("keras", "scratch")
-    assert keras["comparison"] is None and scratch["comparison"]["labels"] == [
-        "Keras layers", "hand-written numpy modules (--impl scratch)"]
+    assert keras["comparison"] is None and scratch["comparison"]["labels"] == [KERAS_LABEL, SCRATCH_LABEL]
     assert [s["template"] for s in scratch["sections"]][-1] == "finite_difference"
-    assert context["title"] == "q3: Modular vector backpropagation: 2-layer MLP, MNIST"
-    assert context["banners"] == [{"question": "q3", "text": fake_store.BANNER}]
+    assert q3_context["title"] == f"q3: {runs['q3']['title']}"
+    assert q3_context["banners"] == [{"question": "q3", "text": FALLBACK_BANNER}]
 
 
-def test_finite_difference_section(q3_html):
-    text = _between(_text(q3_html), "Gradient check of dense_1.W", "the implementations compared")
-    assert "parameter dense_1.W; entries checked 10" in text
-    assert "N epsilon max |gap| 1 1 3.20e-02 10 0.1 3.20e-04 100 0.01 3.20e-06 1000 0.001 0.00e+00" in text
-    assert "Left out of the log-log plot (gap 0 or not finite): N = 1000" in text
+def test_finite_difference_section(smoke_results, q3_html):
+    title, found, _ = _experiment(smoke_results, "q3", "finite_difference", "scratch")
+    summary, sweep = found["summary"], found["sweep"]
+    text = between(text_of(q3_html), esc(title), "the implementations compared")
+    assert (f"parameter {summary['parameter']}; entries checked {summary['count']}; "
+            f"examples in the loss {summary['examples']}; time {seconds(summary['seconds'])}") in text
+    epsilon = {row["N"]: row["epsilon"] for row in sweep}
+    assert "N epsilon max |gap| " + " ".join(
+        f"{n} {hp(epsilon[n])} {sci(summary['max_abs_gap'][str(n)], 2)}" for n in summary["n_values"]) in text
+    assert all(gap > 0 for gap in summary["max_abs_gap"].values()) and "Left out of the log-log plot" not in text
     assert "Largest |analytic − numeric| gap against N" in text and "Numeric gradient of each checked entry" in text
 
 
-def test_scratch_only_question_renders(tmp_path):
-    fake_store.write_q3_scratch(tmp_path)
-    (path,) = build_report(tmp_path, ["q3"])
-    assert path == tmp_path / "q3" / "quick" / "report.html"
+def test_scratch_only_question_renders_and_lists_a_zero_gap(smoke_results, tmp_path):
+    """Only q3 --impl scratch stored; one N whose central difference matched exactly (gap 0)."""
+    results = copy_results(smoke_results, tmp_path, f"q3/{PROFILE}/scratch")
+    scratch = store(results, "q3", "scratch")
+    found = scratch.read_experiment("fd_sweep")
+    summary, sweep = found["summary"], found["sweep"]
+    exact = summary["n_values"][-1]
+    summary["max_abs_gap"][str(exact)] = 0.0
+    for row in sweep:
+        if row["N"] == exact:
+            row.update(numeric=row["analytic"], abs_gap=0.0)
+    scratch.write_experiment("fd_sweep", summary=summary, tables={"sweep": sweep})
+
+    (path,) = build_report(results, ["q3"], profile=PROFILE)
+    assert path == results / "q3" / PROFILE / "report.html"
     html = path.read_text(encoding="utf-8")
-    text = _text(html)
-    assert "— hand-written numpy modules (--impl scratch)" in text and "Keras layers" not in text
+    text = text_of(html)
+    assert f"— {SCRATCH_LABEL}" in text and KERAS_LABEL not in text
     assert "implementations compared" not in text
-    assert 'id="q3-quick-scratch"' in html
+    assert f'id="q3-{PROFILE}-scratch"' in html
+    assert f"Left out of the log-log plot (gap 0 or not finite): N = {exact} (max |gap| 0.00e+00)." in text
 
 
-def test_implementation_folders_are_discovered_by_run_json(tmp_path):
-    fake_store.write_q3(tmp_path)
-    fake_store.write_q3_scratch(tmp_path)
-    fake_store.write_q3_scratch(tmp_path, implementation="numpy2")
-    (tmp_path / "q3" / "quick" / "notes").mkdir()  # no run.json: not an implementation
-    stores, left_out = question_stores(tmp_path, "q3", "quick")
+def test_implementation_folders_are_discovered_by_run_json(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q3")
+    root = results / "q3" / PROFILE
+    shutil.copytree(root / "scratch", root / "numpy2")     # as `--impl numpy2` would store itself
+    numpy2 = store(results, "q3", "numpy2")
+    numpy2.write_json("run.json", {**numpy2.read_json("run.json"), "implementation": "numpy2"})
+    (root / "notes").mkdir()  # no run.json: not an implementation
+    stores, left_out = question_stores(results, "q3", PROFILE)
     assert [s.implementation for s in stores] == [None, "numpy2", "scratch"] and left_out == []
-    assert compare_implementations(stores)["labels"] == [
-        "Keras layers", "numpy2 (--impl numpy2)", "hand-written numpy modules (--impl scratch)"]
-    assert stored_runs(tmp_path) == {"q3": ["quick", "quick/numpy2", "quick/scratch"]}
+    assert compare_implementations(stores)["labels"] == [KERAS_LABEL, "numpy2 (--impl numpy2)", SCRATCH_LABEL]
+    assert stored_runs(results) == {"q3": [PROFILE, f"{PROFILE}/numpy2", f"{PROFILE}/scratch"]}
 
 
-def test_no_stored_run_lists_implementation_folders(results):
+def test_no_stored_run_lists_implementation_folders(smoke_results):
     with pytest.raises(InvalidParameterError) as info:
-        build_report(results, ["q7"])
-    assert "stored runs: q2 (quick), q3 (quick, quick/scratch), q4 (quick)" in str(info.value)
+        build_report(smoke_results, ["q7"], profile=PROFILE)
+    assert (f"stored runs: q1 ({PROFILE}), q2 ({PROFILE}), q3 ({PROFILE}, {PROFILE}/scratch), q4 ({PROFILE}), "
+            f"q5 ({PROFILE}), q6 ({PROFILE})") in str(info.value)
     with pytest.raises(InvalidParameterError, match=r"no stored results for q3 \(profile full\)"):
-        build_report(results, ["q3"], profile="full")
+        build_report(smoke_results, ["q3"], profile="full")
 
 
-# -- PDF ----------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_pdf_of_the_scratch_questions(results, tmp_path):
-    pypdf = pytest.importorskip("pypdf")
-    paths = build_report(results, SCRATCH_QUESTIONS, formats=("pdf",), output=tmp_path / "scratch")
-    assert [p.name for p in paths] == ["scratch.pdf"]
-    assert paths[0].read_bytes().startswith(b"%PDF")
-    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(paths[0]).pages)
-    for value in ("3.1e-15", "1.2e-07", "1.41e+30", "loss = inf", "loss = nan", "429.59", "620.71",
-                  "1.30378789133", "3.56e-09", "0.0183"):
-        assert value in text, value
-
-
-def test_an_unfinished_second_implementation_is_left_out_with_a_banner(tmp_path):
-    import json
-
-    fake_store.write_q3(tmp_path)
-    store = fake_store.write_q3_scratch(tmp_path)
-    run = json.loads((store.root / "run.json").read_text())
-    (store.root / "run.json").write_text(json.dumps({**run, "status": "interrupted"}))
-    for summary in store.root.glob("experiments/*/summary.json"):   # as if stopped before any finished
+def test_an_unfinished_second_implementation_is_left_out_with_a_banner(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q3")
+    scratch = store(results, "q3", "scratch")
+    run = scratch.read_json("run.json")   # what pipeline.run_question writes when Ctrl-C stops a run
+    scratch.write_json("run.json", {**run, "status": "interrupted", "finished": None, "wall_seconds": None})
+    for summary in scratch.root.glob("experiments/*/summary.json"):   # as if stopped before any finished
         summary.unlink()
-    context = report_context(tmp_path, ["q3"])
+    context = report_context(results, ["q3"], PROFILE)
     assert len(context["questions"]) == 1          # the Keras run alone
     banner = " ".join(b["text"] for b in context["banners"])
     assert "q3 --impl scratch is not shown" in banner and "interrupted" in banner
-    html = build_report(tmp_path, ["q3"])[0].read_text()
+    html = render_html("base.html.jinja2", context)
     assert "q3 --impl scratch is not shown" in html and "implementations compared" not in html
+
+
+# -- PDF ----------------------------------------------------------------------------------
+def test_pdf_of_the_scratch_questions(smoke_results, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    paths = build_report(smoke_results, SCRATCH_QUESTIONS, profile=PROFILE, formats=("pdf",),
+                         output=tmp_path / "scratch")
+    assert [p.name for p in paths] == ["scratch.pdf"]
+    assert paths[0].read_bytes().startswith(b"%PDF")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(paths[0]).pages)
+    q2 = _experiment(smoke_results, "q2", "scalar_gradients")[1]["summary"]
+    q4 = _experiment(smoke_results, "q4", "conv_blur")[1]["summary"]
+    q5a = _experiment(smoke_results, "q5", "conv_l2_divergence")[1]["history"]
+    _, q5b, q5_seed = _experiment(smoke_results, "q5", "conv_l2_batches")
+    q6 = _experiment(smoke_results, "q6", "two_layer_check")[1]["summary"]
+    toy = _experiment(smoke_results, "q6", "toy_training")[1]["summary"]
+    values = [sci(q2["max_abs_diff_numeric"]), sci(q4["keras_max_abs_diff"]), _seed_loss(q5a[0]["loss"]),
+              "loss = inf", "loss = nan", f"{q5b['trials'][-1]['l2_norm']:.2f}", f"{q5_seed['rows'][0]['l2_norm']:.2f}",
+              sig(q6["loss"], 12), sci(q6["relative_errors"]["W1"], 2), sig(toy["final_loss"], 4)]
+    for value in values:
+        assert value in text, value

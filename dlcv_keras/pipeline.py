@@ -213,7 +213,8 @@ def environment(settings: Settings) -> dict:
             versions[package] = None
     return {"python": platform.python_version(), "platform": platform.platform(),
             "keras_backend": keras.backend.backend(), "packages": versions,
-            "git_revision": git_revision(), "seed": settings.seed, "command": " ".join(sys.argv)}
+            "git_revision": git_revision(), "seed": settings.seed, "command": " ".join(sys.argv),
+            "process_id": os.getpid()}
 
 
 def git_revision() -> str | None:

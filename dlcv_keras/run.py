@@ -274,7 +274,8 @@ def run_each_in_child(names: list[str], settings: Settings, options: list[str], 
         try:
             statuses[name] = child.wait()
         except KeyboardInterrupt:
-            statuses[name] = _stop(child)
+            _stop(child)
+            statuses[name] = 130          # whatever the child made of it, the user asked to stop
         if statuses[name] in (130, -signal.SIGINT):
             statuses[name] = 130
             break
@@ -293,7 +294,7 @@ STATUS_WORDS = {0: "done", 1: "failed (exit 1)", 2: "bad input (exit 2)", 130: "
 def _stop(child: subprocess.Popen) -> int:
     """After Ctrl-C: a terminal sent it to the child too; if the child is still running a moment
     later (the signal reached only us), pass it on; kill only a child that will not stop."""
-    for action, wait in ((None, 5), (signal.SIGINT, 60), (signal.SIGKILL, 10)):
+    for action, wait in ((None, 1), (signal.SIGINT, 60), (signal.SIGKILL, 10)):
         if action is not None:
             child.send_signal(action)
         try:

@@ -1,0 +1,215 @@
+"""What keeps stored results honest: run ids and stale summaries, the resume fingerprint (backend
+and versions), torn or foreign KerasTuner projects and --fresh, the results-folder lock, and
+several questions each in a process of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlcv_keras.report import report_context
+from dlcv_keras.results import RunLock
+from dlcv_keras.run import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_cli import child_env, offline_env  # noqa: E402,F401  (offline_env is a fixture)
+
+SMOKE = ["--profile", "smoke", "--dataset", "digits", "--report", "none"]
+
+
+def q1_smoke(results: Path, *extra: str) -> int:
+    return main(["q1", *SMOKE, "--results", str(results), *extra])
+
+
+def cli(args, env_extra=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlcv_keras.run", *args], capture_output=True, text=True,
+                          timeout=timeout, env=child_env(env_extra))
+
+
+@pytest.fixture(scope="module")
+def finished_q1(tmp_path_factory) -> Path:
+    """One complete q1 smoke run; tests copy it before they change anything."""
+    results = tmp_path_factory.mktemp("finished") / "results"
+    assert q1_smoke(results) == 0
+    return results
+
+
+def copy_of(results: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "results"
+    shutil.copytree(results, target)
+    return target
+
+
+# -- stale summaries -------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_half_finished_rerun_with_another_seed_shows_the_earlier_runs_summaries_as_stale(
+        finished_q1, tmp_path, monkeypatch, capsys):
+    results = copy_of(finished_q1, tmp_path)
+    first = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    from dlcv_keras.experiments.evaluate_best import EvaluateBest
+
+    def interrupted(self, runner):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(EvaluateBest, "run", interrupted)     # the second run stops at "best"
+    assert q1_smoke(results, "--seed", "1") == 130
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["seed"] == 1 and run["run_id"] != first["run_id"]
+
+    sections = {s["experiment"]: s for s in report_context(results, ["q1"], "smoke")["questions"][0]["sections"]}
+    for name in ("base", "lr_batch", "full_grid"):            # redone by the second run
+        assert sections[name]["stale"] is None, name
+        summary = json.loads((results / "q1" / "smoke" / "experiments" / name / "summary.json").read_text())
+        assert summary["run_id"] == run["run_id"]
+    for name in ("best", "sklearn", "fractions"):             # left over from the first run
+        assert sections[name]["stale"].startswith(f"Stale: these numbers were stored by an earlier run "
+                                                  f"({first['run_id']})"), name
+    html = (results / "page.html")
+    from dlcv_keras.report import build_report
+    build_report(results, ["q1"], "smoke", output=html)
+    assert html.read_text().count("Stale: these numbers were stored by an earlier run") == 3
+
+
+@pytest.mark.slow
+def test_the_same_command_again_keeps_the_run_id_and_shows_nothing_stale(finished_q1, tmp_path):
+    results = copy_of(finished_q1, tmp_path)
+    before = json.loads((results / "q1" / "smoke" / "run.json").read_text())["run_id"]
+    assert q1_smoke(results) == 0
+    assert json.loads((results / "q1" / "smoke" / "run.json").read_text())["run_id"] == before
+    sections = report_context(results, ["q1"], "smoke")["questions"][0]["sections"]
+    assert [s["stale"] for s in sections] == [None] * len(sections)
+
+
+def test_the_implementations_comparison_refuses_runs_on_different_data(tmp_path):
+    from dlcv_keras.report.context import compare_implementations
+    from dlcv_keras.results import ResultsStore
+
+    stores = []
+    for implementation, content_hash in ((None, "sha256:aaa"), ("scratch", "sha256:bbb")):
+        store = ResultsStore(tmp_path, "q3", "smoke", implementation=implementation)
+        store.write_json("run.json", {"schema_version": 1, "question": "q3", "sections": [],
+                                      "dataset": {"name": "digits", "content_hash": content_hash}})
+        stores.append(store)
+    comparison = compare_implementations(stores)
+    assert comparison["mismatch"].startswith("Not compared: the implementations did not see the same data")
+    assert "sha256:aaa" in comparison["mismatch"] and "sha256:bbb" in comparison["mismatch"]
+    assert comparison["searches"] == [] and not comparison["best"]["found"]
+
+
+# -- the resume fingerprint --------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_search_on_another_backend_starts_afresh_instead_of_reusing_its_trials(finished_q1, tmp_path):
+    results = copy_of(finished_q1, tmp_path)
+    tuner = results / "q1" / "smoke" / "tuner"
+    projects = sorted(p.name for p in tuner.iterdir())
+    done = cli(["q1", *SMOKE, "--results", str(results)], {"KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already finished (resuming)" not in done.stdout
+    assert json.loads((results / "q1" / "smoke" / "run.json").read_text())["environment"]["keras_backend"] == "tensorflow"
+    after = sorted(p.name for p in tuner.iterdir())
+    assert set(projects) < set(after) and len(after) == 2 * len(projects)   # one new project per search
+
+
+def test_the_code_fingerprint_names_backend_and_versions():
+    from dlcv_keras.pipeline import CODE_PACKAGES, code_fingerprint
+
+    env = {"keras_backend": "jax", "packages": {name: "1.0" for name in CODE_PACKAGES}}
+    assert set(code_fingerprint(env)) == {"keras_backend", "dlcv_keras", "keras", "keras-tuner", "tensorflow", "jax"}
+    changed = {"keras_backend": "jax", "packages": {**env["packages"], "keras-tuner": "1.4.9"}}
+    assert code_fingerprint(changed) != code_fingerprint(env)
+
+
+# -- torn KerasTuner files, --fresh ---------------------------------------------------------------
+@pytest.mark.slow
+def test_a_torn_oracle_is_one_line_naming_the_project_and_fresh_moves_it_aside(finished_q1, tmp_path, capsys):
+    results = copy_of(finished_q1, tmp_path)
+    project = next((results / "q1" / "smoke" / "tuner").glob("base-*"))
+    oracle = project / "oracle.json"
+    oracle.write_text(oracle.read_text()[:40])                # a kill mid-write
+    capsys.readouterr()
+    assert q1_smoke(results) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(project) in err and "--fresh" in err
+
+    assert q1_smoke(results, "--fresh") == 0
+    kept = list(project.parent.glob(project.name + ".old-*"))
+    assert len(kept) == 1 and len((kept[0] / "oracle.json").read_text()) == 40   # kept as it was, torn
+    assert json.loads(oracle.read_text())                      # a new, whole project
+    assert json.loads((results / "q1" / "smoke" / "run.json").read_text())["status"] == "complete"
+
+
+# -- one run per results folder ---------------------------------------------------------------
+@pytest.mark.slow
+def test_a_second_run_on_a_locked_results_folder_stops_at_once_naming_the_first(tmp_path):
+    results = tmp_path / "results"
+    folder = results / "q1" / "smoke"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom dlcv_keras.results import RunLock\n"
+                               "with RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)",
+                               str(folder)], stdout=subprocess.PIPE, text=True, env=child_env())
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        done = cli(["q1", *SMOKE, "--results", str(results)])
+        assert time.perf_counter() - started < 60
+        assert done.returncode == 2
+        err = done.stderr.strip()
+        assert err.startswith("error: results folder") and "\n" not in err and f"pid {holder.pid}" in err
+        assert not (folder / "run.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):
+    folder = tmp_path / "q1"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder.mkdir()
+    (folder / ".lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": "x"}))
+    heard = []
+    with RunLock(folder, echo=heard.append):
+        assert json.loads((folder / ".lock").read_text())["pid"] == os.getpid()
+    assert heard and not (folder / ".lock").exists()
+
+
+# -- several questions, a process each ---------------------------------------------------------
+@pytest.mark.slow
+def test_several_questions_run_each_in_its_own_process_and_a_failing_one_does_not_stop_the_rest(offline_env):
+    results = offline_env / "results"
+    empty = offline_env / "no-data"
+    empty.mkdir()
+    done = cli(["q4", "q2", "q6", "--profile", "smoke", "--results", str(results), "--report", "none",
+                "--no-fallback", "--no-download", "--data-dir", str(empty)])
+    # q4 needs MNIST, which is nowhere: bad input for it alone; q2 and q6 make their own data.
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "questions: q4 bad input (exit 2), q2 done, q6 done" in done.stdout
+    assert done.stderr.count("error: ") == 1 and "mnist" in done.stderr.lower()
+    pids = {q: json.loads((results / q / "smoke" / "run.json").read_text())["environment"]["process_id"]
+            for q in ("q2", "q6")}
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    assert not (results / "q4" / "smoke" / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_running_question_and_starts_no_other(offline_env):
+    results = offline_env / "results"
+    parent = subprocess.Popen([sys.executable, "-m", "dlcv_keras.run", "q1", "q3", *SMOKE, "--results", str(results)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(), text=True)
+    run_json = results / "q1" / "smoke" / "run.json"
+    deadline = time.time() + 300
+    while not run_json.is_file():                          # q1 has started: its data is loaded
+        assert parent.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGINT)                      # only the parent: it passes it on
+    output = parent.communicate(timeout=180)[0]
+    assert parent.returncode == 130, output[-2000:]
+    assert "questions: q1 interrupted; not started: q3" in output
+    assert "Traceback" not in output
+    assert not (results / "q3").exists()

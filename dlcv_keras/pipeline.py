@@ -103,6 +103,7 @@ def load_question_data(question: Question, settings: Settings, space: ProfileSpa
         banner = f"{name.upper()} unavailable: ran on {fallback}"
         echo("\n" + "!" * 72 + f"\n!!  {banner}\n!!  ({exc})\n!!  Use --no-fallback to make this an error.\n" + "!" * 72 + "\n")
         data = load_dataset(fallback, **caps)
+        data.info["requested"] = name          # what the question asked for; "name" is what it got
         data.info["fallback_banner"] = banner
         data.info["notes"].insert(0, f"{banner}: {exc}")
         return data

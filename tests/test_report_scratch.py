@@ -353,7 +353,8 @@ def test_finite_difference_section(smoke_results, q3_html):
     summary, sweep = found["summary"], found["sweep"]
     text = between(text_of(q3_html), esc(title), "the implementations compared")
     assert (f"parameter {summary['parameter']}; entries checked {summary['count']}; "
-            f"examples in the loss {summary['examples']}; time {seconds(summary['seconds'])}") in text
+            f"examples in the loss {summary['examples']}; model {summary['implementation']}; "
+            f"time {seconds(summary['seconds'])}") in text
     epsilon = {row["N"]: row["epsilon"] for row in sweep}
     assert "N epsilon max |gap| " + " ".join(
         f"{n} {hp(epsilon[n])} {sci(summary['max_abs_gap'][str(n)], 2)}" for n in summary["n_values"]) in text

@@ -35,7 +35,10 @@ class SklearnLogistic(Experiment):
 def _sklearn(store, section, experiment, reference, run=None) -> dict[str, Any]:
     summary = experiment["summary"]
     other_name = section.get("compare_with")
-    rows = [{"model": f"scikit-learn {summary.get('model') or 'model'}",
+    # The row names the estimator's class; its full settings are in the note above the table, so
+    # a long repr does not squeeze the number columns.
+    estimator = str(summary.get("model") or "model").split("(")[0]
+    rows = [{"model": f"scikit-learn {estimator}",
              "train": pct(as_number(summary.get("train_accuracy"))), "train_seed": pct(as_number(reference.get("train_accuracy"))),
              "test": pct(as_number(summary.get("test_accuracy"))), "test_seed": pct(as_number(reference.get("test_accuracy")))}]
     if other_name:

@@ -267,7 +267,8 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     so a value left out of the table because every trial shares it still has to agree.
     """
     has_test = any(row.get("test_accuracy") is not None for row in trials)
-    has_params = any(row.get("params") is not None for row in trials)
+    # Parameter counts only where they differ (a width search such as q16's), not a column of one value.
+    has_params = len({row.get("params") for row in trials}) > 1
     headers = ["trial", "status"] + list(columns) + (["parameters"] if has_params else [])
     headers += ["epochs run", "train acc. (%)", "val acc. (%)"]
     if has_test:

@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -74,8 +75,10 @@ def check_space(question: Question, settings: Settings) -> ProfileSpace:
     """The question's space file for this profile: every table's names against what its experiment
     reads, and each experiment's own checks (required settings, option values). No data, no Keras."""
     implementation = question.implementation(settings.implementation)
+    # An experiment that fixes its tuner (q16's random search, the training fractions' grid) parses as it.
+    tuners = {e.name: getattr(e, "tuner", None) or settings.tuner for e in question.all_experiments()}
     space = load_space(space_file(question, settings), settings.profile, experiments=question.space_domains(),
-                       required=question.space_tables(implementation), tuner=settings.tuner)
+                       required=question.space_tables(implementation), tuner=tuners)
     if question.early_stopping and space.early_stopping is None:
         raise InvalidParameterError(
             f"{space.source} [{settings.profile}] must have an [{settings.profile}.early_stopping] table "
@@ -84,6 +87,7 @@ def check_space(question: Question, settings: Settings) -> ProfileSpace:
         if experiment.HAS_TABLE:
             experiment.check(question, settings, space.experiment(experiment.name),
                              f"{space.source} [{settings.profile}.{experiment.name}]")
+        experiment.check_question(question, settings, space)
     return space
 
 
@@ -199,7 +203,7 @@ class ExperimentRunner:
 def code_fingerprint(env: dict) -> dict:
     """The Keras backend and the versions of the code that shaped a result (package, Keras,
     KerasTuner, TensorFlow, JAX): a change of any of them starts a search afresh."""
-    return {"keras_backend": env["keras_backend"],
+    return {"keras_backend": env["keras_backend"], "git_revision": env.get("git_revision"),
             **{name: env["packages"].get(name) for name in CODE_PACKAGES}}
 
 
@@ -214,7 +218,7 @@ def environment(settings: Settings) -> dict:
             versions[package] = None
     return {"python": platform.python_version(), "platform": platform.platform(),
             "keras_backend": keras.backend.backend(), "packages": versions,
-            "git_revision": git_revision(), "seed": settings.seed, "command": " ".join(sys.argv),
+            "git_revision": git_revision(), "seed": settings.seed, "command": shlex.join(sys.argv),
             "process_id": os.getpid()}
 
 

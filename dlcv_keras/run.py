@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             fresh=args.fresh or None, **options)
         check_results_dir(settings.results_dir)
         if len(names) > 1:
-            return run_each_in_child(names, settings, child_options(parser, args), quiet=args.quiet)
+            return run_each_in_child(names, settings, {name: child_options(parser, args, name) for name in names},
+                                     quiet=args.quiet)
         return run(names[0], settings, quiet=args.quiet)
     except InvalidParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -243,21 +244,28 @@ def run(name: str, settings: Settings, *, quiet: bool = False) -> int:
     return 0
 
 
-def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The command-line options given (all but the questions), to pass on to each question's process."""
+QUESTION_OPTIONS = ("expr", "points", "kernel_size", "sigma")    # each goes only to the questions taking it
+
+
+def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> list[str]:
+    """The command-line options given (all but the questions) that apply to question ``name``, for its
+    process. Values are passed as ``--flag=value``, so one starting with "-" (``--expr=-x*y``) stays a value."""
     found = []
     for action in parser._actions:
         if not action.option_strings or action.dest in ("help", "list"):
             continue
+        if action.dest in QUESTION_OPTIONS and action.dest not in get_question(name).options:
+            continue
         value = getattr(args, action.dest)
         if value is None or value == action.default:
             continue
-        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
-        found += [flag] if isinstance(action, argparse._StoreTrueAction) else [flag, str(value)]
+        flag = next(f for f in action.option_strings if f.startswith("--"))
+        found.append(flag if isinstance(action, argparse._StoreTrueAction) else f"{flag}={value}")
     return found
 
 
-def run_each_in_child(names: list[str], settings: Settings, options: list[str], *, quiet: bool = False) -> int:
+def run_each_in_child(names: list[str], settings: Settings, options: dict[str, list[str]], *,
+                      quiet: bool = False) -> int:
     """Each question in a child process of its own (``python -m dlcv_keras.run q ...``), one after
     the other: each gets the backend fastest for it, its output streams through, and a failing
     question does not stop the next. Ctrl-C stops the running one (it keeps what finished, as a
@@ -269,15 +277,16 @@ def run_each_in_child(names: list[str], settings: Settings, options: list[str], 
     started = time.perf_counter()
     statuses: dict[str, int] = {}
     for name in names:
-        command = [sys.executable, "-m", "dlcv_keras.run", name, *options]
-        child = subprocess.Popen(command)
+        command = [sys.executable, "-m", "dlcv_keras.run", name, *options[name]]
+        # A session of its own: a terminal's Ctrl-C reaches only us, and we pass on exactly one SIGINT
+        # (the child's tuner reads a second one as "stop this instant", mid-write).
+        child = subprocess.Popen(command, start_new_session=True)
         try:
-            statuses[name] = child.wait()
+            statuses[name] = exit_status(child.wait())
         except KeyboardInterrupt:
             _stop(child)
             statuses[name] = 130          # whatever the child made of it, the user asked to stop
-        if statuses[name] in (130, -signal.SIGINT):
-            statuses[name] = 130
+        if statuses[name] == 130:
             break
     worst = max(statuses.values())
     summary = ", ".join(f"{name} {STATUS_WORDS.get(code, f'exit {code}')}" for name, code in statuses.items())
@@ -291,19 +300,27 @@ def run_each_in_child(names: list[str], settings: Settings, options: list[str], 
 STATUS_WORDS = {0: "done", 1: "failed (exit 1)", 2: "bad input (exit 2)", 130: "interrupted"}
 
 
-def _stop(child: subprocess.Popen) -> int:
-    """After Ctrl-C: a terminal sent it to the child too; if the child is still running a moment
-    later (the signal reached only us), pass it on; kill only a child that will not stop."""
-    for action, wait in ((None, 1), (signal.SIGINT, 60), (signal.SIGKILL, 10)):
+def exit_status(code: int) -> int:
+    """A child's return code as a shell reports it: killed by signal s (code -s) is 128 + s."""
+    return 128 - code if code < 0 else code
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """After Ctrl-C: pass one SIGINT on (the child finishes its group of batches, keeps what finished
+    and exits); a second Ctrl-C passes a second one on (stop now); kill only a child that will not stop."""
+    child.send_signal(signal.SIGINT)
+    for action, wait in ((None, 300), (signal.SIGKILL, 10)):
         if action is not None:
             child.send_signal(action)
         try:
-            return child.wait(timeout=wait)
+            child.wait(timeout=wait)
+            return
         except subprocess.TimeoutExpired:
             continue
-        except KeyboardInterrupt:       # another Ctrl-C: stop waiting politely
-            continue
-    return 130
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            child.wait()
+            return
 
 
 if __name__ == "__main__":

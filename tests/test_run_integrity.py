@@ -121,7 +121,8 @@ def test_the_code_fingerprint_names_backend_and_versions():
     from dlcv_keras.pipeline import CODE_PACKAGES, code_fingerprint
 
     env = {"keras_backend": "jax", "packages": {name: "1.0" for name in CODE_PACKAGES}}
-    assert set(code_fingerprint(env)) == {"keras_backend", "dlcv_keras", "keras", "keras-tuner", "tensorflow", "jax"}
+    assert set(code_fingerprint(env)) == {"keras_backend", "git_revision", "dlcv_keras", "keras", "keras-tuner",
+                                          "tensorflow", "jax"}
     changed = {"keras_backend": "jax", "packages": {**env["packages"], "keras-tuner": "1.4.9"}}
     assert code_fingerprint(changed) != code_fingerprint(env)
 
@@ -213,3 +214,89 @@ def test_ctrl_c_stops_the_running_question_and_starts_no_other(offline_env):
     assert "questions: q1 interrupted; not started: q3" in output
     assert "Traceback" not in output
     assert not (results / "q3").exists()
+
+
+# -- what each question's process is given ------------------------------------------------------
+def test_each_child_gets_only_the_options_its_question_takes_as_flag_equals_value():
+    from dlcv_keras.run import build_parser, child_options
+
+    parser = build_parser()
+    args = parser.parse_args(["q2", "q4", "q6", "--expr=-x*y + sin(z)", "--kernel-size", "7", "--seed", "3",
+                              "--fresh", "--results", "out dir", "-q"])
+    assert child_options(parser, args, "q2") == ["--results=out dir", "--seed=3", "--expr=-x*y + sin(z)",
+                                                 "--fresh", "--quiet"]
+    assert child_options(parser, args, "q4") == ["--results=out dir", "--seed=3", "--kernel-size=7", "--fresh",
+                                                 "--quiet"]
+    assert "--expr" not in " ".join(child_options(parser, args, "q6"))
+    for name in ("q2", "q4", "q6"):                         # what a child parses is what the parent was given
+        child = parser.parse_args([name, *child_options(parser, args, name)])
+        assert (child.seed, child.fresh, str(child.results), child.quiet) == (3, True, "out dir", True)
+    assert parser.parse_args(["q2", *child_options(parser, args, "q2")]).expr == "-x*y + sin(z)"
+
+
+def test_a_child_killed_by_a_signal_counts_as_a_failure_not_success():
+    from dlcv_keras.run import exit_status
+
+    assert [exit_status(code) for code in (0, 1, 2, 130, -9, -11)] == [0, 1, 2, 130, 137, 139]
+
+
+@pytest.mark.slow
+def test_an_expression_for_q2_alone_runs_q2_with_it_and_q6_without(offline_env):
+    results = offline_env / "results"
+    done = cli(["q2", "q6", "--expr=-x*y + sin(z)", "--profile", "smoke", "--results", str(results),
+                "--report", "none"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "questions: q2 done, q6 done" in done.stdout
+    summary = json.loads((results / "q2" / "smoke" / "experiments" / "gradients" / "summary.json").read_text())
+    assert summary["expression"].replace(" ", "") == "-x*y+sin(z)"
+
+
+# -- a skipped experiment is this run's too ---------------------------------------------------------
+@pytest.mark.slow
+def test_an_experiment_skipped_as_already_done_is_not_stale(offline_env, capsys):
+    space = offline_env / "q5.toml"
+    text = (Path(__file__).resolve().parent.parent / "tuners" / "q5.toml").read_text()
+    results = offline_env / "results"
+    args = ["q5", *SMOKE, "--space", str(space), "--results", str(results)]
+    space.write_text(text)
+    assert main(args) == 0
+    space.write_text(text.replace("batch_size = [1, 4, 8]\nepochs = 3\n", "batch_size = [1, 4, 8]\nepochs = 4\n", 1))
+    assert main(args) == 0                                 # run B changed, run A did not
+    assert "[run_a] already done with these settings (stored); skipped" in capsys.readouterr().out
+    sections = report_context(results, ["q5"], "smoke")["questions"][0]["sections"]
+    assert [s["stale"] for s in sections] == [None, None]
+
+
+# -- space checks that need the question --------------------------------------------------------------
+def test_a_compared_run_must_be_one_setting_before_anything_trains(tmp_path, capsys):
+    text = (Path(__file__).resolve().parent.parent / "tuners" / "q8.toml").read_text()
+    space = tmp_path / "q8.toml"
+    space.write_text(text.replace("[smoke.l2]\n", "[smoke.l2]\nl2 = [0.0001, 0.001]\n", 1).replace(
+        "l2 = 0.0001\n\n[smoke.dropout]", "\n[smoke.dropout]", 1))
+    assert main(["q8", *SMOKE, "--space", str(space), "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("[smoke.l2] l2 must be a single value (compare compares one run of each), got several")
+    assert not (tmp_path / "r").exists()
+
+
+def test_patience_is_refused_for_the_hand_written_solver(tmp_path, capsys):
+    text = (Path(__file__).resolve().parent.parent / "tuners" / "q3.toml").read_text()
+    space = tmp_path / "q3.toml"
+    space.write_text(text.replace("[smoke.grid]\n", "[smoke.grid]\npatience = 2\n", 1))
+    assert main(["q3", *SMOKE, "--impl", "scratch", "--space", str(space), "--results", str(tmp_path / "r")]) == 2
+    assert "[smoke.grid] patience must be 0 for --impl scratch" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_random_search_may_take_ranges_whatever_tuner_is_given():
+    from dlcv_keras.pipeline import check_space
+    from dlcv_keras.questions import QUESTIONS
+    from dlcv_keras.settings import Settings
+
+    text = (Path(__file__).resolve().parent.parent / "tuners" / "q16.toml").read_text()
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        space = Path(folder) / "q16.toml"
+        space.write_text(text.replace("units_1 = [64, 128, 256]", "units_1 = {min = 64, max = 256}", 1))
+        checked = check_space(QUESTIONS["q16"], Settings(profile="smoke", tuner="grid", space_file=space))
+        assert checked.experiment("search").ranges["units_1"].low == 64

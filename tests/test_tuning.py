@@ -263,3 +263,23 @@ def test_a_trial_killed_as_it_started_runs_again(finished_project, tmp_path):
     tuner = _resume(tmp_path)
     tuner.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
     assert [r["hyperparameters"]["lr"] for r in tuner.records()] == [0.5, 0.1]
+
+
+def test_early_stopping_with_patience_reports_the_restored_epochs_metrics():
+    import keras_tuner
+
+    x, y = _problem(400)
+    # Validation labels unrelated to the images: as the model fits the training set, val_loss rises.
+    y_val = np.random.default_rng(1).permutation(y[200:])
+    hp = keras_tuner.HyperParameters()
+    for name, value in {"lr": 0.5, "batch_size": 16, "epochs": 40, "patience": 2}.items():
+        hp.Fixed(name, value)
+    hypermodel = ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0)
+    model = hypermodel.build(hp)
+    result = hypermodel.fit(hp, model, x[:200], y[:200], validation_data=(x[200:], y_val))
+    assert result.epochs_run < 40 and result.restored_epoch is not None
+    assert result.stop_reason == (f"early stopping: val_loss did not improve for 2 epochs; "
+                                  f"weights of epoch {result.restored_epoch} restored")
+    best = min(result.history, key=lambda row: row["val_loss"])
+    assert result.last == best == result.history[result.restored_epoch - 1]
+    assert result.restored_epoch <= result.epochs_run - 2

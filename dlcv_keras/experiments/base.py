@@ -60,6 +60,9 @@ class Experiment:
     def listable(self) -> tuple[str, ...]:
         return self.LISTABLE
 
+    def check_question(self, question, settings, space) -> None:
+        """Checks that need other experiments' tables (a kind without a table of its own); none by default."""
+
     def section(self) -> dict[str, Any]:
         """run.json's "sections" entry: which template shows which stored experiment."""
         return {"template": self.view, "experiment": self.name, "title": self.title}
@@ -121,5 +124,8 @@ def already_done(runner, experiment: Experiment, fingerprint: str) -> bool:
         return False                     # unreadable: run it again and overwrite
     if isinstance(stored, dict) and stored.get("fingerprint") == fingerprint:
         runner.echo(f"[{experiment.name}] already done with these settings (stored); skipped")
+        if stored.get("run_id") != runner.store.run_id:      # valid for this run too: not stale
+            runner.store.write_json(f"experiments/{experiment.name}/summary.json",
+                                    {**stored, "run_id": runner.store.run_id})
         return True
     return False

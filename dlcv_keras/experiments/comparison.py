@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.validation import InvalidParameterError
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, histories_by_trial, pct, require)
 
 
@@ -23,6 +24,14 @@ class RunComparison(Experiment):
     KIND: ClassVar[str] = "run_comparison"
     VIEWS: ClassVar[tuple[str, ...]] = ("run_comparison",)
     HAS_TABLE: ClassVar[bool] = False
+
+    def check_question(self, question, settings, space) -> None:
+        for name, _ in self.runs:
+            table = space.experiment(name)
+            varying = sorted({*table.choices, *table.ranges})
+            if varying:
+                raise InvalidParameterError(f"{space.source} [{space.profile}.{name}] {varying[0]} must be a single "
+                                            f"value ({self.name} compares one run of each), got several")
 
     def run(self, runner) -> None:
         compare_runs(runner, self)

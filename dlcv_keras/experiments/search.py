@@ -59,6 +59,9 @@ class Search(Experiment):
             raise InvalidParameterError(f"{where} min_params must be <= max_params, got {low} > {high}")
         if question.implementation(settings.implementation) == "scratch":
             _check_scratch_model(table, where)
+            if any([table.fixed.get("patience", 0), *table.choices.get("patience", [])]) or "patience" in table.ranges:
+                raise InvalidParameterError(f"{where} patience must be 0 for --impl scratch (its solver has the "
+                                            f"[early_stopping] rule, not Keras's EarlyStopping), got a patience")
 
     def section(self) -> dict[str, Any]:
         found = super().section()
@@ -132,18 +135,25 @@ def run_search(runner, experiment: Search) -> None:
         raise RuntimeError(f"search {experiment.name!r} finished no trial; see {tuner.project_dir}")
     completed = [r for r in records if r["status"] == "completed"]
     if not completed and constraint is not None:
+        bound = (f"{constraint[0]:,} to {constraint[1]:,}" if constraint[1] is not None
+                 else f"at least {constraint[0]:,}")
         raise InvalidParameterError(f"{runner.space.source} [{runner.space.profile}.{experiment.name}] must allow "
-                                    f"models with {constraint[0]:,} to {constraint[1]:,} parameters, "
-                                    f"got {len(records)} sampled settings all outside it")
+                                    f"models with {bound} parameters, got {len(records)} sampled settings all "
+                                    f"outside it")
     best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
     runner.best[experiment.name] = best["hyperparameters"]
+    if len(records) < total:
+        # KerasTuner's random oracle gives up after repeated draws of settings already tried.
+        runner.echo(f"[{experiment.name}] note: {len(records)} of {total} planned trials ran (the random search "
+                    f"drew only settings already tried)")
     trials, history = records_to_tables(records)
     summary = {
         "kind": "search", "title": experiment.title, "model": model, "tuner": tuner_kind, "objective": "val_accuracy",
         "space": hp_space.choices, "ranges": {k: vars(r) for k, r in hp_space.ranges.items()},
         "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
         "constraint": {"min_params": constraint[0], "max_params": constraint[1]} if constraint else None,
-        "base_from": experiment.base_from, "n_trials": len(records), "best_trial": best["trial_id"],
+        "base_from": experiment.base_from, "n_trials": len(records), "planned_trials": total,
+        "best_trial": best["trial_id"],
         "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
         "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],
         "rejected": [r["trial_id"] for r in records if r["status"] == "rejected"],

@@ -168,7 +168,7 @@ def _evaluation(store: ResultsStore, run: Mapping[str, Any]) -> tuple[str | None
         if "/" in name or name.startswith(".") or not (store.experiment_dir(name) / "summary.json").is_file():
             continue
         summary = read_json(store, f"experiments/{name}/summary.json")
-        if isinstance(summary, Mapping) and summary.get("kind") == "evaluation":
+        if isinstance(summary, Mapping) and summary.get("kind") == "evaluation" and not stale_note(run, summary):
             return name, dict(summary)
     return None, {}
 
@@ -199,10 +199,10 @@ def _best_comparison(runs, labels) -> dict[str, Any]:
 def _search_comparison(runs, labels, name: str, title: str) -> dict[str, Any] | None:
     """Val accuracy per setting of search ``name`` in each run that has it (None when fewer than two do)."""
     tables: list[list[Mapping[str, Any]] | None] = []
-    for store, _ in runs:
+    for store, run in runs:
         path = store.experiment_dir(name) / "summary.json"
         summary = read_json(store, f"experiments/{name}/summary.json") if path.is_file() else None
-        if isinstance(summary, Mapping) and summary.get("kind") == "search":
+        if isinstance(summary, Mapping) and summary.get("kind") == "search" and not stale_note(run, summary):
             tables.append(read_experiment(store, name, title).get("trials") or [])
         else:
             tables.append(None)

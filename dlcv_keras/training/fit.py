@@ -22,6 +22,7 @@ class FitResult:
     status: str = "completed"                           # or "diverged"
     stop_reason: str = "max epochs"
     seconds: float = 0.0
+    restored_epoch: int | None = None                   # early stopping put this epoch's weights back
 
     @property
     def epochs_run(self) -> int:
@@ -29,6 +30,9 @@ class FitResult:
 
     @property
     def last(self) -> dict:
+        """The metrics of the weights the run ends with: the last epoch's, or the restored one's."""
+        if self.restored_epoch is not None:
+            return self.history[self.restored_epoch - 1]
         return self.history[-1] if self.history else {}
 
 

@@ -91,8 +91,9 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
                              early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *([stopper] if stopper else [])])
         if stopper is not None and stopper.stopped_epoch and result.status == "completed":
+            result.restored_epoch = stopper.best_epoch + 1
             result.stop_reason = (f"early stopping: val_loss did not improve for {patience} epochs; "
-                                  f"weights of epoch {stopper.best_epoch + 1} restored")
+                                  f"weights of epoch {result.restored_epoch} restored")
         return result
 
     def rejected(self, model) -> str | None:

@@ -108,7 +108,7 @@ class ProfileSpace:
 
 
 def load_space(path: Path, profile: str, *, experiments: Mapping[str, Mapping[str, tuple]] | Sequence[str] | None = None,
-               required: Sequence[str] | None = None, tuner: str = "grid") -> ProfileSpace:
+               required: Sequence[str] | None = None, tuner: str | Mapping[str, str] = "grid") -> ProfileSpace:
     """Read and validate one profile of a search-space file (see ``parse_space``)."""
     path = Path(path)
     if not path.is_file():
@@ -122,13 +122,14 @@ def load_space(path: Path, profile: str, *, experiments: Mapping[str, Mapping[st
 
 def parse_space(document: dict, profile: str, *, source: str = "<space>",
                 experiments: Mapping[str, Mapping[str, tuple]] | Sequence[str] | None = None,
-                required: Sequence[str] | None = None, tuner: str = "grid") -> ProfileSpace:
+                required: Sequence[str] | None = None, tuner: str | Mapping[str, str] = "grid") -> ProfileSpace:
     """One profile of a search-space document, validated.
 
     ``experiments`` maps each table a question may have to the names that table accepts
     (name -> domain); a table it does not name is an error. A list of names (or None)
     checks every table against ``SEARCH_DOMAINS``. ``required`` lists the tables that must
-    be present (default: every table ``experiments`` names); ``tuner`` = "grid" forbids ranges.
+    be present (default: every table ``experiments`` names); ``tuner`` = "grid" forbids ranges
+    (a mapping gives each table its own tuner, "grid" where it names none).
     """
     if profile not in document or not isinstance(document[profile], dict):
         raise InvalidParameterError(
@@ -148,7 +149,8 @@ def parse_space(document: dict, profile: str, *, source: str = "<space>",
             settings[key] = _check_setting(where, value, *PROFILE_SETTINGS[key])
         elif isinstance(value, dict) and (domains is None or key in domains):
             accepted = SEARCH_DOMAINS if domains is None else domains[key]
-            spaces[key] = _parse_experiment(key, value, f"{source} [{profile}.{key}]", tuner, accepted)
+            table_tuner = tuner.get(key, "grid") if isinstance(tuner, Mapping) else tuner
+            spaces[key] = _parse_experiment(key, value, f"{source} [{profile}.{key}]", table_tuner, accepted)
         elif isinstance(value, dict):
             raise InvalidParameterError(
                 f"{source} [{profile}.{key}] must be a table of one of this question's experiments "

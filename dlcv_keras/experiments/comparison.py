@@ -38,21 +38,24 @@ class RunComparison(Experiment):
 
 
 def compare_runs(runner, experiment: RunComparison) -> None:
-    rows, history = [], []
+    rows, history, settings = [], [], {}
+    stored_runs = {name: runner.store.read_experiment(name) for name, _ in experiment.runs}
+    for name, _ in experiment.runs:
+        settings[name] = stored_runs[name]["summary"].get("best_hyperparameters") or {}
+    # What every run shares is said once; each row shows what sets it apart.
+    shared = {k: v for k, v in settings[experiment.runs[0][0]].items()
+              if all(k in s and s[k] == v for s in settings.values())}
     for name, label in experiment.runs:
-        stored = runner.store.read_experiment(name)
-        trials = stored.get("trials") or []
-        if len(trials) != 1:
-            raise RuntimeError(f"{experiment.name} compares single runs, but {name!r} has {len(trials)} trials")
-        trial = trials[0]
-        hyperparameters = stored["summary"].get("best_hyperparameters") or {}
+        stored = stored_runs[name]
+        trial = (stored.get("trials") or [{}])[0]
+        own = {k: v for k, v in settings[name].items() if k not in shared}
         rows.append({"run": label, "experiment": name, "status": trial.get("status"),
-                     "settings": ", ".join(f"{k}={fmt(v)}" for k, v in hyperparameters.items()),
+                     "settings": ", ".join(f"{k}={fmt(v)}" for k, v in own.items()) or "none of these",
                      **{k: trial.get(k) for k in ("epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
                                                   "val_accuracy", "test_loss", "test_accuracy", "seconds")}})
         history.extend({**row, "trial_id": label} for row in stored.get("history") or [])
     summary = {"kind": "run_comparison", "title": experiment.title, "runs": [label for _, label in experiment.runs],
-               "experiments": [name for name, _ in experiment.runs],
+               "experiments": [name for name, _ in experiment.runs], "shared": shared,
                "best_test_accuracy": max((r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None),
                                          default=None)}
     runner.store.write_experiment(experiment.name, summary=summary, trials=rows, history=history)
@@ -80,7 +83,8 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
                       "status": fmt(row.get("status"))})
     curves = {str(row.get("run")): by_run[str(row.get("run"))] for row in trials
               if str(row.get("run")) in by_run and row.get("status") == "completed"}
-    return {"table": table,
+    shared = experiment["summary"].get("shared") or {}
+    return {"table": table, "shared": ", ".join(f"{k} = {fmt(v)}" for k, v in shared.items()),
             "figure": figures.data_uri(figures.learning_curves(curves)) if curves else None,
             "note": str(reference.get("note") or DASH)}
 

@@ -16,7 +16,7 @@ from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
                                       hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
                                       metric_header, pct, reference_match, reference_table, require, trial_key,
-                                      trial_table, by_val_accuracy, varying_columns)
+                                      thousands, trial_table, by_val_accuracy, varying_columns)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -215,7 +215,12 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         "single": single,
         "comparison": comparison,
         "hyperparameters": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns] if single else [],
-        "trials": trial_table(trials, columns, reference.get("rows") or [], id_width(summary)) if not single else None,
+        # Values every trial shares are said once ("shared"), not in each row; seed rows still match on all.
+        "trials": trial_table(trials, varying_columns(trials, columns) or columns, reference.get("rows") or [],
+                              id_width(summary), match_columns=columns) if not single else None,
+        "shared": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns
+                   if c not in varying_columns(trials, columns)] if not single and varying_columns(trials, columns)
+        else [],
         "reference_summary": _reference_summary(reference) if not single else [],
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
@@ -245,10 +250,19 @@ def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
         "fixed": [{"name": k, "value": fmt(v)} for k, v in (summary.get("fixed") or {}).items()],
         "n_trials": fmt(summary.get("n_trials", len(trials))),
         "n_diverged": sum(1 for row in trials if is_diverged(row)),
+        "n_rejected": sum(1 for row in trials if row.get("status") == "rejected"),
+        "constraint": _constraint_words(summary.get("constraint")),
         "best_trial": fmt(summary.get("best_trial")),
         "best_val_accuracy": pct(as_number(summary.get("best_val_accuracy"))),
         "seconds": fmt_seconds(summary.get("seconds")),
     }
+
+
+def _constraint_words(constraint: Any) -> str:
+    if not isinstance(constraint, Mapping):
+        return ""
+    low, high = constraint.get("min_params") or 0, constraint.get("max_params")
+    return f"[{thousands(low)}, {thousands(high)}]" if high is not None else f">= {thousands(low)}"
 
 
 def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:

@@ -222,6 +222,7 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
                    if c not in varying_columns(trials, columns)] if not single and varying_columns(trials, columns)
         else [],
         "reference_summary": _reference_summary(reference) if not single else [],
+        "reference": reference_table(reference["rows"]) if not single and reference.get("rows") else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
 

@@ -236,7 +236,8 @@ def reference_table(reference_rows: Sequence[Mapping[str, Any]]) -> dict[str, An
     rows = []
     for ref in reference_rows:
         cells = [fmt(ref.get(c)) for c in columns]
-        cells += [pct(as_number(ref.get(k))) if k in ACCURACY_KEYS else fmt(ref.get(k)) for k in metrics]
+        cells += [pct(as_number(ref.get(k))) if k in ACCURACY_KEYS else thousands(ref.get(k)) if k == "params"
+                  else fmt(ref.get(k)) for k in metrics]
         rows.append(cells)
     headers = columns + [metric_header(k) for k in metrics]
     return {"headers": headers, "rows": rows}

@@ -279,13 +279,17 @@ def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
     figure = None
     if x is not None and ok:
         figure = figures.data_uri(figures.effect_plot(ok, x, group, log_x=(x == "lr")))
+    return {"figure": figure, "x": x, "group": group, **_search_tables(summary, trials, trials, columns, reference)}
+
+
+def _search_tables(summary, trials, shown, columns, reference) -> dict[str, Any]:
+    """The search line, the ``shown`` trials' table, the seed's rows and the diverged trials."""
     reference_rows = reference.get("rows") or []
     return {
-        "figure": figure, "x": x, "group": group,
         "meta": _search_meta(summary, trials),
         # Values shared by every trial are listed once above the table ("Fixed"), not in each row.
-        "table": trial_table(trials, varying_columns(trials, columns) or columns, reference_rows,
-                              id_width(summary), match_columns=columns),
+        "table": trial_table(shown, varying_columns(trials, columns) or columns, reference_rows,
+                             id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
@@ -297,15 +301,7 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidParameterError(f"section {section['title']!r}: top_k must be an int >= 1, got {top_k!r}")
     ranked = sorted((row for row in trials if is_trained(row)), key=by_val_accuracy)[:top_k]
-    reference_rows = reference.get("rows") or []
-    return {
-        "top_k": top_k,
-        "meta": _search_meta(summary, trials),
-        "table": trial_table(ranked, varying_columns(trials, columns) or columns, reference_rows,
-                              id_width(summary), match_columns=columns),
-        "reference": reference_table(reference_rows) if reference_rows else None,
-        "diverged": diverged_rows(trials, columns, id_width(summary)),
-    }
+    return {"top_k": top_k, **_search_tables(summary, trials, ranked, columns, reference)}
 
 
 def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any]:

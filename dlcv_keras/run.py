@@ -154,7 +154,7 @@ IMPLEMENTATIONS = tuple(dict.fromkeys(i for q in QUESTIONS.values() for i in q.i
 
 def question_options(args: argparse.Namespace, names: list[str]) -> dict:
     """--impl, --expr, --points, --kernel-size, --sigma: checked against the questions that take them."""
-    given = {"expr": args.expr, "points": args.points, "kernel_size": args.kernel_size, "sigma": args.sigma}
+    given = {option: getattr(args, option) for option in QUESTION_OPTIONS}
     for option, value in given.items():
         if value is not None and not any(option in get_question(name).options for name in names):
             owners = [name for name, q in QUESTIONS.items() if option in q.options]
@@ -309,18 +309,14 @@ def _stop(child: subprocess.Popen) -> None:
     """After Ctrl-C: pass one SIGINT on (the child finishes its group of batches, keeps what finished
     and exits); a second Ctrl-C passes a second one on (stop now); kill only a child that will not stop."""
     child.send_signal(signal.SIGINT)
-    for action, wait in ((None, 300), (signal.SIGKILL, 10)):
-        if action is not None:
-            child.send_signal(action)
-        try:
-            child.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            child.wait()
-            return
+    try:
+        child.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=10)
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        child.wait()
 
 
 if __name__ == "__main__":

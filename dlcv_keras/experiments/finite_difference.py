@@ -103,13 +103,7 @@ def keras_float64_model(model):
 
     def to_float64(config):
         if isinstance(config, dict):
-            found = {}
-            for key, value in config.items():
-                if key == "dtype":
-                    found[key] = "float64"
-                else:
-                    found[key] = to_float64(value)
-            return found
+            return {key: "float64" if key == "dtype" else to_float64(value) for key, value in config.items()}
         if isinstance(config, list):
             return [to_float64(v) for v in config]
         return config

@@ -210,17 +210,17 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         if row.get("test_accuracy") is not None or "test_accuracy" in reference:
             comparison.append({"metric": "test accuracy (%)", "ours": pct(row.get("test_accuracy")),
                                "seed": pct(as_number(reference.get("test_accuracy")))})
+    # Values every trial shares are said once ("shared"), not in each row; seed rows still match on all.
+    varying = varying_columns(trials, columns)
     return {
         "figure": figure,
         "single": single,
         "comparison": comparison,
         "hyperparameters": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns] if single else [],
-        # Values every trial shares are said once ("shared"), not in each row; seed rows still match on all.
-        "trials": trial_table(trials, varying_columns(trials, columns) or columns, reference.get("rows") or [],
+        "trials": trial_table(trials, varying or columns, reference.get("rows") or [],
                               id_width(summary), match_columns=columns) if not single else None,
-        "shared": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns
-                   if c not in varying_columns(trials, columns)] if not single and varying_columns(trials, columns)
-        else [],
+        "shared": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c not in varying]
+        if not single and varying else [],
         "reference_summary": _reference_summary(reference) if not single else [],
         "reference": reference_table(reference["rows"]) if not single and reference.get("rows") else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),

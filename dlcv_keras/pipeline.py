@@ -95,7 +95,8 @@ def load_question_data(question: Question, settings: Settings, space: ProfileSpa
     name = settings.dataset or question.dataset
     caps = dict(data_dir=settings.data_dir, val_fraction=question.val_fraction, seed=settings.seed,
                 max_train=space.settings.get("max_train"), max_test=space.settings.get("max_test"),
-                allow_download=settings.allow_download)
+                allow_download=settings.allow_download, keep_uint8=question.uint8_images,
+                image_size=settings.image_size)
     try:
         return load_dataset(name, **caps)
     except DataUnavailable as exc:
@@ -164,7 +165,7 @@ def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
     for note in dataset.get("notes", []):
         echo(f"  note: {note}")
 
-    runner = ExperimentRunner(question, settings, space, data, store, echo, code_versions)
+    runner = ExperimentRunner(question, settings, space, data, store, echo, code_versions, run)
     try:
         for experiment in question.experiments_for(implementation):
             runner.run(experiment)
@@ -184,8 +185,9 @@ class ExperimentRunner:
     """What an experiment's run step gets: the question, settings, profile space, data and store,
     plus what earlier experiments of the run left (``best`` settings of searches, retrained ``models``)."""
 
-    def __init__(self, question, settings, space, data, store, echo, code_versions: dict):
+    def __init__(self, question, settings, space, data, store, echo, code_versions: dict, run: dict | None = None):
         self.question, self.settings, self.space = question, settings, space
+        self.run_record = run                        # run.json as being written
         self.data, self.store, self.echo = data, store, echo
         self.implementation = question.implementation(settings.implementation)
         self.code_versions = code_versions           # part of every resume fingerprint
@@ -193,6 +195,31 @@ class ExperimentRunner:
         self.tuner_options = {"fresh": True} if settings.fresh else {}
         self.best: dict[str, dict] = {}
         self.models: dict[str, object] = {}
+        # Builder arguments that are not hyperparameters, by model name (q10's pretrained weights).
+        self.model_kwargs: dict[str, dict] = {}
+        self.best_records: dict[str, dict] = {}      # a search's best trial record (its history)
+        self.model_files: dict[str, Path] = {}       # a search's best trained model, when it kept them
+        self._input_stats = None
+
+    def replace_data(self, data, banner: str) -> None:
+        """An experiment changed the task (q10 without pretrained weights: a source and a target
+        task cut from one dataset). Later experiments train on ``data``; the banner is said on the
+        console, in run.json and at the top of the report, as the digits fallback's is."""
+        self.data = data
+        self._input_stats = None
+        self.echo("\n" + "!" * 72 + f"\n!!  {banner}\n" + "!" * 72 + "\n")
+        if self.run_record is not None:
+            self.run_record["dataset"] = {**data.info, "fallback_banner": banner}
+            self.store.write_json("run.json", self.run_record)
+
+    def input_stats(self) -> tuple[list[float], list[float]] | None:
+        """Per-channel mean and variance of the training images: what a convolutional model's
+        Normalization layer is set to (computed once per run, on the training split only)."""
+        if self._input_stats is None and self.data is not None:
+            from dlcv_keras.data.transforms import channel_stats
+            x = self.data.x_train
+            self._input_stats = channel_stats(x, 255.0 if x.dtype.kind == "u" else 1.0)
+        return self._input_stats
 
     def run(self, experiment) -> None:
         started = time.perf_counter()

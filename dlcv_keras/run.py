@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--points", help="q2: points to evaluate at, e.g. '2,4,1;9,14,3' (default: the seed's four)")
     parser.add_argument("--kernel-size", help="q4: Gaussian kernel size, an odd int such as 5 (or 5x5)")
     parser.add_argument("--sigma", type=float, help="q4: Gaussian kernel sigma in pixels, > 0 (default 0.8)")
+    parser.add_argument("--image-size", type=int, metavar="PIXELS",
+                        help="q10, q18: resize the dataset's images to PIXELS x PIXELS (default: the dataset's own; "
+                             "cats vs dogs 64, as the seed)")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="q10: start from these weights: a keras-hub preset folder (ResNet-18) or a .weights.h5 "
+                             "file of this package's ResNet-18 backbone (default: keras-hub's ImageNet "
+                             "resnet_18_imagenet when online, else a source checkpoint trained here)")
     parser.add_argument("--no-fallback", action="store_true",
                         help="fail instead of running on digits when a question's dataset cannot be had")
     parser.add_argument("--no-download", action="store_true", help="never try to download a dataset")
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
             allow_download=not args.no_download, space_file=args.space, report=args.report,
-            fresh=args.fresh or None, **options)
+            fresh=args.fresh or None, progress=not args.quiet, **options)
         check_results_dir(settings.results_dir)
         if len(names) > 1:
             return run_each_in_child(names, settings, {name: child_options(parser, args, name) for name in names},
@@ -153,7 +160,8 @@ IMPLEMENTATIONS = tuple(dict.fromkeys(i for q in QUESTIONS.values() for i in q.i
 
 
 def question_options(args: argparse.Namespace, names: list[str]) -> dict:
-    """--impl, --expr, --points, --kernel-size, --sigma: checked against the questions that take them."""
+    """--impl, --expr, --points, --kernel-size, --sigma, --image-size, --weights: checked against the
+    questions that take them."""
     given = {option: getattr(args, option) for option in QUESTION_OPTIONS}
     for option, value in given.items():
         if value is not None and not any(option in get_question(name).options for name in names):
@@ -185,6 +193,10 @@ def question_options(args: argparse.Namespace, names: list[str]) -> dict:
         options["kernel_size"] = parse_kernel_size(args.kernel_size)
     if args.sigma is not None:
         options["sigma"] = check_float("--sigma", args.sigma, low=0, high=100, closed="right")   # as in tuners/
+    if args.image_size is not None:
+        options["image_size"] = check_int("--image-size", args.image_size, low=8, high=1024)
+    if args.weights is not None:
+        options["weights"] = args.weights
     return options
 
 
@@ -244,7 +256,7 @@ def run(name: str, settings: Settings, *, quiet: bool = False) -> int:
     return 0
 
 
-QUESTION_OPTIONS = ("expr", "points", "kernel_size", "sigma")    # each goes only to the questions taking it
+QUESTION_OPTIONS = ("expr", "points", "kernel_size", "sigma", "image_size", "weights")    # each goes only to the questions taking it
 
 
 def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> list[str]:

@@ -33,6 +33,9 @@ class Settings:
     kernel_size: int | None = None      # q4 --kernel-size
     sigma: float | None = None          # q4 --sigma
     fresh: bool = False                 # --fresh: move stored tuner projects aside and redo every experiment
+    progress: bool = True               # per-epoch progress lines inside a trial (-q turns them off)
+    image_size: int | None = None       # --image-size: resize a dataset's images (cats vs dogs: 64)
+    weights: str | None = None          # q10 --weights: a keras-hub preset folder or a .weights.h5 file
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

@@ -34,3 +34,22 @@ def content_hash(*arrays: np.ndarray) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.reshape(-1).view(np.uint8))    # a view: no copy of large arrays
     return "sha256:" + digest.hexdigest()
+
+
+def channel_stats(x: np.ndarray, max_value: float = 255.0) -> tuple[list[float], list[float]]:
+    """Per-channel mean and variance of images scaled to [0, 1], for a model's Normalization layer.
+
+    Summed in float64 over chunks, so 50k CIFAR images never become one float copy.
+    """
+    channels = x.shape[-1]
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    count = 0
+    for start in range(0, len(x), 4096):
+        chunk = x[start:start + 4096].reshape(-1, channels).astype(np.float64) / max_value
+        total += chunk.sum(axis=0)
+        squares += np.square(chunk).sum(axis=0)
+        count += len(chunk)
+    mean = total / max(count, 1)
+    variance = np.maximum(squares / max(count, 1) - np.square(mean), 1e-12)
+    return [float(m) for m in mean], [float(v) for v in variance]

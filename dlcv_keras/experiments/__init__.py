@@ -11,14 +11,21 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Callable
 
-from dlcv_keras.experiments import (comparison, conv_blur, conv_regression, evaluate_best, finite_difference,
-                                    scalar_gradients, search, sklearn_logistic, toy_training, two_layer_check)
+from dlcv_keras.experiments import (activation_maps, augmented_examples, comparison, conv_blur, conv_regression,
+                                    evaluate_best, finite_difference, misclassified, parameter_table,
+                                    pretrained_source, scalar_gradients, search, sklearn_logistic, toy_training,
+                                    two_layer_check)
+from dlcv_keras.experiments.activation_maps import ActivationMaps
+from dlcv_keras.experiments.augmented_examples import AugmentedExamples
 from dlcv_keras.experiments.base import Experiment
 from dlcv_keras.experiments.comparison import RunComparison
 from dlcv_keras.experiments.conv_blur import ConvBlur
 from dlcv_keras.experiments.conv_regression import ConvRegression
 from dlcv_keras.experiments.evaluate_best import EvaluateBest
 from dlcv_keras.experiments.finite_difference import FiniteDifferenceSweep
+from dlcv_keras.experiments.misclassified import MisclassifiedGallery
+from dlcv_keras.experiments.parameter_table import ParameterTable
+from dlcv_keras.experiments.pretrained_source import PretrainedSource
 from dlcv_keras.experiments.scalar_gradients import ScalarGradients
 from dlcv_keras.experiments.search import Search
 from dlcv_keras.experiments.sklearn_logistic import SklearnLogistic
@@ -26,12 +33,14 @@ from dlcv_keras.experiments.toy_training import ToyTraining
 from dlcv_keras.experiments.two_layer_check import TwoLayerCheck
 
 _MODULES: tuple[ModuleType, ...] = (search, evaluate_best, sklearn_logistic, comparison, scalar_gradients, conv_blur,
-                                    conv_regression, two_layer_check, toy_training, finite_difference)
+                                    conv_regression, two_layer_check, toy_training, finite_difference, parameter_table,
+                                    augmented_examples, activation_maps, misclassified, pretrained_source)
 
 # kind name -> its declaration class
 KINDS: dict[str, type[Experiment]] = {cls.KIND: cls for cls in (
     Search, EvaluateBest, SklearnLogistic, RunComparison, ScalarGradients, ConvBlur, ConvRegression, TwoLayerCheck,
-    ToyTraining, FiniteDifferenceSweep)}
+    ToyTraining, FiniteDifferenceSweep, ParameterTable, AugmentedExamples, ActivationMaps, MisclassifiedGallery,
+    PretrainedSource)}
 
 
 def _collect(attribute: str) -> dict:
@@ -54,6 +63,7 @@ def get_kind(name: str) -> type[Experiment]:
     return KINDS[name]
 
 
-__all__ = ["Experiment", "KINDS", "VIEWS", "REQUIRED_FILES", "get_kind", "ConvBlur", "ConvRegression",
+__all__ = ["Experiment", "KINDS", "VIEWS", "REQUIRED_FILES", "get_kind", "ActivationMaps", "AugmentedExamples",
+           "MisclassifiedGallery", "ParameterTable", "PretrainedSource", "ConvBlur", "ConvRegression",
            "EvaluateBest", "FiniteDifferenceSweep", "RunComparison", "ScalarGradients", "Search", "SklearnLogistic",
            "ToyTraining", "TwoLayerCheck"]

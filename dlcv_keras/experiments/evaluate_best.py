@@ -15,8 +15,14 @@ from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_second
 
 @dataclass(frozen=True)
 class EvaluateBest(Experiment):
-    """``source`` is the search whose best setting is retrained; the model is that search's."""
+    """``source`` is the search whose best setting is retrained; the model is that search's.
+
+    When the search kept its trained models (``Search(keep_models=True)``), the best one is read
+    back and evaluated instead of trained again. ``save_model`` stores it as ``model.keras`` in
+    this experiment's folder, for a later question (q12 reads q9-q11's).
+    """
     source: str = ""
+    save_model: bool = False
 
     KIND: ClassVar[str] = "evaluation"
     VIEWS: ClassVar[tuple[str, ...]] = ("best",)
@@ -36,13 +42,28 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
     values = runner.best[experiment.source]
     model_name = runner.question.experiment(experiment.source).model_name(runner.question)
     data = runner.data
-    hp = keras_tuner.HyperParameters()
-    for name, value in values.items():
-        hp.Fixed(name, value)
-    hypermodel = hypermodel_for(runner, model_name)
-    runner.echo(f"[{experiment.name}] retraining the best setting of {experiment.source}: {values}")
-    model = hypermodel.build(hp)
-    result = hypermodel.fit(hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val))
+    stored = runner.model_files.get(experiment.source)
+    if stored is not None and stored.is_file():
+        import keras
+
+        from dlcv_keras.training.fit import FitResult
+        import dlcv_keras.training.optimizers  # noqa: F401  (registers the classes a stored model names)
+        import dlcv_keras.training.schedules  # noqa: F401
+
+        record = runner.best_records[experiment.source]
+        runner.echo(f"[{experiment.name}] evaluating the best trial of {experiment.source} "
+                    f"(trial {record['trial_id']}, kept by the search): {values}")
+        model = keras.saving.load_model(stored, compile=False)
+        result = FitResult(history=record.get("history") or [], status=record["status"],
+                           stop_reason=record.get("stop_reason") or "", seconds=record.get("seconds") or 0.0)
+    else:
+        hp = keras_tuner.HyperParameters()
+        for name, value in values.items():
+            hp.Fixed(name, value)
+        hypermodel = hypermodel_for(runner, model_name)
+        runner.echo(f"[{experiment.name}] retraining the best setting of {experiment.source}: {values}")
+        model = hypermodel.build(hp)
+        result = hypermodel.fit(hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val))
     train = evaluate_classifier(model, data.x_train, data.y_train, data.num_classes)
     val = evaluate_classifier(model, data.x_val, data.y_val, data.num_classes)
     test = evaluate_classifier(model, data.x_test, data.y_test, data.num_classes)
@@ -69,6 +90,10 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
         "parameter_table": table, "total_params": sum(r["params"] for r in table),
     }
     history = [{"trial_id": "best", **row} for row in result.history]
+    if experiment.save_model:
+        from dlcv_keras.tuning.search import save_model_atomically
+        save_model_atomically(model, runner.store.experiment_dir(experiment.name) / "model.keras")
+        summary["model_file"] = "model.keras"
     runner.store.write_experiment(experiment.name, summary=summary, history=history, metrics=metrics)
     runner.echo(f"[{experiment.name}] train {train['accuracy']:.4f}, val {val['accuracy']:.4f}, "
                 f"test {test['accuracy']:.4f} after {result.epochs_run} epochs ({result.stop_reason})")

@@ -35,6 +35,9 @@ class Search(Experiment):
     top_k: int | None = None
     tuner: str | None = None          # "grid": every listed value must run (10/20/50 %), "random": a
                                       # random search (q16), whatever --tuner says; None: --tuner decides
+    keep_models: bool = False         # save every trained trial's model (an EvaluateBest reads the best)
+    narrow_from: str | None = None    # coarse to fine (q18): this search's ranges shrink around that
+    narrow_factor: float = 3.0        # earlier search's best, to best/f..best*f (log) or 1/f of the width
 
     KIND: ClassVar[str] = "search"
     VIEWS: ClassVar[tuple[str, ...]] = ("curves", "effect", "top_table", "fractions")
@@ -99,12 +102,13 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None):
         first, rest = stratified_split(y_pool, fraction, seed)
         return x_pool[first], y_pool[first], x_pool[rest], y_pool[rest]
 
-    question = runner.question
+    question, data = runner.question, runner.data
     return ClassifierHyperModel(
-        model, runner.data.input_shape, runner.data.num_classes, seed=seed,
+        model, data.input_shape, data.num_classes, seed=seed,
         optimizer=question.optimizer, implementation=runner.implementation,
         early_stopping=runner.space.early_stopping if question.early_stopping else None,
-        resplit=resplit, constraint=constraint)
+        resplit=resplit, constraint=constraint, input_stats=runner.input_stats(),
+        fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train))
 
 
 def run_search(runner, experiment: Search) -> None:
@@ -115,6 +119,8 @@ def run_search(runner, experiment: Search) -> None:
     constraint = (exp_space.fixed.get("min_params", 0), exp_space.fixed.get("max_params"))
     constraint = None if constraint == (0, None) else constraint
     base = runner.best[experiment.base_from] if experiment.base_from else {}
+    if experiment.narrow_from:
+        hp_space = narrowed(hp_space, runner.best[experiment.narrow_from], experiment.narrow_factor)
     settings, data, question = runner.settings, runner.data, runner.question
     model = experiment.model_name(question)
     tuner_kind = experiment.tuner or settings.tuner
@@ -122,13 +128,14 @@ def run_search(runner, experiment: Search) -> None:
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, runner.implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
-        exp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
+        exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
         runner.code_versions)
     tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint), hyperparameters_for(hp_space, base),
                        directory=runner.store.tuner_dir(), project_name=project, total=total,
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
-                       echo=runner.echo, **runner.tuner_options)
+                       echo=runner.echo, progress=settings.progress, keep_models=experiment.keep_models,
+                       **runner.tuner_options)
     tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
     records = tuner.records()
     if not records:
@@ -142,6 +149,9 @@ def run_search(runner, experiment: Search) -> None:
                                     f"outside it")
     best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
     runner.best[experiment.name] = best["hyperparameters"]
+    runner.best_records[experiment.name] = best
+    if experiment.keep_models:
+        runner.model_files[experiment.name] = tuner.records_dir / f"{best['trial_id']}.keras"
     if len(records) < total:
         # KerasTuner's random oracle gives up after repeated draws of settings already tried.
         runner.echo(f"[{experiment.name}] note: {len(records)} of {total} planned trials ran (the random search "
@@ -150,6 +160,7 @@ def run_search(runner, experiment: Search) -> None:
     summary = {
         "kind": "search", "title": experiment.title, "model": model, "tuner": tuner_kind, "objective": "val_accuracy",
         "space": hp_space.choices, "ranges": {k: vars(r) for k, r in hp_space.ranges.items()},
+        "narrowed_from": experiment.narrow_from,
         "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
         "constraint": {"min_params": constraint[0], "max_params": constraint[1]} if constraint else None,
         "base_from": experiment.base_from, "n_trials": len(records), "planned_trials": total,
@@ -163,6 +174,32 @@ def run_search(runner, experiment: Search) -> None:
         "tuner_project": project,
     }
     runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history)
+
+
+def narrowed(space, best: Mapping[str, Any], factor: float):
+    """The fine stage of a coarse-to-fine search: each range shrinks around the coarse stage's best
+    value, to [best / factor, best * factor] on a log scale or to 1/factor of its width on a
+    linear one, and stays inside the original range. Lists and fixed values are kept."""
+    from dlcv_keras.tuning.spaces import ExperimentSpace, Range
+
+    ranges = {}
+    for name, span in space.ranges.items():
+        centre = best.get(name)
+        if centre is None:
+            ranges[name] = span
+            continue
+        if span.sampling == "log":
+            low, high = centre / factor, centre * factor
+        else:
+            half = (span.high - span.low) / factor / 2
+            low, high = centre - half, centre + half
+        low, high = max(span.low, low), min(span.high, high)
+        if isinstance(span.low, int) and isinstance(span.high, int):
+            low, high = int(math.floor(low)), int(math.ceil(high))
+        else:
+            low, high = float(f"{low:.6g}"), float(f"{high:.6g}")
+        ranges[name] = Range(low, high, span.sampling) if low < high else span
+    return ExperimentSpace(space.name, dict(space.fixed), dict(space.choices), ranges)
 
 
 def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict]]:

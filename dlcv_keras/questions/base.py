@@ -27,6 +27,7 @@ class Question:
     extra_experiments: dict = field(default_factory=dict)   # implementation -> experiments only it runs
     options: tuple = ()                         # question-specific CLI options it accepts ("expr", "kernel_size", ...)
     generated_data: dict | None = None          # run.json "dataset" for a question without a dataset
+    uint8_images: bool = False                  # keep images uint8 until a batch forms (data/images.py)
 
     def implementation(self, requested: str | None = None) -> str:
         return requested or self.implementations[0]

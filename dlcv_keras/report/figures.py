@@ -445,3 +445,33 @@ def numeric_vs_n(series: Mapping[Any, Sequence[Mapping[str, Any]]]) -> bytes:
         if ax.lines:
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="parameter")
         return _to_png(fig)
+
+
+def image_grid(rows: Sequence[Sequence[Any]], *, row_labels: Sequence[str] = (), col_labels: Sequence[str] = (),
+               titles: Sequence[Sequence[str]] = (), cell: float = 1.1) -> bytes:
+    """A grid of images (values in [0, 1]; gray for one channel, colour for RGB), one list per row.
+
+    ``titles[r][c]`` goes above a single image (a gallery's "true / predicted"); ``row_labels``
+    and ``col_labels`` name whole rows and columns. Rows may be shorter than the widest.
+    """
+    nrows = max(1, len(rows))
+    ncols = max(1, max((len(r) for r in rows), default=1))
+    cell = min(cell, 9.5 / ncols)
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        fig, axes = _new_figure(cell * ncols + (0.9 if row_labels else 0.2), cell * nrows + 0.35 * (1 + bool(titles)),
+                                nrows, ncols)
+        for r in range(nrows):
+            for c in range(ncols):
+                ax = axes[r][c]
+                if r < len(rows) and c < len(rows[r]):
+                    _show_image(ax, rows[r][c])
+                    if r < len(titles) and c < len(titles[r]) and titles[r][c]:
+                        ax.set_title(_plain(titles[r][c]), fontsize=7)
+                else:
+                    ax.axis("off")
+            if r < len(row_labels):
+                axes[r][0].set_ylabel(_plain(row_labels[r]), fontsize=7, rotation=0, ha="right", va="center")
+        for c, label in enumerate(col_labels[:ncols]):
+            if not titles:
+                axes[0][c].set_title(_plain(label), fontsize=7)
+        return _to_png(fig)

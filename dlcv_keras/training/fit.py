@@ -38,7 +38,7 @@ class FitResult:
 
 def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epochs: int,
                 early_stopping: dict | None = None, callbacks: list | None = None,
-                shuffle: bool = True) -> FitResult:
+                shuffle: bool = True, augment: tuple = (), seed: int = 0) -> FitResult:
     """Train a compiled model; ``early_stopping`` = {"min_epochs", "min_delta"} applies q3's rule.
 
     ``callbacks`` are extra Keras callbacks (the tuner's interrupt check). On the JAX
@@ -51,6 +51,9 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     The shuffle order comes from NumPy's global generator, which ``keras.utils.set_random_seed`` seeds,
     drawn as model.fit draws it on JAX (one permutation per epoch), so a seeded run visits the
     rows in the same order on both paths.
+    Images kept as uint8 (``is_uint8_images``) train through ``data.images.image_batches``: a
+    tf.data pipeline that shuffles (seeded by ``seed``), batches, scales to [0, 1] per batch and
+    applies ``augment`` (names from ``data.augment``) to the training split only.
     """
     log = EpochLog()
     callbacks = [log, *(callbacks or [])]
@@ -59,7 +62,14 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
         callbacks.append(stopper)
     started = time.perf_counter()
-    if keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):
+    if is_uint8_images(x_train):
+        from dlcv_keras.data.images import image_batches
+        train = image_batches(x_train, y_train, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle)
+        val = image_batches(x_val, y_val, batch_size=batch_size, shuffle=False)
+        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+    elif augment:
+        raise ValueError(f"augmentation {augment!r} needs uint8 images (load_dataset(keep_uint8=True))")
+    elif keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):
         _fit_scanned(model, x_train, y_train, x_val, y_val, batch_size=batch_size, epochs=epochs,
                      callbacks=callbacks, shuffle=shuffle)
     else:
@@ -74,6 +84,24 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     elif stopper is not None and stopper.reason:
         result.stop_reason = stopper.reason
     return result
+
+
+def is_uint8_images(x) -> bool:
+    """Images kept as uint8 until the batch is formed (the convolutional questions' data)."""
+    return isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4
+
+
+def predict_probabilities(model, x, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for ``x``: float arrays directly, uint8 images through the same
+    pipeline as training (scaled to [0, 1] batch by batch, never augmented)."""
+    if is_uint8_images(x):
+        from dlcv_keras.data.images import image_batches
+        batches = image_batches(x, np.zeros(len(x), np.int64), batch_size=batch_size, shuffle=False)
+        return model.predict(batches.map(lambda images, labels: images), verbose=0)
+    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
+        from dlcv_keras.training import scanned
+        return scanned.predict(model, np.asarray(x, np.float32), batch_size)
+    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, callbacks, shuffle):
@@ -127,11 +155,7 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     On TensorFlow, Keras computes the cross-entropy from the softmax's logits, unclipped:
     the two differ only where the true class has probability below 1e-7.
     """
-    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
-        from dlcv_keras.training import scanned
-        probabilities = scanned.predict(model, np.asarray(x, np.float32), batch_size)
-    else:
-        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    probabilities = predict_probabilities(model, x, batch_size)
     y = np.asarray(y)
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)

@@ -7,11 +7,14 @@ hyperparameter names are the builders' argument names.
 
 from __future__ import annotations
 
+import inspect
+import math
+
 import keras
 import keras_tuner
 
 from dlcv_keras.models import compile_model, get_builder
-from dlcv_keras.models.options import MLP_LAYER_WIDTHS, MODEL_KEYS
+from dlcv_keras.models.options import COMPILE_KEYS, MLP_LAYER_WIDTHS, MODEL_KEYS
 from dlcv_keras.training.fit import STEPS_PER_EXECUTION, FitResult, fit_and_log
 
 
@@ -25,7 +28,8 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
 
     def __init__(self, model: str, input_shape, num_classes: int, *, seed: int = 0,
                  optimizer: str = "sgd", early_stopping: dict | None = None, resplit=None,
-                 implementation: str = "keras", constraint: tuple | None = None):
+                 implementation: str = "keras", constraint: tuple | None = None,
+                 input_stats: tuple | None = None, fixed_kwargs: dict | None = None, n_train: int | None = None):
         super().__init__(name=model)
         self.model_name = model
         # "keras": a compiled keras.Model and model.fit; "scratch": dlcv_keras.scratch's numpy
@@ -40,6 +44,12 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         # ``train_fraction`` hyperparameter; given by the caller, which owns the data.
         self.resplit = resplit
         self.constraint = constraint
+        # (mean, variance) per channel of the training images in [0, 1]: a convolutional builder
+        # that takes input_mean/input_variance starts with a Normalization layer set to them.
+        self.input_stats = input_stats
+        # Builder arguments that are not hyperparameters (q10's weights path), the same every trial.
+        self.fixed_kwargs = dict(fixed_kwargs or {})
+        self.n_train = n_train                 # steps per epoch, for the one-cycle schedule
 
     def model_kwargs(self, values: dict) -> dict:
         """The builder's keyword arguments; an MLP's ``units_1`` ... ``units_k`` become its
@@ -48,6 +58,28 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         widths = [values[k] for k in MLP_LAYER_WIDTHS if k in values]
         if widths:
             kwargs.update(units=widths, depth=len(widths))
+        if self.implementation == "keras":
+            accepts = inspect.signature(get_builder(self.model_name)).parameters
+            if self.input_stats is not None and "input_mean" in accepts:
+                kwargs["input_mean"], kwargs["input_variance"] = self.input_stats
+            kwargs.update(self.fixed_kwargs)
+        return kwargs
+
+    def compile_kwargs(self, values: dict, model) -> dict:
+        """compile_model's arguments: the sampled optimizer settings, the one-cycle schedule's
+        length in steps and, for a lower learning rate in early layers, which layers those are."""
+        kwargs = {k: values[k] for k in COMPILE_KEYS if k in values}
+        kwargs.setdefault("optimizer", self.optimizer)
+        kwargs.setdefault("lr", values.get("max_lr", 0.01))
+        if kwargs.get("schedule") == "one_cycle":
+            steps = math.ceil((self.n_train or values["batch_size"]) / values["batch_size"])
+            kwargs["total_steps"] = steps * values["epochs"]
+        if values.get("mode") == "layerwise":
+            from dlcv_keras.models.pretrained import early_layer_names
+            kwargs["early_layers"] = early_layer_names(model)
+            kwargs.setdefault("early_lr_factor", 0.1)
+        elif "early_lr_factor" in kwargs:
+            del kwargs["early_lr_factor"]      # only the layerwise mode has early layers to slow
         return kwargs
 
     def build(self, hp: keras_tuner.HyperParameters):
@@ -57,8 +89,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             return self._build_scratch(values, model_kwargs)
         keras.utils.set_random_seed(self.seed)
         model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
-        return compile_model(model, lr=values["lr"], optimizer=values.get("optimizer", self.optimizer),
-                             momentum=values.get("momentum", 0.0), steps_per_execution=STEPS_PER_EXECUTION)
+        return compile_model(model, steps_per_execution=STEPS_PER_EXECUTION, **self.compile_kwargs(values, model))
 
     def _build_scratch(self, values: dict, model_kwargs: dict):
         from dlcv_keras.scratch.nn import Classifier, untrainable
@@ -85,11 +116,23 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             return self._fit_scratch(model, x, y, x_val, y_val, values, callbacks)
         patience = values.get("patience", 0)
         stopper = None
+        extra = []
         if patience:
             # q8's early stopping: Keras's own, on the validation loss, best weights restored.
             stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+            extra.append(stopper)
+        if values.get("plateau_patience"):
+            # q18: ReduceLROnPlateau on the validation loss (the seed's factor 0.05, patience 10).
+            from dlcv_keras.training.optimizers import plateau_callback
+            extra.append(plateau_callback(factor=values.get("plateau_factor", 0.05),
+                                          patience=values["plateau_patience"]))
+        augment = ()
+        if "augment" in values:
+            from dlcv_keras.data.augment import parse_augment
+            augment = parse_augment(values["augment"])
         result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
-                             early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *([stopper] if stopper else [])])
+                             early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
+                             augment=augment, seed=self.seed)
         if stopper is not None and stopper.stopped_epoch and result.status == "completed":
             result.restored_epoch = stopper.best_epoch + 1
             result.stop_reason = (f"early stopping: val_loss did not improve for {patience} epochs; "

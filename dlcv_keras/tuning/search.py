@@ -126,13 +126,16 @@ class _RecordingTuner:
     """Mixin for KerasTuner tuners: how one trial runs and how progress shows."""
 
     def __init__(self, *args, label: str, total: int, test_data=None, num_classes: int,
-                 echo=print, **kwargs):
+                 echo=print, progress: bool = False, keep_models: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.label = label
         self.total = total
         self.test_data = test_data
         self.num_classes = num_classes
         self.echo = echo
+        self.progress = progress             # per-epoch progress lines (off with -q)
+        self.keep_models = keep_models       # save each trained trial's model as dlcv_trials/<id>.keras
+        self._trial_seconds: list[float] = []
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
         self._interrupted = False            # set by the first Ctrl-C during search()
@@ -250,10 +253,13 @@ class _RecordingTuner:
         else:
             model = self.hypermodel.build(hp)   # a numpy network: no Keras graph to clear or check
         result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
-                                     callbacks=[_StopOnInterrupt(self)])
+                                     callbacks=[_StopOnInterrupt(self), *self._progress_callbacks()])
         record = {"trial_id": trial.trial_id, "status": result.status,
                   "hyperparameters": dict(hp.values), "params": count_parameters(model),
-                  "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds}
+                  "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds,
+                  **memory_now()}
+        if self.keep_models and result.status == "completed":
+            save_model_atomically(model, self.records_dir / f"{trial.trial_id}.keras")
         record.update({k: v for k, v in result.last.items() if k not in ("epoch", "seconds")})
         if self.test_data is not None and result.status == "completed":
             evaluation = evaluate_classifier(model, *self.test_data, self.num_classes)
@@ -268,6 +274,23 @@ class _RecordingTuner:
         return {"val_accuracy": objective}
 
     # -- progress ----------------------------------------------------------------
+    def _progress_callbacks(self) -> list:
+        if not self.progress:
+            return []
+        from dlcv_keras.training.progress import EpochProgress
+
+        index = self.finished_trials() + 1
+        after = max(self.total - index, 0)            # trials still to run after this one
+
+        def search_seconds_left(trial_left: float) -> float:
+            # Trials of one search cost about the same: finished ones give the mean, else this one.
+            elapsed = time.perf_counter() - self._trial_started
+            mean = (sum(self._trial_seconds) / len(self._trial_seconds) if self._trial_seconds
+                    else elapsed + trial_left)
+            return trial_left + after * mean
+
+        return [EpochProgress(self.label, trial=(index, self.total), search_seconds_left=search_seconds_left)]
+
     def finished_trials(self) -> int:
         return sum(1 for t in self.oracle.trials.values()
                    if t.status in ("COMPLETED", "FAILED", "INVALID"))
@@ -290,6 +313,7 @@ class _RecordingTuner:
         super().on_trial_end(trial)
         record = self.read_record(trial.trial_id) or {}
         elapsed = time.perf_counter() - self._search_started
+        self._trial_seconds.append(time.perf_counter() - self._trial_started)
         if record.get("status") == "completed":
             outcome = f"val_accuracy {record.get('val_accuracy', float('nan')):.4f}"
         else:
@@ -421,9 +445,35 @@ def move_aside(project_dir: Path | str) -> Path:
     return target
 
 
+def memory_now() -> dict:
+    """This process's resident memory now and at its peak, in MB (recorded with every trial:
+    a search whose memory grows trial by trial shows it in trials.csv)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    try:
+        with open("/proc/self/statm") as statm:
+            now = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        now = None                                                        # not Linux
+    return {"rss_mb": round(now, 1) if now is not None else None, "peak_rss_mb": round(peak, 1)}
+
+
+def save_model_atomically(model, path: Path) -> None:
+    """model.save to a temporary name in the same folder, then rename: a kill leaves no torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
                total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
-               fresh: bool = False):
+               fresh: bool = False, progress: bool = False, keep_models: bool = False):
     """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``).
 
     An existing project of that name is resumed; with ``fresh`` it is first moved aside
@@ -441,7 +491,8 @@ def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, proje
                   seed=seed, directory=str(directory), project_name=project_name,
                   overwrite=False,               # the hash in project_name makes reloading safe
                   max_consecutive_failed_trials=max(3, total),
-                  label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo)
+                  label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo,
+                  progress=progress, keep_models=keep_models)
     if kind == "grid":
         return GridTuner(max_trials=total, **common)
     return RandomTuner(max_trials=total, **common)

@@ -213,6 +213,15 @@ def _parse_experiment(name: str, table: dict, where: str, tuner: str, accepted: 
 
 
 def _check_value(where: str, spec: tuple, value):
+    if spec[0] == "augment":          # "none", "full" or augmentation names joined by "+"
+        from dlcv_keras.data.augment import parse_augment
+        if not isinstance(value, str):
+            raise InvalidParameterError(f"{where} must be a string such as 'crop+flip', got {value!r}")
+        try:
+            parse_augment(value)
+        except InvalidParameterError as error:
+            raise InvalidParameterError(f"{where}: {error}") from None
+        return value
     if spec[0] == "str":
         if value not in spec[1]:
             raise InvalidParameterError(f"{where} must be one of {', '.join(map(repr, spec[1]))}, got {value!r}")
@@ -234,7 +243,7 @@ def _check_value(where: str, spec: tuple, value):
 
 
 def _check_range(where: str, spec: tuple, table: dict) -> Range:
-    if spec[0] == "str":
+    if spec[0] in ("str", "augment"):
         raise InvalidParameterError(f"{where} must be a list of choices (a range needs numbers), got {table!r}")
     unknown = set(table) - {"min", "max", "sampling"}
     if unknown or "min" not in table or "max" not in table:

@@ -1,0 +1,217 @@
+"""The pretrained-source kind (q10): where the fine-tuned ResNet-18's starting weights come from.
+
+In order:
+1. ``--weights PATH``: a keras-hub preset folder or a ``.weights.h5`` file of our CIFAR ResNet-18
+   backbone (models/pretrained.py loads either, and says in one line what does not fit).
+2. ImageNet, through keras-hub's ``resnet_18_imagenet`` preset (downloaded once, when online).
+3. Offline: a source checkpoint the package trains itself and caches in this experiment's
+   folder. The dataset is cut in two by class: the source task (CIFAR-10 classes 0-4: airplane,
+   automobile, bird, cat, deer) trains the backbone; the target task the later experiments
+   fine-tune on is the other classes (5-9: dog, frog, horse, ship, truck), relabelled 0-4.
+   Disjoint classes, so "pretrained" means what it means with ImageNet: features learned on
+   other images and other labels, never on the target's. Both halves mix animals and vehicles,
+   so the source features are relevant to the target. A banner says so on the console, in
+   run.json and in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from dlcv_keras.experiments.base import Experiment, experiment_fingerprint, table_values
+from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
+from dlcv_keras.report.format import DASH, fmt, pct
+from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
+from dlcv_keras.validation import InvalidParameterError
+
+WEIGHTS_FILE = "source.weights.h5"
+
+
+@dataclass(frozen=True)
+class PretrainedSource(Experiment):
+    """``model``: the builder the offline source checkpoint trains (its backbone is what transfers);
+    ``transfer_model``: the builder later experiments fine-tune, given the weights found here."""
+    model: str = "resnet18"
+    transfer_model: str = "resnet18_transfer"
+    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    KIND: ClassVar[str] = "pretrained_source"
+    VIEWS: ClassVar[tuple[str, ...]] = ("pretrained_source",)
+
+    def accepted(self, question) -> Mapping[str, tuple]:
+        return {name: SEARCH_DOMAINS[name] for name in (*MODEL_KEYS[self.model], *COMPILE_KEYS, *FIT_KEYS)}
+
+    def check_question(self, question, settings, space) -> None:
+        """A --weights file is loaded into the model once here, before anything is written: a
+        missing, corrupt or ill-fitting file is a one-line error (exit 2)."""
+        if settings.weights is None:
+            return
+        from pathlib import Path
+
+        from dlcv_keras.data.catalog import SPECS
+        from dlcv_keras.models import get_builder
+
+        path = Path(settings.weights).expanduser()
+        if not path.exists():
+            raise InvalidParameterError(f"--weights {settings.weights} does not exist; expected a keras-hub "
+                                        f"preset folder or a .weights.h5 file of this package's ResNet-18")
+        spec = SPECS[settings.dataset or question.dataset]
+        size = (settings.image_size,) * 2 if settings.image_size else spec.image_size
+        get_builder(self.transfer_model)((*size, spec.channels), 10, weights=str(path),
+                                         **_width(space.experiment(self.name).fixed, str(path)))
+
+    def run(self, runner) -> None:
+        find_weights(runner, self)
+
+
+def find_weights(runner, experiment: PretrainedSource) -> None:
+    from dlcv_keras.models import pretrained
+
+    values = table_values(runner, experiment)
+    settings = runner.settings
+    summary = {"kind": experiment.KIND, "title": experiment.title}
+    if settings.weights is not None:
+        path = str(settings.weights)
+        runner.model_kwargs[experiment.transfer_model] = {"weights": path, **_width(values, path)}
+        summary.update(source="user", weights=path, description=f"weights given with --weights: {path}")
+    else:
+        reason = None
+        try:
+            _check_loads(runner, experiment, "imagenet", values)
+        except pretrained.PretrainedUnavailable as unavailable:
+            reason = str(unavailable)
+        if reason is None:
+            runner.model_kwargs[experiment.transfer_model] = {"weights": "imagenet"}
+            summary.update(source="imagenet", weights=pretrained.IMAGENET_PRESET,
+                           description=f"ImageNet weights, keras-hub preset {pretrained.IMAGENET_PRESET}")
+        else:
+            summary.update(_train_source(runner, experiment, values, reason))
+    runner.store.write_experiment(experiment.name, summary=summary)
+    runner.echo(f"[{experiment.name}] starting weights: {summary['description']}")
+
+
+def _width(values: Mapping[str, Any], weights: str) -> dict:
+    """A .weights.h5 file holds our ResNet-18 at the source table's width; a preset has its own."""
+    return {"width": values["width"]} if "width" in values and weights.endswith(".h5") else {}
+
+
+def _check_loads(runner, experiment, weights: str, values: dict) -> None:
+    """Build the transfer model once (for ImageNet: fetch the preset, or fail fast offline)."""
+    from dlcv_keras.models import get_builder
+
+    data = runner.data
+    get_builder(experiment.transfer_model)(data.input_shape, data.num_classes, weights=weights, **_width(values, weights))
+
+
+def _train_source(runner, experiment: PretrainedSource, values: dict, reason: str) -> dict[str, Any]:
+    """Cut the data into a source and a target task, train (or reuse) the source checkpoint,
+    and point the later experiments at the target task and the checkpoint."""
+    import keras_tuner
+    import numpy as np
+
+    from dlcv_keras.data.transforms import channel_stats
+    from dlcv_keras.models.pretrained import save_backbone_weights
+    from dlcv_keras.training.fit import evaluate_classifier
+    from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
+
+    data = runner.data
+    source_classes = [k for k in experiment.source_classes if k < data.num_classes]
+    target_classes = [k for k in range(data.num_classes) if k not in source_classes]
+    if len(source_classes) < 2 or len(target_classes) < 2:
+        raise InvalidParameterError(f"{data.name} has {data.num_classes} classes; the offline source task needs "
+                                    f"classes {list(experiment.source_classes)} and at least two others")
+    source, target = _split_by_class(data, source_classes), _split_by_class(data, target_classes)
+    names = data.class_names
+    fingerprint = experiment_fingerprint(runner, experiment, {**values, "source": source_classes})
+    folder = runner.store.experiment_dir(experiment.name)
+    weights = folder / WEIGHTS_FILE
+    stored = _stored_summary(runner, experiment)
+    if not runner.fresh and stored.get("fingerprint") == fingerprint and weights.is_file():
+        runner.echo(f"[{experiment.name}] source checkpoint already trained (stored in {weights}); reused")
+        trained = {k: stored.get(k) for k in ("source_val_accuracy", "source_epochs", "source_seconds")}
+    else:
+        runner.echo(f"[{experiment.name}] no pretrained weights ({reason}); training a source checkpoint on "
+                    f"{', '.join(names[k] for k in source_classes)}")
+        hp = keras_tuner.HyperParameters()
+        for name, value in values.items():
+            hp.Fixed(name, value)
+        hypermodel = ClassifierHyperModel(experiment.model, source.input_shape, source.num_classes,
+                                          seed=runner.settings.seed, optimizer=runner.question.optimizer,
+                                          input_stats=channel_stats(source.x_train), n_train=len(source.y_train))
+        model = hypermodel.build(hp)
+        callbacks = []
+        if runner.settings.progress:
+            from dlcv_keras.training.progress import EpochProgress
+            callbacks.append(EpochProgress(experiment.name))
+        result = hypermodel.fit(hp, model, source.x_train, source.y_train,
+                                validation_data=(source.x_val, source.y_val), callbacks=callbacks)
+        val = evaluate_classifier(model, source.x_val, source.y_val, source.num_classes)
+        save_backbone_weights(model, weights)
+        trained = {"source_val_accuracy": val["accuracy"], "source_epochs": result.epochs_run,
+                   "source_seconds": result.seconds}
+    banner = (f"No pretrained ImageNet weights here ({reason}): q10 fine-tunes from a source checkpoint this "
+              f"package trained on CIFAR-10 classes {', '.join(names[k] for k in source_classes)}, and its target "
+              f"task is the other classes ({', '.join(names[k] for k in target_classes)})")
+    runner.replace_data(target, banner)
+    kwargs = {"weights": str(weights)}
+    if "width" in values:
+        kwargs["width"] = values["width"]
+    runner.model_kwargs[experiment.transfer_model] = kwargs
+    return {"source": "self-trained", "weights": str(weights), "fingerprint": fingerprint, "banner": banner,
+            "reason": reason, "description": f"self-trained source checkpoint {weights.name} (classes "
+                                              f"{source_classes[0]}-{source_classes[-1]})",
+            "source_classes": [names[k] for k in source_classes], "target_classes": [names[k] for k in target_classes],
+            "source_train": len(source.y_train), "source_val": len(source.y_val), "settings": values, **trained}
+
+
+def _stored_summary(runner, experiment) -> dict:
+    try:
+        stored = runner.store.read_json(f"experiments/{experiment.name}/summary.json")
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _split_by_class(data, classes: list[int]):
+    """The dataset restricted to ``classes``, relabelled 0..len(classes)-1, with a note saying so."""
+    import numpy as np
+
+    from dlcv_keras.data.base import Dataset
+    from dlcv_keras.data.transforms import content_hash
+
+    relabel = np.full(data.num_classes, -1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    arrays = {}
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        keep = np.isin(y, classes)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x[keep], relabel[y[keep]]
+    names = [data.class_names[k] for k in classes]
+    order = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    info = {**data.info, "class_names": names,
+            "splits": {split: len(arrays[f"y_{split}"]) for split in ("train", "val", "test")},
+            "notes": [*data.info.get("notes", []), f"classes {classes[0]}-{classes[-1]} only ({', '.join(names)}), "
+                                                   f"relabelled 0-{len(classes) - 1}"],
+            "content_hash": content_hash(*(arrays[k] for k in order))}
+    return Dataset(name=data.name, **arrays, class_names=names, input_shape=data.input_shape, info=info)
+
+
+def _pretrained_source(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    summary = experiment["summary"]
+    rows = [{"name": "weights", "value": fmt(summary.get("description"))}]
+    if summary.get("source") == "self-trained":
+        rows += [
+            {"name": "why", "value": fmt(summary.get("reason"))},
+            {"name": "source task (trains the backbone)", "value": ", ".join(summary.get("source_classes") or []) or DASH},
+            {"name": "target task (fine-tuned below)", "value": ", ".join(summary.get("target_classes") or []) or DASH},
+            {"name": "source images (train / val)", "value": f"{fmt(summary.get('source_train'))} / {fmt(summary.get('source_val'))}"},
+            {"name": "source settings", "value": ", ".join(f"{k}={fmt(v)}" for k, v in (summary.get("settings") or {}).items())},
+            {"name": "source val accuracy (%)", "value": pct(summary.get("source_val_accuracy"))},
+            {"name": "source epochs", "value": fmt(summary.get("source_epochs"))},
+        ]
+    return {"rows": rows, "banner": summary.get("banner")}
+
+
+VIEWS = {"pretrained_source": _pretrained_source}
+REQUIRED_FILES = {"pretrained_source": ()}

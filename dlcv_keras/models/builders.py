@@ -11,7 +11,7 @@ import keras
 from keras import layers, regularizers
 
 from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MODELS
-from dlcv_keras.validation import check_choice, check_float, check_int
+from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int, fail
 
 
 def _regularizer(l1: float, l2: float):
@@ -65,9 +65,39 @@ def build_mlp(input_shape, num_classes: int, *, depth: int = 1, units: int | lis
     return keras.Model(inputs, outputs, name=f"mlp_{depth}x{'-'.join(map(str, widths))}")
 
 
+def _image_input(input_shape, input_mean, input_variance):
+    """``keras.Input``, then, when ``input_mean`` and ``input_variance`` are given (per-channel lists,
+    adapted by the caller on the training split), the model's own standardisation as its first
+    layer, named "normalize". Images arrive as float32 in [0, 1]. Returns (inputs, x)."""
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    if input_mean is None and input_variance is None:
+        return inputs, inputs
+    if input_mean is None or input_variance is None:
+        raise InvalidParameterError(f"input_mean and input_variance must be given together, got "
+                                    f"input_mean={input_mean!r}, input_variance={input_variance!r}")
+    channels = inputs.shape[-1]
+    for name, values, low in (("input_mean", input_mean, None), ("input_variance", input_variance, 0)):
+        if not isinstance(values, (list, tuple)) or len(values) != channels:
+            fail(name, f"a list of {channels} per-channel numbers", values)
+        for value in values:
+            check_float(name, value, low=low)
+    x = layers.Normalization(mean=[float(v) for v in input_mean], variance=[float(v) for v in input_variance],
+                             name="normalize")(inputs)
+    return inputs, x
+
+
+def _width(width: float) -> float:
+    return check_float("width", width, low=0, high=16, closed="right")
+
+
+def _scaled(count: int, width: float) -> int:
+    """``count`` x ``width``, rounded to an int, at least 1."""
+    return max(1, int(round(count * width)))
+
+
 def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_after=(1, 2, 3),
               dense_units: int = 750, dropout: float = 0.0, l2: float = 0.0,
-              initializer: str = "glorot_uniform") -> keras.Model:
+              initializer: str = "glorot_uniform", input_mean=None, input_variance=None) -> keras.Model:
     """q17's CNN: 3x3 'same' convs with ReLU, 2x2 max pooling after the convs listed in
     ``pool_after`` (0-based), then flatten -> dense(dense_units) -> softmax.
 
@@ -77,8 +107,7 @@ def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_a
     check_int("dense_units", dense_units, low=1)
     check_choice("initializer", initializer, INITIALIZERS)
     check_float("dropout", dropout, low=0, high=1, closed="left")
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    inputs, x = _image_input(input_shape, input_mean, input_variance)
     for i, width in enumerate(filters):
         x = layers.Conv2D(check_int("filters", width, low=1), 3, padding="same", activation="relu",
                           kernel_initializer=initializer, kernel_regularizer=_regularizer(0.0, l2),
@@ -95,10 +124,52 @@ def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_a
     return keras.Model(inputs, outputs, name="cnn")
 
 
-def build_resnet18(input_shape, num_classes: int, *, l2: float = 0.0) -> keras.Model:
-    """ResNet-18 for 32x32 images (the CIFAR variant: a 3x3 stem, no max pooling), with
-    batch normalisation; four stages of two basic blocks, 64-128-256-512 filters."""
+def build_tiny_cnn(input_shape, num_classes: int, *, l2: float = 0.0, dropout: float = 0.0,
+                   initializer: str = "glorot_uniform", input_mean=None, input_variance=None) -> keras.Model:
+    """q17's tiny CNN: the big CNN's pattern (double the channels while max pooling halves the
+    image) at its smallest: conv 3x3 'same' 1->2 + ReLU, 2x2 max pool, conv 3x3 2->4 + ReLU,
+    2x2 max pool, flatten, (dropout), dense -> softmax.
+
+    The seed gives only the count, 2,066 parameters on 28x28x1 -> 10; this layout hits it:
+    conv_0 3*3*1*2 + 2 = 20, conv_1 3*3*2*4 + 4 = 76, softmax (7*7*4 = 196) * 10 + 10 = 1,970.
+    (No "a few convs, global average pooling, dense" layout with round channel counts adds up to
+    2,066; this one does, and is the seed's own CNN shrunk.)
+    """
     check_int("num_classes", num_classes, low=2)
+    check_choice("initializer", initializer, INITIALIZERS)
+    check_float("dropout", dropout, low=0, high=1, closed="left")
+    inputs, x = _image_input(input_shape, input_mean, input_variance)
+    for i, width in enumerate((2, 4)):
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", kernel_initializer=initializer,
+                          kernel_regularizer=_regularizer(0.0, l2), name=f"conv_{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool_{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+                           kernel_regularizer=_regularizer(0.0, l2), name="softmax")(x)
+    return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+def build_resnet18(input_shape, num_classes: int, *, width: float = 1.0, l2: float = 0.0,
+                   dropout_first: float = 0.0, dropout_head: float = 0.0,
+                   input_mean=None, input_variance=None) -> keras.Model:
+    """ResNet-18 for 32x32 images (the CIFAR variant: a 3x3 stem, no max pooling), with batch
+    normalisation: four stages of two basic blocks, 64-128-256-512 filters x ``width`` (rounded,
+    at least 1); a 1x1 projection (+ batch norm) where a block changes shape. At width 1 on
+    32x32x3 -> 10: 11,173,962 trainable parameters (PyTorch's count), 11,183,562 with the batch
+    norms' moving statistics (Keras's ``count_params``).
+
+    ``dropout_first``: dropout after the stem conv (its batch norm and ReLU: q11's "after the first
+    conv"); ``dropout_head``: dropout after global average pooling, before the classifier.
+    Layer names: "normalize" (if given), "stem_conv" (the first-layer filters), "stem_bn",
+    "stem_relu", "stem_dropout", "stage{i}_block{j}_{a,b}_{conv,bn,relu}", "..._proj(_bn)",
+    "..._add", "..._out", "pool" (the backbone's features), "head_dropout", "softmax".
+    """
+    check_int("num_classes", num_classes, low=2)
+    width = _width(width)
+    check_float("dropout_first", dropout_first, low=0, high=1, closed="left")
+    check_float("dropout_head", dropout_head, low=0, high=1, closed="left")
     regularizer = _regularizer(0.0, l2)
 
     def conv_bn(x, filters, stride, name, relu=True):
@@ -107,9 +178,12 @@ def build_resnet18(input_shape, num_classes: int, *, l2: float = 0.0) -> keras.M
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = conv_bn(inputs, 64, 1, "stem")
-    for stage, filters in enumerate((64, 128, 256, 512)):
+    inputs, x = _image_input(input_shape, input_mean, input_variance)
+    x = conv_bn(x, _scaled(64, width), 1, "stem")
+    if dropout_first > 0:
+        x = layers.Dropout(dropout_first, name="stem_dropout")(x)
+    for stage, base in enumerate((64, 128, 256, 512)):
+        filters = _scaled(base, width)
         for block in range(2):
             name = f"stage{stage}_block{block}"
             stride = 2 if stage > 0 and block == 0 else 1
@@ -122,11 +196,51 @@ def build_resnet18(input_shape, num_classes: int, *, l2: float = 0.0) -> keras.M
                 shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
             x = layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout_head > 0:
+        x = layers.Dropout(dropout_head, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="softmax")(x)
     return keras.Model(inputs, outputs, name="resnet18")
 
 
-BUILDERS = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn, "resnet18": build_resnet18}
+# VGG-11 (configuration "A" of Simonyan & Zisserman): filters per block, one or two 3x3 convs each.
+VGG_BLOCKS = ((64, 1), (128, 1), (256, 2), (512, 2), (512, 2))
+
+
+def build_vgg(input_shape, num_classes: int, *, width: float = 1.0, dense_units: int = 4096,
+              dropout: float = 0.5, l2: float = 0.0, input_mean=None, input_variance=None) -> keras.Model:
+    """q18's VGG-style net for 64x64x3 cats vs dogs: VGG-11's conv layout (``VGG_BLOCKS``: blocks of
+    64, 128, 256x2, 512x2, 512x2 3x3 'same' convs with ReLU, each block ending in 2x2 max pooling,
+    64 -> 2 pixels), flatten, then dropout -> FC -> ReLU, dropout -> FC -> ReLU, dropout -> softmax.
+
+    ``width`` scales the conv filters and the FC widths (round(dense_units * width), at least 1);
+    at width 1 the FC is the seed's 4096-4096-2. Glorot ("Xavier") initialisation, as the seed.
+    On 64x64x3 -> 2: 34,402,690 parameters at width 1 (9,220,480 in the convs), 539,826 at width 0.125.
+    """
+    check_int("num_classes", num_classes, low=2)
+    width = _width(width)
+    check_int("dense_units", dense_units, low=1)
+    check_float("dropout", dropout, low=0, high=1, closed="left")
+    regularizer = _regularizer(0.0, l2)
+    inputs, x = _image_input(input_shape, input_mean, input_variance)
+    for block, (filters, convs) in enumerate(VGG_BLOCKS):
+        for i in range(convs):
+            x = layers.Conv2D(_scaled(filters, width), 3, padding="same", activation="relu",
+                              kernel_regularizer=regularizer, name=f"block{block}_conv{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    units = _scaled(dense_units, width)
+    for i in range(2):
+        if dropout > 0:
+            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+        x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{i}")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="dropout_2")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="softmax")(x)
+    return keras.Model(inputs, outputs, name="vgg")
+
+
+BUILDERS = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn, "tiny_cnn": build_tiny_cnn,
+            "resnet18": build_resnet18, "vgg": build_vgg}
 
 
 def get_builder(name: str):

@@ -4,13 +4,16 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "linear")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "random_normal", "random_uniform", "zeros")
 OPTIMIZERS = ("sgd", "adam")
-MODELS = ("linear", "mlp", "cnn", "resnet18")
+MODELS = ("linear", "mlp", "cnn", "tiny_cnn", "resnet18", "vgg")
+# Learning-rate schedules compile_model takes: a constant rate, or PyTorch's OneCycleLR (training/schedules.py).
+SCHEDULES = ("constant", "one_cycle")
 
 # The Keras backend that trains each model fastest on a CPU, measured by `python -m dlcv_keras.bench`:
 # dense models on JAX, whose compiled loop in training/scanned.py runs near the matmul bound;
 # convolutional ones on TensorFlow, which ran the q17 CNN about 30x faster than the JAX path
 # here (3,200 images: 1.9 s on TensorFlow, 56 s through JAX; README, Performance).
-FASTEST_BACKEND = {"linear": "jax", "mlp": "jax", "cnn": "tensorflow", "resnet18": "tensorflow"}
+FASTEST_BACKEND = {"linear": "jax", "mlp": "jax", "cnn": "tensorflow", "tiny_cnn": "tensorflow",
+                   "resnet18": "tensorflow", "vgg": "tensorflow"}
 
 # Hyperparameter names each model builder takes (its keyword arguments), then those of the
 # compile and fit steps: the names a search table may use for an experiment training that model.
@@ -20,8 +23,15 @@ MODEL_KEYS = {
     "linear": ("l1", "l2", "initializer"),
     "mlp": ("depth", "units", *MLP_LAYER_WIDTHS, "activation", "dropout", "l1", "l2", "initializer"),
     "cnn": ("dense_units", "dropout", "l2", "initializer"),
-    "resnet18": ("l2",),
+    "tiny_cnn": ("l2", "dropout", "initializer"),
+    "resnet18": ("width", "l2", "dropout_first", "dropout_head"),
+    "vgg": ("width", "dense_units", "dropout", "l2"),
 }
-COMPILE_KEYS = ("lr", "optimizer", "momentum")
+# ``input_mean``/``input_variance`` are builder arguments too, but data statistics, not hyperparameters.
+# compile_model's: ``schedule`` "one_cycle" with ``max_lr``; ``weight_decay`` coupled (PyTorch's);
+# ``grad_clip`` clips each gradient value, ``clipnorm`` each gradient's norm (0 = off);
+# ``early_lr_factor`` scales the learning rate of the early layers the caller names.
+COMPILE_KEYS = ("lr", "optimizer", "momentum", "max_lr", "weight_decay", "grad_clip", "clipnorm",
+                "schedule", "early_lr_factor")
 # ``patience``: Keras EarlyStopping on val_loss, best weights restored (q8); 0 = off.
 FIT_KEYS = ("batch_size", "epochs", "train_fraction", "patience")

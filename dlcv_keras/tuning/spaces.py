@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS
+from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS, SCHEDULES
 from dlcv_keras.validation import InvalidParameterError
 
 # name -> (kind, low, high, closed) or ("str", choices): the domain of a value. These are the names
@@ -51,6 +51,15 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "activation": ("str", ACTIVATIONS),
     "initializer": ("str", INITIALIZERS),
     "optimizer": ("str", OPTIMIZERS),
+    "width": ("float", 0.0, 16.0, "right"),
+    "dropout_first": ("float", 0.0, 1.0, "left"),
+    "dropout_head": ("float", 0.0, 1.0, "left"),
+    "max_lr": ("float", 0.0, 10.0, "right"),
+    "weight_decay": ("float", 0.0, 10.0, "both"),
+    "grad_clip": ("float", 0.0, 1e6, "both"),         # 0 = no clipping
+    "clipnorm": ("float", 0.0, 1e6, "both"),          # 0 = no clipping
+    "schedule": ("str", SCHEDULES),
+    "early_lr_factor": ("float", 0.0, 100.0, "right"),
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).

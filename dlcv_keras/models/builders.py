@@ -239,8 +239,14 @@ def build_vgg(input_shape, num_classes: int, *, width: float = 1.0, dense_units:
     return keras.Model(inputs, outputs, name="vgg")
 
 
+def build_resnet18_transfer(input_shape, num_classes: int, **kwargs) -> keras.Model:
+    """q10's ResNet-18 from pretrained weights (models/pretrained.py, which builds on build_resnet18)."""
+    from dlcv_keras.models.pretrained import build_resnet18_transfer as build
+    return build(input_shape, num_classes, **kwargs)
+
+
 BUILDERS = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn, "tiny_cnn": build_tiny_cnn,
-            "resnet18": build_resnet18, "vgg": build_vgg}
+            "resnet18": build_resnet18, "vgg": build_vgg, "resnet18_transfer": build_resnet18_transfer}
 
 
 def get_builder(name: str):

@@ -63,7 +63,7 @@ def compile_model(model: keras.Model, *, lr: float, optimizer: str = "sgd", mome
         if isinstance(early_layers, str) or not early_layers or not all(isinstance(p, str) and p for p in early_layers):
             raise InvalidParameterError(f"early_layers must be a non-empty list of layer-name prefixes "
                                         f"when early_lr_factor is set, got {early_layers!r}")
-        known = [layer.name for layer in model.layers]
+        known = [layer.name for layer in model._flatten_layers(include_self=False)]   # nested backbones too
         for prefix in early_layers:
             if not any(name.startswith(prefix) for name in known):
                 raise InvalidParameterError(f"early_layers must name layers of model {model.name!r}, got {prefix!r}")

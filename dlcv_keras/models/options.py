@@ -4,7 +4,9 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "linear")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "random_normal", "random_uniform", "zeros")
 OPTIMIZERS = ("sgd", "adam")
-MODELS = ("linear", "mlp", "cnn", "tiny_cnn", "resnet18", "vgg")
+MODELS = ("linear", "mlp", "cnn", "tiny_cnn", "resnet18", "vgg", "resnet18_transfer")
+# q10's ways of using pretrained weights (models/pretrained.py).
+TRANSFER_MODES = ("frozen", "finetune", "layerwise")
 # Learning-rate schedules compile_model takes: a constant rate, or PyTorch's OneCycleLR (training/schedules.py).
 SCHEDULES = ("constant", "one_cycle")
 
@@ -13,7 +15,7 @@ SCHEDULES = ("constant", "one_cycle")
 # convolutional ones on TensorFlow, which ran the q17 CNN about 30x faster than the JAX path
 # here (3,200 images: 1.9 s on TensorFlow, 56 s through JAX; README, Performance).
 FASTEST_BACKEND = {"linear": "jax", "mlp": "jax", "cnn": "tensorflow", "tiny_cnn": "tensorflow",
-                   "resnet18": "tensorflow", "vgg": "tensorflow"}
+                   "resnet18": "tensorflow", "vgg": "tensorflow", "resnet18_transfer": "tensorflow"}
 
 # Hyperparameter names each model builder takes (its keyword arguments), then those of the
 # compile and fit steps: the names a search table may use for an experiment training that model.
@@ -26,6 +28,8 @@ MODEL_KEYS = {
     "tiny_cnn": ("l2", "dropout", "initializer"),
     "resnet18": ("width", "l2", "dropout_first", "dropout_head"),
     "vgg": ("width", "dense_units", "dropout", "l2"),
+    # The width and weights file come from q10's source experiment, not from the search.
+    "resnet18_transfer": ("mode", "l2", "dropout_head"),
 }
 # ``input_mean``/``input_variance`` are builder arguments too, but data statistics, not hyperparameters.
 # compile_model's: ``schedule`` "one_cycle" with ``max_lr``; ``weight_decay`` coupled (PyTorch's);
@@ -34,4 +38,6 @@ MODEL_KEYS = {
 COMPILE_KEYS = ("lr", "optimizer", "momentum", "max_lr", "weight_decay", "grad_clip", "clipnorm",
                 "schedule", "early_lr_factor")
 # ``patience``: Keras EarlyStopping on val_loss, best weights restored (q8); 0 = off.
-FIT_KEYS = ("batch_size", "epochs", "train_fraction", "patience")
+# ``augment``: "none", "full" or augmentation names joined by "+" (data/augment.py), training split only;
+# ``plateau_patience``/``plateau_factor``: ReduceLROnPlateau on val_loss (q18), 0 = off.
+FIT_KEYS = ("batch_size", "epochs", "train_fraction", "patience", "augment", "plateau_factor", "plateau_patience")

@@ -398,3 +398,29 @@ def _description(source, path, preset, backbone_name, names, normalization, note
     return {"source": source, "path": path, "preset": preset, "backbone": backbone_name,
             "backbone_layers": names, "early_layers": names[:len(names) // 2],
             "normalization": normalization, "notes": notes}
+
+
+# ------------------------------------------------------------------------------ q10's builder
+
+def build_resnet18_transfer(input_shape, num_classes: int, *, weights: str, mode: str = "finetune",
+                            **kwargs) -> keras.Model:
+    """The model q10 tunes: ``build_transfer_model`` used one of three ways (``mode``):
+    "frozen" (only the head trains), "finetune" (everything trains) or "layerwise" (everything
+    trains, the early half of the backbone at a lower learning rate: ``early_layer_names`` says
+    which layers, ``compile_model``'s ``early_lr_factor`` how much lower)."""
+    from dlcv_keras.validation import check_choice
+
+    from dlcv_keras.models.options import TRANSFER_MODES
+
+    check_choice("mode", mode, TRANSFER_MODES)
+    model, description = build_transfer_model(input_shape, num_classes, weights=weights, **kwargs)
+    if mode == "frozen":
+        freeze_backbone(model, description)
+    # A tuple of names: what compile_model needs, kept on the model that owns them.
+    model._dlcv_early_layers = tuple(description.get("early_layers") or ())
+    return model
+
+
+def early_layer_names(model: keras.Model) -> tuple[str, ...]:
+    """The early backbone layers of a model ``build_resnet18_transfer`` built (empty for others)."""
+    return tuple(getattr(model, "_dlcv_early_layers", ()))

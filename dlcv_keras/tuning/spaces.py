@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS, SCHEDULES
+from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS, SCHEDULES, TRANSFER_MODES
 from dlcv_keras.validation import InvalidParameterError
 
 # name -> (kind, low, high, closed) or ("str", choices): the domain of a value. These are the names
@@ -60,6 +60,10 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "clipnorm": ("float", 0.0, 1e6, "both"),          # 0 = no clipping
     "schedule": ("str", SCHEDULES),
     "early_lr_factor": ("float", 0.0, 100.0, "right"),
+    "mode": ("str", TRANSFER_MODES),
+    "augment": ("augment",),                          # "none", "full" or names joined by "+"
+    "plateau_factor": ("float", 0.0, 1.0, "neither"),
+    "plateau_patience": ("int", 0, 100_000, "both"),  # 0 = no ReduceLROnPlateau
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).

@@ -11,6 +11,9 @@ Modules, one job each:
 - splits.py: stratified, seeded index selection
 - transforms.py: scaling, gray conversion, content hash
 - load.py: load_dataset, which ties them together
+- images.py, augment.py: the tf.data input pipeline over uint8 images and its seeded
+  augmentations (they import TensorFlow, so they are not imported here: import
+  ``dlcv_keras.data.images`` / ``dlcv_keras.data.augment`` directly)
 
 Importing this package does not import TensorFlow (TFDS is imported only when a
 dataset is not found locally), so tests and reports that need no data stay fast.

@@ -64,7 +64,9 @@ class SourceData:
 class Dataset:
     """Train/val/test arrays ready for Keras.
 
-    - x_*: float32, shape (N, H, W, C), values in [0, 1]
+    - x_*: shape (N, H, W, C); float32 with values in [0, 1] by default, or uint8 as
+      decoded (0..255; 0..16 for digits) when loaded with ``keep_uint8=True``;
+      ``info["dtype"]`` says which ("float32" or "uint8")
     - y_*: int64, shape (N,), labels 0..num_classes-1
     - info: where the data came from and every step applied to it (see load_dataset)
     """

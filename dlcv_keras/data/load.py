@@ -18,10 +18,20 @@
 
 Steps that touch the test split always use seed 0, so runs with different seeds are
 scored on the same test images; the train/val steps use ``seed``.
+
+## Size and type of what comes back
+- ``image_size=N`` resizes the images of an image-folder or TFDS source to NxN (Pillow,
+  bilinear) instead of the catalog's size, and says so in ``info["notes"]``. IDX (MNIST,
+  Fashion-MNIST) and scikit-learn digits are never resized: a different size is an error.
+- ``keep_uint8=True`` returns the images as decoded, uint8 (N, H, W, C) (gray conversion
+  applied), for an input pipeline that scales each batch itself
+  (``dlcv_keras.data.images.image_batches``); by default they are float32 in [0, 1].
+  ``info["dtype"]`` says which, and ``info["content_hash"]`` is over what is returned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +54,9 @@ TEST_SEED = 0
 
 def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float = 0.2,
                  seed: int = 0, max_train: int | None = None, max_test: int | None = None,
-                 allow_download: bool = True) -> Dataset:
-    """Load ``name`` as float32 NHWC images in [0, 1] and int64 labels.
+                 allow_download: bool = True, image_size: int | None = None,
+                 keep_uint8: bool = False) -> Dataset:
+    """Load ``name`` as float32 NHWC images in [0, 1] (or uint8, see keep_uint8) and int64 labels.
 
     Inputs:
     - name: one of DATASETS
@@ -54,6 +65,10 @@ def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float
     - seed: seeds the train/val split and the max_train subsample
     - max_train, max_test: cap the train pool (before the val split) and the test split
     - allow_download: may TensorFlow Datasets download when its cache lacks the data
+    - image_size: resize to (image_size, image_size) instead of the catalog's size (image
+      folders and TFDS only; None keeps the catalog's size, e.g. 64 for cats_vs_dogs)
+    - keep_uint8: return x_* as uint8 as decoded (0..255; 0..16 for digits) instead of
+      float32 in [0, 1]
 
     Raises InvalidParameterError for bad arguments, DataError for a missing data_dir or
     broken local files, DataUnavailable when no source has the data.
@@ -64,11 +79,18 @@ def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float
     for cap_name, cap in (("max_train", max_train), ("max_test", max_test)):
         if cap is not None:
             check_int(cap_name, cap, low=1)
+    if image_size is not None:
+        check_int("image_size", image_size, low=1)
+    if not isinstance(keep_uint8, bool):
+        raise InvalidParameterError(f"keep_uint8 must be True or False, got {keep_uint8!r}")
     data_dir = _check_data_dir(data_dir, name)
 
-    spec = SPECS[name]
+    spec = _sized_spec(name, SPECS[name], image_size)
     raw = _read_source(name, spec, data_dir, allow_download)
     notes = list(spec.notes) + list(raw.notes)
+    if keep_uint8 and raw.max_value != 255:
+        notes.append(f"images kept as uint8 (keep_uint8): pixel values run 0..{raw.max_value:g}, "
+                     f"not 0..255")
     train, test = _complete_splits(raw, notes)
     # Caps that leave a class out of a split make per-class results meaningless.
     classes = len(raw.class_names)
@@ -102,9 +124,26 @@ def load_dataset(name: str, *, data_dir: Path | None = None, val_fraction: float
     arrays = {}
     for split, pool in (("train", train.subset(train_idx)), ("val", train.subset(val_idx)),
                         ("test", test)):
-        arrays[f"x_{split}"] = _finish_images(pool.materialize(), spec, raw.max_value)
+        arrays[f"x_{split}"] = _finish_images(pool.materialize(), spec, raw.max_value, keep_uint8)
         arrays[f"y_{split}"] = pool.y.astype(np.int64)
     return _make_dataset(name, arrays, raw, notes)
+
+
+def _sized_spec(name: str, spec: DatasetSpec, image_size: int | None) -> DatasetSpec:
+    """``spec`` with its image size replaced by (image_size, image_size), its notes saying so."""
+    if image_size is None or (image_size, image_size) == spec.image_size:
+        return spec
+    height, width = spec.image_size
+    if spec.layout in ("idx", "sklearn"):
+        raise InvalidParameterError(
+            f"image_size must be None or {height} for {name} (its {spec.layout} images are not "
+            f"resized), got {image_size}")
+    resized = f"images resized to {image_size}x{image_size} (bilinear; image_size={image_size}, " \
+              f"instead of the default {height}x{width})"
+    notes = tuple(n for n in spec.notes if not n.startswith("images resized to")) + (resized,)
+    # Image folders decode at the spec's size; TFDS images of one size are resized only if asked.
+    return dataclasses.replace(spec, image_size=(image_size, image_size), notes=notes,
+                               resize_tfds=True)
 
 
 def _check_data_dir(data_dir, name: str) -> Path | None:
@@ -168,10 +207,13 @@ def _complete_splits(raw: SourceData, notes: list[str]) -> tuple[Pool, Pool]:
     return raw.train.subset(train_idx), raw.train.subset(test_idx)
 
 
-def _finish_images(x: np.ndarray, spec: DatasetSpec, max_value: float) -> np.ndarray:
+def _finish_images(x: np.ndarray, spec: DatasetSpec, max_value: float,
+                   keep_uint8: bool) -> np.ndarray:
     # Files are read in the spec's mode already; TFDS hands over RGB for cifar10_gray.
     if x.shape[-1] == 3 and spec.channels == 1:
         x = rgb_to_gray(x)
+    if keep_uint8:
+        return np.ascontiguousarray(x, dtype=np.uint8)
     return to_unit_float(x, max_value)
 
 
@@ -186,6 +228,7 @@ def _make_dataset(name: str, arrays: dict, raw: SourceData, notes: list[str]) ->
         "splits": {split: len(arrays[f"y_{split}"]) for split in ("train", "val", "test")},
         "class_names": list(raw.class_names),
         "input_shape": list(input_shape),
+        "dtype": str(arrays["x_train"].dtype),
         "content_hash": content_hash(*(arrays[key] for key in order)),
         "fallback_banner": None,
     }

@@ -66,7 +66,8 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         from dlcv_keras.data.images import image_batches
         train = image_batches(x_train, y_train, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle)
         val = image_batches(x_val, y_val, batch_size=batch_size, shuffle=False)
-        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0,
+                  shuffle=False)            # image_batches shuffles, seeded
     elif augment:
         raise ValueError(f"augmentation {augment!r} needs uint8 images (load_dataset(keep_uint8=True))")
     elif keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):

@@ -6,7 +6,17 @@ One run measures, in samples per second:
   MLP (784-256-10, batch 32), q17's CNN (batch 64) and a ResNet-18 CIFAR step (batch 128);
 - the matrix-multiply bound of the MLP epoch: numpy doing only its five matmuls per batch;
 - a tuning trial's cost outside training, and peak resident memory after 3 and after 30
-  trials of one search.
+  trials of one search;
+- the input pipeline: images/s of ``dlcv_keras.data.images.image_batches`` with every
+  augmentation on CIFAR-shaped uint8 data (batch 128), iterated without training, beside the
+  training images/s of the ResNet-18 it feeds (``model.fit`` on that dataset, same
+  augmentations); the pipeline should be at least ``PIPELINE_MARGIN`` times faster, else a
+  warning line is printed;
+- ResNet-18 against its FLOP bound: the machine's convolution FLOP/s (forward and backward of a
+  3x3, 128-channel Conv2D on 32x32 batches, FLOPs counted analytically) divided by the
+  model's training FLOPs per image (2 Hout Wout k k Cin Cout per convolution, 2 in out per
+  dense layer, times 3 for forward plus backward), beside ``model.fit`` through
+  ``image_batches`` and plain ``model.fit`` on float32 numpy arrays.
 It prints a table and, with ``--json PATH``, writes the numbers with their ratios.
 ``--q1-full`` also times q1's whole ``full`` grid (36 trainings) on MNIST-sized data.
 
@@ -32,7 +42,8 @@ from dlcv_keras import backends
 from dlcv_keras.models.options import FASTEST_BACKEND
 from dlcv_keras.results import atomic_write_text
 
-# name -> input shape, batch size, samples per timed epoch (full, quick), timed epochs (best kept)
+# name -> input shape, batch size, samples per timed epoch (full, quick), timed epochs (best kept;
+# one fewer, at least one, with --quick)
 WORKLOADS = {
     "linear": ((28, 28, 1), 32, (60_000, 12_000), 5),
     "mlp": ((28, 28, 1), 32, (60_000, 12_000), 5),
@@ -40,6 +51,10 @@ WORKLOADS = {
     "resnet18": ((32, 32, 3), 128, (1_280, 512), 2),
 }
 SEARCH_TRIALS = 30
+PIPELINE_SAMPLES = (51_200, 5_120)      # images per timed pass of the input pipeline (full, quick)
+PIPELINE_BATCH = 128
+PIPELINE_MARGIN = 3.0                   # the pipeline should outrun the training it feeds this many times
+CONV_PROBE = {"batch": 32, "size": 32, "channels": 128, "kernel": 3, "steps": (10, 3)}
 Q1_FULL_SAMPLES = (48_000, 12_000)      # MNIST's 60k training images, split 80/20 as q1 does
 
 
@@ -84,6 +99,108 @@ def plain_epoch(name: str, x, y, batch: int):
                   callbacks=[timer])
         return timer.seconds
     return epoch
+
+
+def images_epoch(name: str, x, y, batch: int):
+    """Plain ``model.fit`` (compiled as ``plain_epoch``) on ``image_batches`` over uint8 images, with
+    every augmentation: one epoch's seconds, timed from epoch start to end."""
+    import keras
+
+    from dlcv_keras.data.augment import AUGMENTATIONS
+    from dlcv_keras.data.images import image_batches
+
+    x_uint8 = to_uint8(x)
+    train = image_batches(x_uint8, y, batch_size=batch, augment=AUGMENTATIONS, seed=0)
+    val = image_batches(x_uint8[:batch], y[:batch], batch_size=batch, shuffle=False)
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.started
+
+    model = build(name, x.shape[1:])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    timer = EpochTimer()
+
+    def epoch() -> float:
+        model.fit(train, epochs=1, verbose=0, validation_data=val, callbacks=[timer], shuffle=False)
+        return timer.seconds
+    return epoch
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return (x * 255).astype(np.uint8)
+
+
+def pipeline_seconds(samples: int, batch: int = PIPELINE_BATCH, repeats: int = 3) -> float:
+    """Best seconds of one pass over ``samples`` CIFAR-shaped uint8 images through ``image_batches``
+    with every augmentation, batches consumed and dropped (no training), after a warm-up pass."""
+    from dlcv_keras.data.augment import AUGMENTATIONS
+    from dlcv_keras.data.images import image_batches
+
+    x, y = synthetic((32, 32, 3), samples)
+    dataset = image_batches(to_uint8(x), y, batch_size=batch, augment=AUGMENTATIONS, seed=0)
+    best = float("inf")
+    for round_ in range(repeats + 1):
+        started = time.perf_counter()
+        for _ in dataset:
+            pass
+        if round_:
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def training_flops_per_image(model) -> int:
+    """Forward-plus-backward FLOPs of one image through ``model``'s Conv2D and Dense layers:
+    3 x (2 Hout Wout k_h k_w Cin Cout) per convolution and 3 x (2 in out) per dense layer
+    (the backward pass computes the input and the weight gradients, each as costly as the
+    forward pass). Batch norm, activations, pooling and the first layer's unneeded input
+    gradient are left out: a slight over-count of the work that matters, so a generous bound."""
+    import keras
+
+    forward = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            _, hout, wout, cout = layer.output.shape
+            forward += 2 * hout * wout * kh * kw * layer.input.shape[-1] * cout
+        elif isinstance(layer, keras.layers.Dense):
+            forward += 2 * layer.input.shape[-1] * layer.units
+    return 3 * int(forward)
+
+
+def conv_flops_per_s(quick: bool) -> dict:
+    """FLOP/s of TensorFlow's forward and backward pass of one 3x3, 128-channel convolution on 32x32
+    inputs (``CONV_PROBE``), the best of a few steps after a warm-up step; FLOPs counted as in
+    ``training_flops_per_image``."""
+    import tensorflow as tf
+
+    probe = CONV_PROBE
+    b, n, c, k = probe["batch"], probe["size"], probe["channels"], probe["kernel"]
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((b, n, n, c), dtype=np.float32))
+    w = tf.Variable(rng.standard_normal((k, k, c, c), dtype=np.float32) * 0.05)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, w, strides=1, padding="SAME")
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, [x, w])
+
+    step()
+    best = float("inf")
+    for _ in range(probe["steps"][1 if quick else 0]):
+        started = time.perf_counter()
+        grads = step()
+        grads[0].numpy()
+        best = min(best, time.perf_counter() - started)
+    flops = 3 * 2 * b * n * n * k * k * c * c
+    return {"flops_per_step": flops, "seconds": best, "flops_per_s": flops / best, **{key: probe[key] for key in
+            ("batch", "size", "channels", "kernel")}}
 
 
 def best_epochs(epochs: list, repeats: int) -> list[float]:
@@ -194,23 +311,35 @@ def timed_search(model: str, hp, trials: int, x, y, x_val, y_val) -> dict:
 
 
 def measure(tasks: list[str], quick: bool) -> dict:
-    """Measurements in this process, in order: "ours:NAME", "plain:NAME", "both:NAME" (ours and plain
-    in alternating epochs, when both run on this backend), "search" or "q1-full"."""
+    """Measurements in this process, in order: "ours:NAME", "plain:NAME", "images:NAME" (plain fit
+    through ``image_batches``), "both:NAME" (ours and plain), kinds joined by "+" (their epochs
+    alternate, when they run on this backend; "both+images:resnet18"), "pipeline" (the input
+    pipeline alone), "conv-flops" (convolution FLOP/s and ResNet-18's training FLOPs per
+    image), "search" or "q1-full"."""
     import keras
 
     found = {}
     backend = keras.backend.backend()
+    makers = {"ours": ours_epoch, "plain": plain_epoch, "images": images_epoch}
     for task in tasks:
         kind, _, name = task.partition(":")
-        if kind in ("ours", "plain", "both"):
+        kinds = [k for part in kind.split("+") for k in (("ours", "plain") if part == "both" else (part,))]
+        if name and all(k in makers for k in kinds):
             shape, batch, sizes, repeats = WORKLOADS[name]
             samples = sizes[1] if quick else sizes[0]
+            repeats = max(1, repeats - 1) if quick else repeats
             x, y = synthetic(shape, samples)
-            kinds = ("ours", "plain") if kind == "both" else (kind,)
-            makers = {"ours": ours_epoch, "plain": plain_epoch}
             seconds = best_epochs([makers[k](name, x, y, batch) for k in kinds], repeats)
             for k, value in zip(kinds, seconds):
                 found[f"{k}:{name}"] = {"seconds": value, "samples": samples, "backend": backend}
+        elif kind == "pipeline":
+            samples = PIPELINE_SAMPLES[1 if quick else 0]
+            found[task] = {"seconds": pipeline_seconds(samples), "samples": samples,
+                           "batch_size": PIPELINE_BATCH, "backend": backend}
+        elif kind == "conv-flops":
+            found[task] = {**conv_flops_per_s(quick), "backend": backend,
+                           "resnet18_training_flops_per_image": training_flops_per_image(
+                               build("resnet18", WORKLOADS["resnet18"][0]))}
         elif kind == "search":
             found[task] = {**search_costs(), "backend": backend}
         elif kind == "q1-full":
@@ -235,11 +364,14 @@ def plan(q1_full: bool) -> dict[str, list[str]]:
     """Steps grouped by backend, one child process each; the search first, before big workloads raise memory."""
     groups: dict[str, list[str]] = {FASTEST_BACKEND["mlp"]: ["search"]}
     for name in WORKLOADS:
+        # ResNet-18 is also trained through image_batches (a tf.data pipeline: TensorFlow).
+        extra = "+images" if name == "resnet18" else ""
         if FASTEST_BACKEND[name] == "tensorflow":
-            groups.setdefault("tensorflow", []).append(f"both:{name}")
+            groups.setdefault("tensorflow", []).append(f"both{extra}:{name}")
         else:
             groups.setdefault(FASTEST_BACKEND[name], []).append(f"ours:{name}")
-            groups.setdefault("tensorflow", []).append(f"plain:{name}")
+            groups.setdefault("tensorflow", []).append(f"plain{extra}:{name}")
+    groups["tensorflow"] += ["pipeline", "conv-flops"]
     if q1_full:
         groups.setdefault(FASTEST_BACKEND["linear"], []).append("q1-full")
     return groups
@@ -275,6 +407,8 @@ def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
     echo(f"search    {search['trials']} trials ({search['backend']}): {search['overhead_per_trial_s']:.3f} s per trial "
          f"outside training; peak memory {search['peak_rss_mb_after_3']:.0f} MB after 3 trials, "
          f"{search['peak_rss_mb_after_last']:.0f} MB after {search['trials']} ({100 * search['peak_rss_growth']:+.1f} %)")
+    results["input_pipeline"] = pipeline_row(measured, echo)
+    results["resnet18_flop_bound"] = flop_bound_row(measured, echo)
     if q1_full:
         grid = results["q1_full_grid"] = measured["q1-full"]
         echo(f"q1 full   {grid['trials']} trainings, {grid['epochs']} epochs on {sum(Q1_FULL_SAMPLES)} images "
@@ -282,9 +416,48 @@ def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
     return results
 
 
+def pipeline_row(measured: dict, echo) -> dict:
+    pipe, fed = measured["pipeline"], measured["images:resnet18"]
+    row = {"batch_size": pipe["batch_size"], "samples": pipe["samples"],
+           "augmentations": "full",
+           "pipeline_images_per_s": round(pipe["samples"] / pipe["seconds"], 1),
+           "resnet18_training_images_per_s": round(fed["samples"] / fed["seconds"], 1)}
+    row["pipeline_vs_training"] = round(row["pipeline_images_per_s"] / row["resnet18_training_images_per_s"], 2)
+    echo(f"pipeline  batch {row['batch_size']:<4} image_batches, every augmentation: "
+         f"{row['pipeline_images_per_s']:>9.0f} images/s   ResNet-18 training on it "
+         f"{row['resnet18_training_images_per_s']:>6.0f} images/s   x{row['pipeline_vs_training']:.1f}")
+    if row["pipeline_vs_training"] < PIPELINE_MARGIN:
+        echo(f"warning: the input pipeline is only {row['pipeline_vs_training']:.1f}x as fast as the "
+             f"training it feeds (expected at least {PIPELINE_MARGIN:g}x): it may slow training down")
+    return row
+
+
+def flop_bound_row(measured: dict, echo) -> dict:
+    conv = measured["conv-flops"]
+    per_image = conv["resnet18_training_flops_per_image"]
+    bound = conv["flops_per_s"] / per_image
+    speeds = {path: measured[f"{path}:resnet18"]["samples"] / measured[f"{path}:resnet18"]["seconds"]
+              for path in ("images", "plain", "ours")}
+    row = {"conv_flops_per_s": round(conv["flops_per_s"], 0),
+           "conv_probe": {key: conv[key] for key in ("batch", "size", "channels", "kernel")},
+           "training_flops_per_image": per_image,
+           "bound_images_per_s": round(bound, 1),
+           "image_batches_fit_images_per_s": round(speeds["images"], 1),
+           "plain_numpy_fit_images_per_s": round(speeds["plain"], 1),
+           "ours_numpy_images_per_s": round(speeds["ours"], 1),
+           "image_batches_fit_vs_bound": round(speeds["images"] / bound, 3),
+           "plain_numpy_fit_vs_bound": round(speeds["plain"] / bound, 3),
+           "image_batches_fit_vs_plain": round(speeds["images"] / speeds["plain"], 2)}
+    echo(f"resnet18  convolution {row['conv_flops_per_s'] / 1e9:.1f} GFLOP/s, "
+         f"{per_image / 1e9:.2f} GFLOP per training image: bound {bound:.0f} images/s;   "
+         f"model.fit on image_batches {speeds['images']:.0f} ({row['image_batches_fit_vs_bound']:.0%} of the bound)   "
+         f"plain model.fit on numpy {speeds['plain']:.0f} ({row['plain_numpy_fit_vs_bound']:.0%})")
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dlcv_keras.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples per workload (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples per workload and one timed epoch fewer (about 4 minutes on 2 cores)")
     parser.add_argument("--q1-full", action="store_true",
                         help="also time q1's whole full grid (36 trainings) on MNIST-sized data (minutes)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")

@@ -32,8 +32,10 @@ def test_each_backend_gets_one_child_and_the_search_runs_before_the_big_workload
     groups = bench.plan(q1_full=True)
     assert sorted(groups) == ["jax", "tensorflow"]
     assert groups["jax"] == ["search", "ours:linear", "ours:mlp", "q1-full"]
-    # Both paths of a TensorFlow workload run in one step, their epochs alternating.
-    assert groups["tensorflow"] == ["plain:linear", "plain:mlp", "both:cnn", "both:resnet18"]
+    # Both paths of a TensorFlow workload run in one step, their epochs alternating; ResNet-18's
+    # step also trains it through image_batches, then the pipeline and the convolution are timed.
+    assert groups["tensorflow"] == ["plain:linear", "plain:mlp", "both:cnn", "both+images:resnet18",
+                                    "pipeline", "conv-flops"]
 
 
 def test_a_measurement_step_reports_its_backend_and_times(monkeypatch):
@@ -61,14 +63,23 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
                                "peak_rss_mb_after_3": 800.0, "peak_rss_mb_after_last": 840.0,
                                "backend": backend}
                 continue
+            if kind == "pipeline":
+                found[task] = {"seconds": 0.5, "samples": 5_000, "batch_size": 128, "backend": backend}
+                continue
+            if kind == "conv-flops":
+                found[task] = {"flops_per_s": 2e11, "resnet18_training_flops_per_image": 4e9, "batch": 32,
+                               "size": 32, "channels": 128, "kernel": 3, "backend": backend}
+                continue
             samples = bench.WORKLOADS[name][2][1 if quick else 0]
-            for k in (("ours", "plain") if kind == "both" else (kind,)):
+            for k in kind.replace("both", "ours+plain").split("+"):
                 found[f"{k}:{name}"] = {"seconds": seconds[k], "samples": samples, "backend": backend}
         return found
 
+    seconds["images"] = 4.0
     monkeypatch.setattr(bench, "in_child", fake_child)
     monkeypatch.setattr(bench, "matmul_bound", lambda samples, batch=32: 1.6)
-    results = bench.run(quick=True, echo=lambda *a, **k: None)
+    lines = []
+    results = bench.run(quick=True, echo=lines.append)
     for name, (shape, batch, sizes, repeats) in bench.WORKLOADS.items():
         row = results["workloads"][name]
         assert row["batch_size"] == batch and row["samples"] == sizes[1]
@@ -83,6 +94,56 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
                                         "plain": round(8.0 * 60_000 / mlp["samples"], 2),
                                         "matmul_bound": round(1.6 * 60_000 / mlp["samples"], 2)}
     assert results["search"]["peak_rss_growth"] == 0.05             # 840 / 800 - 1
+    resnet_samples = bench.WORKLOADS["resnet18"][2][1]
+    pipeline = results["input_pipeline"]
+    assert pipeline["pipeline_images_per_s"] == 10_000.0              # 5000 images in 0.5 s
+    assert pipeline["resnet18_training_images_per_s"] == round(resnet_samples / 4.0, 1)
+    assert pipeline["pipeline_vs_training"] == round(10_000 / round(resnet_samples / 4.0, 1), 2)
+    assert not any(line.startswith("warning") for line in lines)
+    bound = results["resnet18_flop_bound"]
+    assert bound["bound_images_per_s"] == 50.0                         # 2e11 FLOP/s / 4e9 FLOP
+    assert bound["image_batches_fit_images_per_s"] == round(resnet_samples / 4.0, 1)
+    assert bound["plain_numpy_fit_images_per_s"] == round(resnet_samples / 8.0, 1)
+    assert bound["image_batches_fit_vs_bound"] == round(resnet_samples / 4.0 / 50, 3)
+    assert bound["image_batches_fit_vs_plain"] == 2.0
+
+
+def test_a_pipeline_slower_than_three_times_training_prints_a_warning():
+    lines = []
+    measured = {"pipeline": {"seconds": 1.0, "samples": 200, "batch_size": 128},
+                "images:resnet18": {"seconds": 1.0, "samples": 100}}
+    row = bench.pipeline_row(measured, lines.append)
+    assert row["pipeline_vs_training"] == 2.0
+    assert lines[-1].startswith("warning: the input pipeline is only 2.0x as fast as the training it feeds")
+
+
+def test_resnet18_training_flops_are_counted_from_its_layers():
+    from dlcv_keras.models import build_resnet18
+
+    # CIFAR ResNet-18's multiply-adds per forward pass, by hand: the 3x3 stem; stage 0's four
+    # 64-channel convolutions at 32x32; in each later stage a strided first convolution
+    # (Cin = Cout / 2) and three more at half the size; three 1x1 projections; the dense layer.
+    stem = 32 * 32 * 9 * 3 * 64
+    stage0 = 4 * 32 * 32 * 9 * 64 * 64
+    later = sum(n * n * 9 * (c // 2) * c + 3 * n * n * 9 * c * c for n, c in ((16, 128), (8, 256), (4, 512)))
+    projections = sum(n * n * (c // 2) * c for n, c in ((16, 128), (8, 256), (4, 512)))
+    macs = stem + stage0 + later + projections + 512 * 10
+    assert macs == 555_422_720                       # the usual "0.56 GMACs" of CIFAR ResNet-18
+    # FLOPs are twice the multiply-adds, and forward plus backward three times the forward pass.
+    assert bench.training_flops_per_image(build_resnet18((32, 32, 3), 10)) == 3 * 2 * macs
+
+
+def test_conv_probe_measures_plausible_flops():
+    found = bench.conv_flops_per_s(quick=True)
+    assert found["flops_per_step"] == 3 * 2 * 32 * 32 * 32 * 9 * 128 * 128
+    # At least 1 GFLOP/s (any CPU); under 100 TFLOP/s (no CPU).
+    assert 1e9 < found["flops_per_s"] < 1e14
+
+
+def test_a_pipeline_pass_is_timed():
+    # Four augmented batches of 64 take well over 0.1 ms (an untimed pass reads about 0), and
+    # nowhere near 30 s.
+    assert 1e-4 < bench.pipeline_seconds(256, batch=64, repeats=1) < 30
 
 
 def test_epochs_alternate_and_the_warm_up_round_is_not_counted():

@@ -57,3 +57,24 @@ def use_compile_cache() -> None:
     # Training, test and predict loops take 0.2-1 s to compile; Keras's tiny eager ops are not worth a file.
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(COMPILE_CACHE_BYTES)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null.
+
+    Its native libraries print start-up lines ("oneDNN custom operations are on", "Could not
+    find cuda drivers") straight to fd 2 before any log level applies; they bury the
+    progress lines on a CPU machine. An import error still raises as usual.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.measure:
         backends.choose([])
-        from dlcv_keras.pipeline import import_tensorflow_quietly
+        from dlcv_keras.backends import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         print(json.dumps(measure(args.measure.split(","), args.quick)))

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from dlcv_keras.backends import import_tensorflow_quietly
 from dlcv_keras.data import DataUnavailable, Dataset, load_dataset
 from dlcv_keras.questions import Question
 from dlcv_keras.resources import packaged_dir
@@ -32,27 +33,6 @@ PACKAGES = ("dlcv_keras", "tensorflow", "keras", "keras-tuner", "jax", "jaxlib",
 # What a stored result depends on besides its settings and data: a resumed search or a skipped
 # experiment must have been made by the same code on the same backend.
 CODE_PACKAGES = ("dlcv_keras", "keras", "keras-tuner", "tensorflow", "jax")
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with file descriptor 2 pointed at /dev/null.
-
-    Its native libraries print start-up lines ("oneDNN custom operations are on", "Could not
-    find cuda drivers") straight to fd 2 before any log level applies; they bury the
-    progress lines on a CPU machine. An import error still raises as usual.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def space_file(question: Question, settings: Settings) -> Path:

@@ -34,6 +34,7 @@ PROFILE = "smoke"
 DASH = "—"
 # trials.csv columns that are not hyperparameters (docs/results-store.md)
 RESULT_COLUMNS = ("trial_id", "status", "params", "epochs_run", "stop_reason", "seconds", "rss_mb", "peak_rss_mb",
+                  "trial_rss_mb", "trial_peak_rss_mb",
                   "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 FALLBACK_BANNER = "MNIST unavailable: ran on digits"   # pipeline.load_question_data's words for q3's fallback
 

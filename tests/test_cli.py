@@ -63,7 +63,7 @@ def assert_one_line_error(capsys, code, *fragments):
 # -- bad input ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, fragments", [
-    (["q99"], ["question must be one of 'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 'q8', 'q16' or 'all'", "got 'q99'"]),
+    (["q99"], ["question must be one of 'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 'q8', 'q9', 'q10', 'q11', 'q12', 'q16', 'q17', 'q18' or 'all'", "got 'q99'"]),
     (["q7"], ["got 'q7'", "planned"]),
     ([], ["QUESTION must be given"]),
     (["q1", "--profile", "huge"], ["--profile must be one of 'smoke', 'quick', 'full', got 'huge'"]),
@@ -130,7 +130,7 @@ def test_mnist_unavailable_is_an_error_for_q1_and_with_no_fallback(capsys, offli
 def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
     done = run_cli(["q99", "--results", str(tmp_path / "r")])
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: question must be one of 'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 'q8', 'q16' or 'all' (see --list), got 'q99'"
+    assert done.stderr.strip() == "error: question must be one of 'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 'q8', 'q9', 'q10', 'q11', 'q12', 'q16', 'q17', 'q18' or 'all' (see --list), got 'q99'"
     assert "Traceback" not in done.stdout + done.stderr
 
 

@@ -189,7 +189,6 @@ def q10_command(results: Path, weights: Path | str, data_dir: Path) -> list[str]
 
 
 Q10_BAD_WEIGHTS = ("other_width", "corrupt", "truncated", "missing")
-TF_NOISE = "TensorFlow's native start-up lines (absl/oneDNN/cuda)"
 
 
 @pytest.fixture(scope="module", params=Q10_BAD_WEIGHTS)
@@ -235,9 +234,6 @@ def test_q10_bad_weights_stop_with_an_error_naming_the_file(q10_bad_weights):
     assert written(results) == [], written(results)
 
 
-@pytest.mark.xfail(strict=True, reason="q10's --weights check (PretrainedSource.check_question) imports Keras, and so "
-                                       "TensorFlow, before pipeline.import_tensorflow_quietly: "
-                                       f"{TF_NOISE} reach stderr above the one error line")
 def test_q10_bad_weights_error_is_the_only_stderr_line(q10_bad_weights):
     assert_one_line_error(q10_bad_weights["done"], q10_bad_weights["results"], str(q10_bad_weights["path"]))
 

@@ -46,7 +46,7 @@ def test_bad_builder_arguments_raise_one_line_errors(kwargs, message):
 
 
 def test_unknown_model_and_bad_learning_rate():
-    with pytest.raises(InvalidParameterError, match=r"model must be one of 'linear', 'mlp', 'cnn', 'resnet18', got 'resnet'"):
+    with pytest.raises(InvalidParameterError, match=r"model must be one of 'linear', 'mlp', 'cnn', 'tiny_cnn', 'resnet18', 'vgg', 'resnet18_transfer', got 'resnet'"):
         get_builder("resnet")
     with pytest.raises(InvalidParameterError, match=r"lr must be a number in \(0, inf\], got -0.1"):
         compile_model(build_linear((4, 4, 1), 3), lr=-0.1)

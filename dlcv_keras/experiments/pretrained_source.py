@@ -50,6 +50,9 @@ class PretrainedSource(Experiment):
         from pathlib import Path
 
         from dlcv_keras.data.catalog import SPECS
+        from dlcv_keras.backends import import_tensorflow_quietly
+
+        import_tensorflow_quietly()         # its start-up chatter would bury the one-line error
         from dlcv_keras.models import get_builder
 
         path = Path(settings.weights).expanduser()

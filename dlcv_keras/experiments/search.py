@@ -91,24 +91,29 @@ def _check_scratch_model(table, where: str) -> None:
 # -- the run step -------------------------------------------------------------------------
 def hypermodel_for(runner, model: str, constraint: tuple | None = None):
     """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data."""
-    from dlcv_keras.data import stratified_split
+    from functools import partial
+
     from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
-
-    seed = runner.settings.seed
-
-    def resplit(x, y, x_val, y_val, fraction):
-        import numpy as np
-        x_pool, y_pool = np.concatenate([x, x_val]), np.concatenate([y, y_val])
-        first, rest = stratified_split(y_pool, fraction, seed)
-        return x_pool[first], y_pool[first], x_pool[rest], y_pool[rest]
 
     question, data = runner.question, runner.data
     return ClassifierHyperModel(
-        model, data.input_shape, data.num_classes, seed=seed,
+        model, data.input_shape, data.num_classes, seed=runner.settings.seed,
         optimizer=question.optimizer, implementation=runner.implementation,
         early_stopping=runner.space.early_stopping if question.early_stopping else None,
-        resplit=resplit, constraint=constraint, input_stats=runner.input_stats(),
-        fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train))
+        resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
+        input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train))
+
+
+def resplit(x, y, x_val, y_val, fraction, *, seed):
+    """A ``train_fraction`` hyperparameter's split: that stratified share of train+val trains.
+    (A module-level function, so that a hypermodel can be sent to a trial's own process.)"""
+    import numpy as np
+
+    from dlcv_keras.data import stratified_split
+
+    x_pool, y_pool = np.concatenate([x, x_val]), np.concatenate([y, y_val])
+    first, rest = stratified_split(y_pool, fraction, seed)
+    return x_pool[first], y_pool[first], x_pool[rest], y_pool[rest]
 
 
 def run_search(runner, experiment: Search) -> None:
@@ -135,7 +140,7 @@ def run_search(runner, experiment: Search) -> None:
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
                        echo=runner.echo, progress=settings.progress, keep_models=experiment.keep_models,
-                       **runner.tuner_options)
+                       isolate=isolate_trials(runner, total), **runner.tuner_options)
     tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
     records = tuner.records()
     if not records:
@@ -174,6 +179,14 @@ def run_search(runner, experiment: Search) -> None:
         "tuner_project": project,
     }
     runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history)
+
+
+def isolate_trials(runner, total: int) -> bool:
+    """Several trials of a Keras model on TensorFlow run one process each (tuning/isolation.py:
+    TensorFlow keeps every traced training function, about 60 MB a ResNet trial)."""
+    import keras
+
+    return total > 1 and runner.implementation == "keras" and keras.backend.backend() == "tensorflow"
 
 
 def narrowed(space, best: Mapping[str, Any], factor: float):

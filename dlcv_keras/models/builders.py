@@ -245,10 +245,17 @@ def build_vgg(input_shape, num_classes: int, *, width: float = 1.0, dense_units:
     return keras.Model(inputs, outputs, name="vgg")
 
 
-def build_resnet18_transfer(input_shape, num_classes: int, **kwargs) -> keras.Model:
-    """q10's ResNet-18 from pretrained weights (models/pretrained.py, which builds on build_resnet18)."""
+def build_resnet18_transfer(input_shape, num_classes: int, *, weights: str, mode: str = "finetune",
+                            l2: float = 0.0, dropout_head: float = 0.0, width: float = 1.0,
+                            input_mean=None, input_variance=None) -> keras.Model:
+    """q10's ResNet-18 from pretrained weights (models/pretrained.py, which builds on build_resnet18).
+    ``width`` and the input statistics apply to a .weights.h5 backbone of ours; a keras-hub preset
+    brings its own architecture and ImageNet normalisation."""
     from dlcv_keras.models.pretrained import build_resnet18_transfer as build
-    return build(input_shape, num_classes, **kwargs)
+
+    ours = {"width": width, "input_mean": input_mean, "input_variance": input_variance}
+    return build(input_shape, num_classes, weights=weights, mode=mode, l2=l2, dropout_head=dropout_head,
+                 **{k: v for k, v in ours.items() if v is not None})
 
 
 BUILDERS = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn, "tiny_cnn": build_tiny_cnn,

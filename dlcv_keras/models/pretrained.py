@@ -86,6 +86,7 @@ def save_backbone_weights(model: keras.Model, path) -> Path:
     os.close(handle)
     try:
         backbone.save_weights(temporary)
+        os.chmod(temporary, 0o644)          # mkstemp makes it private; results are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

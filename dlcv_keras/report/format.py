@@ -31,7 +31,8 @@ DASH = "—"
 
 # trials.csv columns that are not hyperparameters (docs/results-store.md).
 RESULT_COLUMNS = ("trial_id", "status", "params", "epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
-                  "val_accuracy", "seconds", "test_loss", "test_accuracy", "learning_rate", "rss_mb", "peak_rss_mb")
+                  "val_accuracy", "seconds", "test_loss", "test_accuracy", "learning_rate", "rss_mb", "peak_rss_mb",
+                  "trial_rss_mb", "trial_peak_rss_mb")
 
 
 ACCURACY_KEYS = ("accuracy", "train_accuracy", "val_accuracy", "test_accuracy")

@@ -47,10 +47,23 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 
+    def _scheduled_rate(self) -> float | None:
+        """The rate a learning-rate schedule (q9's one-cycle) has reached at the epoch's end."""
+        optimizer = getattr(self.model, "optimizer", None)
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            return None
+        return float(keras.ops.convert_to_numpy(schedule(optimizer.iterations)))
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         row = {"epoch": epoch + 1}
         row.update({k: float(logs[k]) for k in LOGGED if k in logs})
+        rate = self._scheduled_rate()
+        if rate is not None:
+            row["learning_rate"] = rate
+        elif "learning_rate" in logs:            # ReduceLROnPlateau (q18) writes the rate it trained with
+            row["learning_rate"] = float(logs["learning_rate"])
         row["seconds"] = round(time.perf_counter() - self._started, 4)
         self.rows.append(row)
         if non_finite_loss(row):

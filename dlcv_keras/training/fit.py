@@ -56,7 +56,8 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     applies ``augment`` (names from ``data.augment``) to the training split only.
     """
     log = EpochLog()
-    callbacks = [log, *(callbacks or [])]
+    # The log comes last: it sees what the others add to an epoch's logs (ReduceLROnPlateau's rate).
+    callbacks = [*(callbacks or []), log]
     stopper = None
     if early_stopping:
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])

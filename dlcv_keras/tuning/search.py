@@ -126,7 +126,8 @@ class _RecordingTuner:
     """Mixin for KerasTuner tuners: how one trial runs and how progress shows."""
 
     def __init__(self, *args, label: str, total: int, test_data=None, num_classes: int,
-                 echo=print, progress: bool = False, keep_models: bool = False, **kwargs):
+                 echo=print, progress: bool = False, keep_models: bool = False, isolate: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.label = label
         self.total = total
@@ -135,6 +136,7 @@ class _RecordingTuner:
         self.echo = echo
         self.progress = progress             # per-epoch progress lines (off with -q)
         self.keep_models = keep_models       # save each trained trial's model as dlcv_trials/<id>.keras
+        self.isolate = isolate               # each trial in a child process (tuning/isolation.py)
         self._trial_seconds: list[float] = []
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
@@ -248,48 +250,43 @@ class _RecordingTuner:
 
     def _run_recorded_trial(self, trial, x, y, validation_data=None, **_ignored):
         hp = trial.hyperparameters
-        if getattr(self.hypermodel, "implementation", "keras") == "keras":
-            model = self._try_build(hp)      # clears the previous trial's graph first
+        keep_path = self.records_dir / f"{trial.trial_id}.keras" if self.keep_models else None
+        common = dict(test_data=self.test_data, num_classes=self.num_classes, keep_path=keep_path)
+        if self.isolate:
+            from dlcv_keras.tuning.isolation import run_isolated
+
+            record = run_isolated(dict(hypermodel=self.hypermodel, values=dict(hp.values), x=x, y=y,
+                                       validation_data=validation_data, progress=self._progress_plan(), **common),
+                                  should_stop=lambda: self._interrupted)
+            # The child's memory is the trial's; this (the searching) process's stays flat by construction.
+            record["trial_rss_mb"], record["trial_peak_rss_mb"] = record.pop("rss_mb"), record.pop("peak_rss_mb")
+            record.update(memory_now())
         else:
-            model = self.hypermodel.build(hp)   # a numpy network: no Keras graph to clear or check
-        result = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
-                                     callbacks=[_StopOnInterrupt(self), *self._progress_callbacks()])
-        record = {"trial_id": trial.trial_id, "status": result.status,
-                  "hyperparameters": dict(hp.values), "params": count_parameters(model),
-                  "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds,
-                  **memory_now()}
-        if self.keep_models and result.status == "completed":
-            save_model_atomically(model, self.records_dir / f"{trial.trial_id}.keras")
-        record.update({k: v for k, v in result.last.items() if k not in ("epoch", "seconds")})
-        if self.test_data is not None and result.status == "completed":
-            evaluation = evaluate_classifier(model, *self.test_data, self.num_classes)
-            record["test_loss"], record["test_accuracy"] = evaluation["loss"], evaluation["accuracy"]
-        record["history"] = result.history
+            if getattr(self.hypermodel, "implementation", "keras") == "keras":
+                model = self._try_build(hp)      # clears the previous trial's graph first
+            else:
+                model = self.hypermodel.build(hp)   # a numpy network: no Keras graph to clear or check
+            callbacks = [_StopOnInterrupt(self), *progress_callbacks(self._progress_plan())]
+            record = train_and_record(self.hypermodel, hp, x, y, validation_data, model=model,
+                                      callbacks=callbacks, **common)
+        record = {"trial_id": trial.trial_id, **record}
         # Written when the trial ends: a trial killed midway has no record and is run again.
         atomic_write_text(self.records_dir / f"{trial.trial_id}.json",
                           json.dumps(record, default=str, allow_nan=True))
         objective = record.get("val_accuracy", 0.0)
-        if result.status != "completed" or not math.isfinite(objective):
+        if record["status"] != "completed" or not math.isfinite(objective):
             objective = 0.0   # a diverged trial stays in the search, ranked last
         return {"val_accuracy": objective}
 
     # -- progress ----------------------------------------------------------------
-    def _progress_callbacks(self) -> list:
+    def _progress_plan(self) -> dict | None:
+        """What a trial's progress line needs, as plain values (a trial may run in another process)."""
         if not self.progress:
-            return []
-        from dlcv_keras.training.progress import EpochProgress
-
+            return None
         index = self.finished_trials() + 1
-        after = max(self.total - index, 0)            # trials still to run after this one
-
-        def search_seconds_left(trial_left: float) -> float:
-            # Trials of one search cost about the same: finished ones give the mean, else this one.
-            elapsed = time.perf_counter() - self._trial_started
-            mean = (sum(self._trial_seconds) / len(self._trial_seconds) if self._trial_seconds
-                    else elapsed + trial_left)
-            return trial_left + after * mean
-
-        return [EpochProgress(self.label, trial=(index, self.total), search_seconds_left=search_seconds_left)]
+        return {"label": self.label, "index": index, "total": self.total,
+                "after": max(self.total - index, 0),           # trials still to run after this one
+                "mean_seconds": (sum(self._trial_seconds) / len(self._trial_seconds)) if self._trial_seconds else None}
 
     def finished_trials(self) -> int:
         return sum(1 for t in self.oracle.trials.values()
@@ -445,17 +442,53 @@ def move_aside(project_dir: Path | str) -> Path:
     return target
 
 
+def progress_callbacks(plan: dict | None) -> list:
+    """The per-epoch progress line of one trial (``_RecordingTuner._progress_plan``), or nothing (-q)."""
+    if plan is None:
+        return []
+    from dlcv_keras.training.progress import EpochProgress
+
+    started = time.perf_counter()
+
+    def search_seconds_left(trial_left: float) -> float:
+        # Trials of one search cost about the same: finished ones give the mean, else this one.
+        mean = plan["mean_seconds"] or (time.perf_counter() - started + trial_left)
+        return trial_left + plan["after"] * mean
+
+    return [EpochProgress(plan["label"], trial=(plan["index"], plan["total"]), search_seconds_left=search_seconds_left)]
+
+
+def train_and_record(hypermodel, hp, x, y, validation_data, *, callbacks, test_data, num_classes,
+                     keep_path: Path | None, model=None) -> dict:
+    """Build (unless given), train and evaluate one trial; its record (without the trial id)."""
+    model = hypermodel.build(hp) if model is None else model
+    result = hypermodel.fit(hp, model, x, y, validation_data=validation_data, callbacks=callbacks)
+    record = {"status": result.status, "hyperparameters": dict(hp.values), "params": count_parameters(model),
+              "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds,
+              **memory_now()}
+    if keep_path is not None and result.status == "completed":
+        save_model_atomically(model, keep_path)
+    record.update({k: v for k, v in result.last.items() if k not in ("epoch", "seconds")})
+    if test_data is not None and result.status == "completed":
+        evaluation = evaluate_classifier(model, *test_data, num_classes)
+        record["test_loss"], record["test_accuracy"] = evaluation["loss"], evaluation["accuracy"]
+    record["history"] = result.history
+    return record
+
+
 def memory_now() -> dict:
     """This process's resident memory now and at its peak, in MB (recorded with every trial:
     a search whose memory grows trial by trial shows it in trials.csv)."""
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
     try:
         with open("/proc/self/statm") as statm:
             now = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         now = None                                                        # not Linux
+    # Read after the current size, and never below it (the kernel updates the peak lazily).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    peak = max(peak, now or 0.0)
     return {"rss_mb": round(now, 1) if now is not None else None, "peak_rss_mb": round(peak, 1)}
 
 
@@ -473,7 +506,7 @@ def save_model_atomically(model, path: Path) -> None:
 
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
                total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
-               fresh: bool = False, progress: bool = False, keep_models: bool = False):
+               fresh: bool = False, progress: bool = False, keep_models: bool = False, isolate: bool = False):
     """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``).
 
     An existing project of that name is resumed; with ``fresh`` it is first moved aside
@@ -492,7 +525,7 @@ def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, proje
                   overwrite=False,               # the hash in project_name makes reloading safe
                   max_consecutive_failed_trials=max(3, total),
                   label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo,
-                  progress=progress, keep_models=keep_models)
+                  progress=progress, keep_models=keep_models, isolate=isolate)
     if kind == "grid":
         return GridTuner(max_trials=total, **common)
     return RandomTuner(max_trials=total, **common)

@@ -126,7 +126,8 @@ def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
     run_id = fingerprint(question.name, implementation, settings.profile, settings.tuner, settings.seed,
                          dataset.get("content_hash"), {k: e.as_dict() for k, e in space.experiments.items()},
                          space.settings, space.early_stopping,
-                         [settings.expression, settings.points, settings.kernel_size, settings.sigma], code_versions)
+                         [settings.expression, settings.points, settings.kernel_size, settings.sigma,
+                          settings.image_size, settings.weights], code_versions)
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
         "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
@@ -177,6 +178,9 @@ class ExperimentRunner:
         self.models: dict[str, object] = {}
         # Builder arguments that are not hyperparameters, by model name (q10's pretrained weights).
         self.model_kwargs: dict[str, dict] = {}
+        # What those arguments stand for, for resume fingerprints: a weights file's size and time, the
+        # source checkpoint's own fingerprint, or a preset's name (a path alone can be overwritten).
+        self.model_sources: dict[str, object] = {}
         self.best_records: dict[str, dict] = {}      # a search's best trial record (its history)
         self.model_files: dict[str, Path] = {}       # a search's best trained model, when it kept them
         self._input_stats = None

@@ -77,6 +77,7 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
     if settings.weights is not None:
         path = str(settings.weights)
         runner.model_kwargs[experiment.transfer_model] = {"weights": path, **_width(values, path)}
+        runner.model_sources[experiment.transfer_model] = _file_identity(path)
         summary.update(source="user", weights=path, description=f"weights given with --weights: {path}")
     else:
         reason = None
@@ -86,6 +87,7 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
             reason = str(unavailable)
         if reason is None:
             runner.model_kwargs[experiment.transfer_model] = {"weights": "imagenet"}
+            runner.model_sources[experiment.transfer_model] = pretrained.IMAGENET_PRESET
             summary.update(source="imagenet", weights=pretrained.IMAGENET_PRESET,
                            description=f"ImageNet weights, keras-hub preset {pretrained.IMAGENET_PRESET}")
         else:
@@ -97,6 +99,16 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
 def _width(values: Mapping[str, Any], weights: str) -> dict:
     """A .weights.h5 file holds our ResNet-18 at the source table's width; a preset has its own."""
     return {"width": values["width"]} if "width" in values and weights.endswith(".h5") else {}
+
+
+def _file_identity(path: str) -> list:
+    """Name, size and modification time of a weights file, or of every file in a preset folder."""
+    from pathlib import Path
+
+    root = Path(path).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    return [[str(p.relative_to(root)) if root.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns]
+            for p in files]
 
 
 def _check_loads(runner, experiment, weights: str, values: dict) -> None:
@@ -111,7 +123,6 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
     """Cut the data into a source and a target task, train (or reuse) the source checkpoint,
     and point the later experiments at the target task and the checkpoint."""
     import keras_tuner
-    import numpy as np
 
     from dlcv_keras.data.transforms import channel_stats
     from dlcv_keras.models.pretrained import save_backbone_weights
@@ -161,6 +172,7 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
     if "width" in values:
         kwargs["width"] = values["width"]
     runner.model_kwargs[experiment.transfer_model] = kwargs
+    runner.model_sources[experiment.transfer_model] = fingerprint
     return {"source": "self-trained", "weights": str(weights), "fingerprint": fingerprint, "banner": banner,
             "reason": reason, "description": f"self-trained source checkpoint {weights.name} (classes "
                                               f"{source_classes[0]}-{source_classes[-1]})",

@@ -60,6 +60,7 @@ class Search(Experiment):
         low, high = table.fixed.get("min_params", 0), table.fixed.get("max_params")
         if high is not None and low > high:
             raise InvalidParameterError(f"{where} min_params must be <= max_params, got {low} > {high}")
+        _check_combinations(question, settings, table, where)
         if question.implementation(settings.implementation) == "scratch":
             _check_scratch_model(table, where)
             if any([table.fixed.get("patience", 0), *table.choices.get("patience", [])]) or "patience" in table.ranges:
@@ -74,6 +75,34 @@ class Search(Experiment):
 
     def run(self, runner) -> None:
         run_search(runner, self)
+
+
+def _check_combinations(question, settings, table, where: str) -> None:
+    """Settings that are each valid but cannot go together, caught before anything is written
+    (inside a trial they would stop the search half-way)."""
+    def values(name):
+        return [table.fixed[name]] if name in table.fixed else list(table.choices.get(name, []))
+
+    one_cycle = "one_cycle" in values("schedule")
+    if one_cycle and not values("max_lr") and "max_lr" not in table.ranges:
+        raise InvalidParameterError(f"{where} must set max_lr for schedule 'one_cycle' (the cycle's peak rate)")
+    if one_cycle and any(values("plateau_patience")):
+        raise InvalidParameterError(f"{where} plateau_patience must be 0 with schedule 'one_cycle' (ReduceLROnPlateau "
+                                    f"sets the rate the schedule computes), got {values('plateau_patience')!r}")
+    if any(values("grad_clip")) and any(values("clipnorm")):
+        raise InvalidParameterError(f"{where} must set grad_clip or clipnorm, not both, got grad_clip="
+                                    f"{values('grad_clip')!r}, clipnorm={values('clipnorm')!r}")
+    augments = values("augment")
+    dataset = settings.dataset or question.dataset
+    if augments and dataset is not None:
+        from dlcv_keras.data.augment import check_channels, parse_augment
+        from dlcv_keras.data.catalog import SPECS
+
+        for value in augments:
+            try:
+                check_channels(parse_augment(value), SPECS[dataset].channels)
+            except InvalidParameterError as error:
+                raise InvalidParameterError(f"{where} augment {value!r}: {error}") from None
 
 
 def _check_scratch_model(table, where: str) -> None:
@@ -133,6 +162,8 @@ def run_search(runner, experiment: Search) -> None:
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, runner.implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
+        # What the model starts from (q10: which weights file, and what made it), besides its settings.
+        runner.model_kwargs.get(model), runner.model_sources.get(model),
         exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
         runner.code_versions)
     tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint), hyperparameters_for(hp_space, base),

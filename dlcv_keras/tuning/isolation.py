@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
 import threading
 
 from dlcv_keras.validation import InvalidParameterError
@@ -57,8 +58,14 @@ def run_isolated(job: dict, *, should_stop) -> dict:
             if should_stop():
                 raise KeyboardInterrupt
             if not child.is_alive() and not receive.poll(0):
-                raise RuntimeError(f"the trial's process ended (exit code {child.exitcode}) before reporting")
-        kind, payload = receive.recv()
+                break
+        try:
+            kind, payload = receive.recv()
+        except EOFError:                       # the child died without a word (killed, out of memory)
+            child.join()
+            code = child.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise RuntimeError(f"the trial's process ended ({how}) before reporting") from None
     finally:
         if child.is_alive():
             child.terminate()
@@ -73,6 +80,8 @@ def run_isolated(job: dict, *, should_stop) -> dict:
 
 def _train_in_child(send, job: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the searching process decides, then ends us
+    # Ended with SIGTERM: unwind, so that a model being saved leaves no partial file behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         import keras_tuner
 

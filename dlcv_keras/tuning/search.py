@@ -239,6 +239,8 @@ class _RecordingTuner:
         """
         try:
             result = self._run_recorded_trial(trial, *args, **kwargs)
+        except InvalidParameterError:
+            raise                              # a bad setting, said in one line (exit 2), not a failed trial
         except Exception as error:
             if self._interrupted:
                 raise KeyboardInterrupt from error
@@ -450,7 +452,9 @@ def progress_callbacks(plan: dict | None) -> list:
 
     started = time.perf_counter()
 
-    def search_seconds_left(trial_left: float) -> float:
+    def search_seconds_left(trial_left: float | None) -> float | None:
+        if trial_left is None:               # nothing measured yet (or no Keras fit to measure)
+            return None
         # Trials of one search cost about the same: finished ones give the mean, else this one.
         mean = plan["mean_seconds"] or (time.perf_counter() - started + trial_left)
         return trial_left + plan["after"] * mean

@@ -250,7 +250,8 @@ def test_progress_in_a_log_file_is_one_plain_line_per_epoch():
         seen.append(trial_left)
         return None if trial_left is None else trial_left + 600
 
-    tiny_fit(EpochProgress("q18 lr_batch", stream=stream, trial=(3, 10), search_seconds_left=search_left))
+    tiny_fit(EpochProgress("q18 lr_batch", stream=stream, trial=(3, 10), search_seconds_left=search_left,
+                           min_interval=0.0))
     text = stream.getvalue()
     assert "\r" not in text and text.endswith("\n")
     lines = text.splitlines()
@@ -260,6 +261,16 @@ def test_progress_in_a_log_file_is_one_plain_line_per_epoch():
         assert " acc " in line and "| left " in line and ", search 10m 0" in line and len(line) <= 100
     assert lines[-1].split("| left ")[1].startswith("0s")              # no epochs left after the last
     assert seen and all(s is not None for s in seen)
+
+
+def test_progress_in_a_log_shows_short_epochs_at_most_once_a_second_first_and_last_always():
+    """Epochs of milliseconds (q1's fast path) would write thousands of lines a trial."""
+    from dlcv_keras.training.progress import EpochProgress
+
+    stream = io.StringIO()
+    tiny_fit(EpochProgress("q1 base", stream=stream, trial=(1, 4), min_interval=3600.0))
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" | ")[1] for line in lines] == ["epoch 1/3", "epoch 3/3"]
 
 
 def test_progress_on_a_terminal_rewrites_one_line():

@@ -1,7 +1,8 @@
 """A trial's progress while it trains: trial, epoch, loss and accuracy so far, time left.
 
 On a terminal it is one line rewritten in place (``\\r``), at most every ``min_interval`` seconds
-between batches; in a log file or a pipe, one plain line per epoch, so the log stays readable.
+between batches; in a log file or a pipe, one plain line per epoch (at most one a ``min_interval``
+when epochs are shorter, the first and last always), so the log stays readable.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class EpochProgress(keras.callbacks.Callback):
         self._steps_done = 0
         self._epoch_started = 0.0
         self._last_write = -float("inf")
+        self._last_logged = -float("inf")
         self._shown = 0            # length of the line on screen (terminal), 0 = none
         self._logs: dict = {}
 
@@ -75,6 +77,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.epoch_seconds = []
         self._shown = 0
         self._last_write = -float("inf")
+        self._last_logged = -float("inf")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -95,10 +98,16 @@ class EpochProgress(keras.callbacks.Callback):
         self._logs = dict(logs or {})
         self._steps_done = self._steps or self._steps_done
         line = self.line(in_epoch=False)
+        now = time.perf_counter()
         if self._tty():
-            self._last_write = time.perf_counter()
+            self._last_write = now
             self._show(line)
-        else:
+        elif (now - self._last_logged >= self.min_interval or epoch == 0
+              or epoch + 1 == self._epochs
+              or getattr(self.model, "stop_training", False)):
+            # A log gets one line per epoch, but at most one a min_interval: 3,000 epochs of
+            # 1.5 ms would otherwise write 3,000 lines a trial (the first and last always show).
+            self._last_logged = now
             self.stream.write(line + "\n")
             self.stream.flush()
 

@@ -6,6 +6,7 @@ argparse and main() only; the work is in pipeline.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -284,8 +285,9 @@ def run_each_in_child(names: list[str], settings: Settings, options: dict[str, l
     single run does) and starts no other. Returns the worst exit status."""
     from dlcv_keras import pipeline
 
-    for name in names:            # every question's space file and options, before the first one starts
-        pipeline.check_space(get_question(name), settings)
+    # Every question's space file and options, before the first one starts (each knowing which run before it).
+    for i, name in enumerate(names):
+        pipeline.check_space(get_question(name), dataclasses.replace(settings, runs_after=tuple(names[:i])))
     started = time.perf_counter()
     statuses: dict[str, int] = {}
     for name in names:

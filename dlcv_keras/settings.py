@@ -36,6 +36,7 @@ class Settings:
     progress: bool = True               # per-epoch progress lines inside a trial (-q turns them off)
     image_size: int | None = None       # --image-size: resize a dataset's images (cats vs dogs: 64)
     weights: str | None = None          # q10 --weights: a keras-hub preset folder or a .weights.h5 file
+    runs_after: tuple = ()              # questions the same command runs first (q12 may need what they store)
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

@@ -261,3 +261,20 @@ def test_q10_good_weights_file_runs_without_banner(tmp_path, weights_folder):
     assert (root / "experiments" / "best" / "model.keras").is_file()
     html = (root / "report.html").read_text() if (root / "report.html").exists() else ""
     assert "No pretrained ImageNet weights here" not in html
+
+
+def test_q12_after_q9_q10_q11_in_one_command_passes_the_check_that_runs_before_any_question(tmp_path):
+    """`run q9 q10 q11 q12` (and `run all`) checks every question first; q12's stored models do not exist
+    yet then, but the questions that store them run before it in the same command."""
+    import dataclasses
+
+    from dlcv_keras import pipeline
+    from dlcv_keras.questions import get_question
+    from dlcv_keras.settings import Settings
+    from dlcv_keras.validation import InvalidParameterError
+
+    settings = Settings(results_dir=tmp_path / "results")
+    with pytest.raises(InvalidParameterError, match="run 'python -m dlcv_keras.run q9"):
+        pipeline.check_space(get_question("q12"), settings)
+    pipeline.check_space(get_question("q12"), dataclasses.replace(settings, runs_after=("q9", "q10", "q11")))
+    assert not (tmp_path / "results").exists()

@@ -37,7 +37,7 @@ class ActivationMaps(Experiment):
     def check_question(self, question, settings, space) -> None:
         for source, experiment, _ in self.sources:
             path = self.model_file(settings, source, experiment)
-            if not path.is_file():
+            if source not in settings.runs_after and not path.is_file():
                 raise InvalidParameterError(
                     f"{question.name} reads {source}'s stored model {path}, which does not exist; run "
                     f"'python -m dlcv_keras.run {source} --profile {settings.profile}' first")

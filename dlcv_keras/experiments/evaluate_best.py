@@ -43,7 +43,8 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
     model_name = runner.question.experiment(experiment.source).model_name(runner.question)
     data = runner.data
     stored = runner.model_files.get(experiment.source)
-    if stored is not None and stored.is_file():
+    kept = stored is not None and stored.is_file()
+    if kept:
         import keras
 
         from dlcv_keras.training.fit import FitResult
@@ -81,6 +82,8 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "val_loss": val["loss"],
         "loss_includes": test.get("loss_includes"),
         "epochs_run": result.epochs_run, "stop_reason": result.stop_reason, "seconds": result.seconds,
+        # The search's own trained model, read back, or the best setting trained again.
+        "kept_trial": runner.best_records[experiment.source]["trial_id"] if kept else None,
     }
     metrics = {
         "class_names": names, "per_class_accuracy": per_class,
@@ -151,6 +154,7 @@ def _best(store, section, experiment, reference, run=None) -> dict[str, Any]:
         "worst_class": {"ours": _class_entry(metrics.get("worst_class")), "seed": _class_entry(reference.get("worst_class"))},
         "confusion": figures.data_uri(figures.confusion_matrix(matrix, class_names)) if matrix else None,
         "seconds": fmt_seconds(summary.get("seconds")),
+        "kept_trial": summary.get("kept_trial"),
     }
 
 

@@ -274,8 +274,11 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
     else:
         trials = experiment["trials"]
     columns = hyperparameter_columns(trials)
-    ok = [row for row in trials if is_trained(row)]
-    plotted = {tid: rows for tid, rows in by_trial.items() if tid in {trial_key(r) for r in ok}}
+    # Values every trial shares are said once ("shared"), not in each row; seed rows still match on all.
+    varying = varying_columns(trials, columns)
+    ok = {trial_key(row): row for row in trials if is_trained(row)}
+    # Each curve is named by what sets its trial apart ("1: augment=crop+flip"), not by its id alone.
+    plotted = {_curve_label(tid, ok[tid], varying): rows for tid, rows in by_trial.items() if tid in ok}
     figure = figures.data_uri(figures.learning_curves(plotted)) if plotted else None
 
     single = len(trials) == 1
@@ -291,8 +294,6 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         if row.get("test_accuracy") is not None or "test_accuracy" in reference:
             comparison.append({"metric": "test accuracy (%)", "ours": pct(row.get("test_accuracy")),
                                "seed": pct(as_number(reference.get("test_accuracy")))})
-    # Values every trial shares are said once ("shared"), not in each row; seed rows still match on all.
-    varying = varying_columns(trials, columns)
     return {
         "figure": figure,
         "single": single,
@@ -306,6 +307,12 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         "reference": reference_table(reference["rows"]) if not single and reference.get("rows") else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
+
+
+def _curve_label(trial_id: str, row: Mapping[str, Any], varying: Sequence[str]) -> str:
+    if not varying:
+        return str(trial_id)
+    return f"{trial_id}: " + ", ".join(f"{column}={fmt(row.get(column))}" for column in varying[:3])
 
 
 def _reference_summary(reference: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -81,37 +81,25 @@ def ours_epoch(name: str, x, y, batch: int):
 
 def plain_epoch(name: str, x, y, batch: int):
     """The same for ``model.fit`` with Keras's default compile, timed from epoch start to end as ours is."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.started
-
-    model = build(name, x.shape[1:])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    timer = EpochTimer()
-
-    def epoch() -> float:
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, validation_data=(x[:batch], y[:batch]),
-                  callbacks=[timer])
-        return timer.seconds
-    return epoch
+    return _plain_fit_epoch(name, x.shape[1:], x, y, batch_size=batch, validation_data=(x[:batch], y[:batch]))
 
 
 def images_epoch(name: str, x, y, batch: int):
     """Plain ``model.fit`` (compiled as ``plain_epoch``) on ``image_batches`` over uint8 images, with
     every augmentation: one epoch's seconds, timed from epoch start to end."""
-    import keras
-
     from dlcv_keras.data.augment import AUGMENTATIONS
     from dlcv_keras.data.images import image_batches
 
     x_uint8 = to_uint8(x)
     train = image_batches(x_uint8, y, batch_size=batch, augment=AUGMENTATIONS, seed=0)
     val = image_batches(x_uint8[:batch], y[:batch], batch_size=batch, shuffle=False)
+    return _plain_fit_epoch(name, x.shape[1:], train, validation_data=val, shuffle=False)
+
+
+def _plain_fit_epoch(name: str, shape, *fit_args, **fit_kwargs):
+    """A function training ``name`` (Keras's default compile, SGD 0.01) for one epoch of
+    ``model.fit(*fit_args, **fit_kwargs)`` and returning that epoch's seconds, start to end."""
+    import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -120,12 +108,12 @@ def images_epoch(name: str, x, y, batch: int):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds = time.perf_counter() - self.started
 
-    model = build(name, x.shape[1:])
+    model = build(name, shape)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     timer = EpochTimer()
 
     def epoch() -> float:
-        model.fit(train, epochs=1, verbose=0, validation_data=val, callbacks=[timer], shuffle=False)
+        model.fit(*fit_args, epochs=1, verbose=0, callbacks=[timer], **fit_kwargs)
         return timer.seconds
     return epoch
 

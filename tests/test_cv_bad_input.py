@@ -118,25 +118,27 @@ def tiny_cats_vs_dogs(tmp_path: Path, per_class: int = 4) -> Path:
     return data
 
 
+def assert_q18_fails_naming(data, tmp_path, name: str) -> None:
+    """q18 on the data folder ``data`` stops with one line naming ``name``, exit 2, nothing written."""
+    results = tmp_path / "results"
+    done = run_cli(["q18", "--profile", PROFILE, "--data-dir", str(data), "--no-download", "--results", str(results),
+                    "-q"], tmp_path)
+    assert_one_line_error(done, results, name)
+
+
 def test_class_folder_without_images(tmp_path):
     data = tiny_cats_vs_dogs(tmp_path)
     empty = data / "cats_vs_dogs" / "training_set" / "dogs"
     for file in empty.iterdir():
         file.unlink()
-    results = tmp_path / "results"
-    done = run_cli(["q18", "--profile", PROFILE, "--data-dir", str(data), "--no-download", "--results", str(results),
-                    "-q"], tmp_path)
-    assert_one_line_error(done, results, str(empty))
+    assert_q18_fails_naming(data, tmp_path, str(empty))
 
 
 def test_unreadable_image_file(tmp_path):
     data = tiny_cats_vs_dogs(tmp_path)
     garbage = data / "cats_vs_dogs" / "training_set" / "cats" / "cat.garbage.jpg"
     garbage.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG at all" * 10)
-    results = tmp_path / "results"
-    done = run_cli(["q18", "--profile", PROFILE, "--data-dir", str(data), "--no-download", "--results", str(results),
-                    "-q"], tmp_path)
-    assert_one_line_error(done, results, str(garbage))
+    assert_q18_fails_naming(data, tmp_path, str(garbage))
 
 
 def test_unreadable_test_image_file(tmp_path):
@@ -144,10 +146,7 @@ def test_unreadable_test_image_file(tmp_path):
     data = tiny_cats_vs_dogs(tmp_path)
     garbage = data / "cats_vs_dogs" / "test_set" / "dogs" / "dog.zero.jpg"
     garbage.write_bytes(b"")
-    results = tmp_path / "results"
-    done = run_cli(["q18", "--profile", PROFILE, "--data-dir", str(data), "--no-download", "--results", str(results),
-                    "-q"], tmp_path)
-    assert_one_line_error(done, results, str(garbage))
+    assert_q18_fails_naming(data, tmp_path, str(garbage))
 
 
 # ------------------------------------------------------------------------------- q10 --weights

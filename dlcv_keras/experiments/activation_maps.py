@@ -61,12 +61,12 @@ def _layers(model):
     return early, spatial[-1], (spatial[convs[0]] if convs else None)
 
 
-def _scaled(maps):
-    """Each map (last two axes) scaled to [0, 1] on its own: a dead channel stays 0."""
+def _scaled(maps, axes=(-2, -1)):
+    """Each map (over ``axes``) scaled to [0, 1] on its own: a dead channel stays 0."""
     import numpy as np
 
-    low = maps.min(axis=(-2, -1), keepdims=True)
-    span = maps.max(axis=(-2, -1), keepdims=True) - low
+    low = maps.min(axis=axes, keepdims=True)
+    span = maps.max(axis=axes, keepdims=True) - low
     return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0).astype(np.float16)
 
 
@@ -74,9 +74,8 @@ def activation_maps(runner, experiment: ActivationMaps) -> None:
     import keras
     import numpy as np
 
-    import dlcv_keras.training.optimizers  # noqa: F401  (registers the classes a stored model names)
-    import dlcv_keras.training.schedules  # noqa: F401
     from dlcv_keras.data.images import image_batches
+    from dlcv_keras.tuning.search import load_trained_model
 
     values = table_values(runner, experiment)
     count, channels = values.get("images", 4), values.get("count", 8)
@@ -89,7 +88,7 @@ def activation_maps(runner, experiment: ActivationMaps) -> None:
     for i, (source, name, label) in enumerate(experiment.sources):
         path = experiment.model_file(runner.settings, source, name)
         try:
-            model = keras.saving.load_model(path, compile=False)
+            model = load_trained_model(path)
         except Exception as error:       # a torn or foreign file: say which, in one line
             raise InvalidParameterError(f"cannot load {path}: {type(error).__name__}: "
                                         f"{str(error).splitlines()[0] if str(error) else ''}; run "
@@ -107,10 +106,7 @@ def activation_maps(runner, experiment: ActivationMaps) -> None:
         arrays[f"late_{i}"] = _scaled(np.moveaxis(late_maps, -1, 1)[:, :channels])
         if first_conv is not None:
             kernel = keras.ops.convert_to_numpy(first_conv.kernel)          # (k, k, in, out)
-            filters = np.moveaxis(kernel, -1, 0)                             # (out, k, k, in)
-            low = filters.min(axis=(1, 2, 3), keepdims=True)
-            span = filters.max(axis=(1, 2, 3), keepdims=True) - low
-            arrays[f"filters_{i}"] = np.where(span > 0, (filters - low) / np.where(span > 0, span, 1), 0.0).astype(np.float16)
+            arrays[f"filters_{i}"] = _scaled(np.moveaxis(kernel, -1, 0), axes=(1, 2, 3))   # (out, k, k, in)
         models.append({"question": source, "experiment": name, "label": label, "file": str(path),
                        "early_layer": early.name, "early_shape": list(early_maps.shape[1:]),
                        "late_layer": late.name, "late_shape": list(late_maps.shape[1:]),

@@ -45,16 +45,13 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
     stored = runner.model_files.get(experiment.source)
     kept = stored is not None and stored.is_file()
     if kept:
-        import keras
-
         from dlcv_keras.training.fit import FitResult
-        import dlcv_keras.training.optimizers  # noqa: F401  (registers the classes a stored model names)
-        import dlcv_keras.training.schedules  # noqa: F401
+        from dlcv_keras.tuning.search import load_trained_model
 
         record = runner.best_records[experiment.source]
         runner.echo(f"[{experiment.name}] evaluating the best trial of {experiment.source} "
                     f"(trial {record['trial_id']}, kept by the search): {values}")
-        model = keras.saving.load_model(stored, compile=False)
+        model = load_trained_model(stored)
         result = FitResult(history=record.get("history") or [], status=record["status"],
                            stop_reason=record.get("stop_reason") or "", seconds=record.get("seconds") or 0.0)
     else:

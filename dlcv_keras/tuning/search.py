@@ -508,6 +508,15 @@ def save_model_atomically(model, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+def load_trained_model(path: Path):
+    """A model ``save_model_atomically`` wrote, uncompiled (to predict and to look inside). Our optimizer
+    and schedule classes are registered first: a stored model names them."""
+    import dlcv_keras.training.optimizers  # noqa: F401
+    import dlcv_keras.training.schedules  # noqa: F401
+
+    return keras.saving.load_model(path, compile=False)
+
+
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
                total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
                fresh: bool = False, progress: bool = False, keep_models: bool = False, isolate: bool = False):

@@ -10,6 +10,9 @@ TRANSFER_MODES = ("frozen", "finetune", "layerwise")
 # Learning-rate schedules compile_model takes: a constant rate, or PyTorch's OneCycleLR (training/schedules.py).
 SCHEDULES = ("constant", "one_cycle")
 
+# What training.instruments.LayerProbe can measure inside a network while it trains (q13, q15).
+INSTRUMENTS = ("gradients", "weights", "activations", "symmetry")
+
 # The Keras backend that trains each model fastest on a CPU, measured by `python -m dlcv_keras.bench`:
 # dense models on JAX, whose compiled loop in training/scanned.py runs near the matmul bound;
 # convolutional ones on TensorFlow, which ran the q17 CNN about 30x faster than the JAX path

@@ -23,6 +23,7 @@ class FitResult:
     stop_reason: str = "max epochs"
     seconds: float = 0.0
     restored_epoch: int | None = None                   # early stopping put this epoch's weights back
+    layers: list[dict] = field(default_factory=list)    # an instrument's rows, one per layer and epoch
 
     @property
     def epochs_run(self) -> int:

@@ -29,7 +29,8 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
     def __init__(self, model: str, input_shape, num_classes: int, *, seed: int = 0,
                  optimizer: str = "sgd", early_stopping: dict | None = None, resplit=None,
                  implementation: str = "keras", constraint: tuple | None = None,
-                 input_stats: tuple | None = None, fixed_kwargs: dict | None = None, n_train: int | None = None):
+                 input_stats: tuple | None = None, fixed_kwargs: dict | None = None, n_train: int | None = None,
+                 instruments: tuple = ()):
         super().__init__(name=model)
         self.model_name = model
         # "keras": a compiled keras.Model and model.fit; "scratch": dlcv_keras.scratch's numpy
@@ -50,6 +51,8 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         # Builder arguments that are not hyperparameters (q10's weights path), the same every trial.
         self.fixed_kwargs = dict(fixed_kwargs or {})
         self.n_train = n_train                 # steps per epoch, for the one-cycle schedule
+        # What training.instruments.LayerProbe measures inside the network each epoch (q13, q15).
+        self.instruments = tuple(instruments)
 
     def model_kwargs(self, values: dict) -> dict:
         """The builder's keyword arguments; an MLP's ``units_1`` ... ``units_k`` become its
@@ -126,6 +129,11 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             from dlcv_keras.training.optimizers import plateau_callback
             extra.append(plateau_callback(factor=values.get("plateau_factor", 0.05),
                                           patience=values["plateau_patience"]))
+        probe = None
+        if self.instruments:
+            from dlcv_keras.training.instruments import LayerProbe, probe_rows
+            probe = LayerProbe(*probe_rows(x, y, self.seed), instruments=self.instruments)
+            extra.append(probe)
         augment = ()
         if "augment" in values:
             from dlcv_keras.data.augment import parse_augment
@@ -133,6 +141,8 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
                              early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
                              augment=augment, seed=self.seed)
+        if probe is not None:
+            result.layers = probe.rows
         if stopper is not None and stopper.stopped_epoch and result.status == "completed":
             result.restored_epoch = stopper.best_epoch + 1
             result.stop_reason = (f"early stopping: val_loss did not improve for {patience} epochs; "

@@ -477,6 +477,8 @@ def train_and_record(hypermodel, hp, x, y, validation_data, *, callbacks, test_d
         evaluation = evaluate_classifier(model, *test_data, num_classes)
         record["test_loss"], record["test_accuracy"] = evaluation["loss"], evaluation["accuracy"]
     record["history"] = result.history
+    if result.layers:
+        record["layers"] = result.layers
     return record
 
 

@@ -99,7 +99,7 @@ def test_q1_effect_grid_lists_every_trial(smoke_results, q1_sections):
     text = q1_sections["lr_batch"]
     assert f"{len(trials)} trials" in text
     assert f"Best trial {summary['best_trial']}: val accuracy {pct(summary['best_val_accuracy'])} %" in text
-    assert "trial status " + " ".join(shown) + " epochs run train acc. (%) val acc. (%) val loss seed val acc. (%)" in text
+    assert "trial status " + " ".join(shown) + " epochs run train acc. (%) val acc. (%) val loss train time seed val acc. (%)" in text
     for row in trials:
         assert _trial_cells(row, shown, DASH) in text          # the seed reports no lr x batch grid
     assert "Diverged trials" not in text

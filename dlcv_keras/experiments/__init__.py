@@ -12,7 +12,8 @@ from types import ModuleType
 from typing import Callable
 
 from dlcv_keras.experiments import (activation_maps, augmented_examples, comparison, conv_blur, conv_regression,
-                                    evaluate_best, finite_difference, misclassified, parameter_table,
+                                    evaluate_best, finite_difference, layer_statistics, misclassified,
+                                    parameter_table,
                                     pretrained_source, scalar_gradients, search, sklearn_logistic, toy_training,
                                     two_layer_check)
 from dlcv_keras.experiments.activation_maps import ActivationMaps
@@ -34,7 +35,8 @@ from dlcv_keras.experiments.two_layer_check import TwoLayerCheck
 
 _MODULES: tuple[ModuleType, ...] = (search, evaluate_best, sklearn_logistic, comparison, scalar_gradients, conv_blur,
                                     conv_regression, two_layer_check, toy_training, finite_difference, parameter_table,
-                                    augmented_examples, activation_maps, misclassified, pretrained_source)
+                                    augmented_examples, activation_maps, misclassified, pretrained_source,
+                                    layer_statistics)
 
 # kind name -> its declaration class
 KINDS: dict[str, type[Experiment]] = {cls.KIND: cls for cls in (

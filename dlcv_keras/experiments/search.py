@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
+from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
                                       hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
                                       metric_header, pct, reference_match, reference_table, require, trial_key,
@@ -38,9 +38,12 @@ class Search(Experiment):
     keep_models: bool = False         # save every trained trial's model (an EvaluateBest reads the best)
     narrow_from: str | None = None    # coarse to fine (q18): this search's ranges shrink around that
     narrow_factor: float = 3.0        # earlier search's best, to best/f..best*f (log) or 1/f of the width
+    instruments: tuple[str, ...] = () # what training.instruments.LayerProbe measures in every trial, each
+                                      # epoch (layer_stats.csv): "gradients", "weights", "activations", "symmetry"
 
     KIND: ClassVar[str] = "search"
-    VIEWS: ClassVar[tuple[str, ...]] = ("curves", "effect", "top_table", "fractions")
+    # depth_study and init_study live in layer_statistics.py, beside what the instruments stored.
+    VIEWS: ClassVar[tuple[str, ...]] = ("curves", "effect", "top_table", "fractions", "depth_study", "init_study")
 
     def model_name(self, question) -> str:
         return self.model or question.model
@@ -61,11 +64,22 @@ class Search(Experiment):
         if high is not None and low > high:
             raise InvalidParameterError(f"{where} min_params must be <= max_params, got {low} > {high}")
         _check_combinations(question, settings, table, where)
+        self._check_instruments(question, settings, where)
         if question.implementation(settings.implementation) == "scratch":
             _check_scratch_model(table, where)
             if any([table.fixed.get("patience", 0), *table.choices.get("patience", [])]) or "patience" in table.ranges:
                 raise InvalidParameterError(f"{where} patience must be 0 for --impl scratch (its solver has the "
                                             f"[early_stopping] rule, not Keras's EarlyStopping), got a patience")
+
+    def _check_instruments(self, question, settings, where: str) -> None:
+        unknown = [name for name in self.instruments if name not in INSTRUMENTS]
+        if unknown:
+            raise InvalidParameterError(f"{where} instruments must be names from {INSTRUMENTS}, got {unknown[0]!r}")
+        if self.instruments and question.implementation(settings.implementation) != "keras":
+            # The hand-written solver has no callbacks to measure from: declined, not silently skipped.
+            raise InvalidParameterError(f"{where} measures {', '.join(self.instruments)} inside the network, which "
+                                        f"only a Keras model allows, got --impl "
+                                        f"{question.implementation(settings.implementation)!r}")
 
     def section(self) -> dict[str, Any]:
         found = super().section()
@@ -118,7 +132,7 @@ def _check_scratch_model(table, where: str) -> None:
 
 
 # -- the run step -------------------------------------------------------------------------
-def hypermodel_for(runner, model: str, constraint: tuple | None = None):
+def hypermodel_for(runner, model: str, constraint: tuple | None = None, instruments: tuple = ()):
     """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data."""
     from functools import partial
 
@@ -130,7 +144,8 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None):
         optimizer=question.optimizer, implementation=runner.implementation,
         early_stopping=runner.space.early_stopping if question.early_stopping else None,
         resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
-        input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train))
+        input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train),
+        instruments=instruments)
 
 
 def resplit(x, y, x_val, y_val, fraction, *, seed):
@@ -163,10 +178,11 @@ def run_search(runner, experiment: Search) -> None:
         question.name, model, question.optimizer, runner.implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
         # What the model starts from (q10: which weights file, and what made it), besides its settings.
-        runner.model_kwargs.get(model), runner.model_sources.get(model),
+        runner.model_kwargs.get(model), runner.model_sources.get(model), experiment.instruments,
         exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
         runner.code_versions)
-    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint), hyperparameters_for(hp_space, base),
+    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, experiment.instruments),
+                       hyperparameters_for(hp_space, base),
                        directory=runner.store.tuner_dir(), project_name=project, total=total,
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
@@ -192,7 +208,7 @@ def run_search(runner, experiment: Search) -> None:
         # KerasTuner's random oracle gives up after repeated draws of settings already tried.
         runner.echo(f"[{experiment.name}] note: {len(records)} of {total} planned trials ran (the random search "
                     f"drew only settings already tried)")
-    trials, history = records_to_tables(records)
+    trials, history, layer_stats = records_to_tables(records)
     summary = {
         "kind": "search", "title": experiment.title, "model": model, "tuner": tuner_kind, "objective": "val_accuracy",
         "space": hp_space.choices, "ranges": {k: vars(r) for k, r in hp_space.ranges.items()},
@@ -208,8 +224,10 @@ def run_search(runner, experiment: Search) -> None:
         "seconds": round(sum(r.get("seconds") or 0.0 for r in records), 2),
         "evaluates_test": experiment.evaluates_test,
         "tuner_project": project,
+        "instruments": list(experiment.instruments),
     }
-    runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history)
+    runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history,
+                                  tables={"layer_stats": layer_stats} if layer_stats else None)
 
 
 def isolate_trials(runner, total: int) -> bool:
@@ -246,16 +264,18 @@ def narrowed(space, best: Mapping[str, Any], factor: float):
     return ExperimentSpace(space.name, dict(space.fixed), dict(space.choices), ranges)
 
 
-def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Trial records -> trials.csv rows (hyperparameters as columns) and history.csv rows."""
-    trials, history = [], []
+def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """Trial records -> trials.csv rows (hyperparameters as columns), history.csv rows and, when
+    the search ran instruments, layer_stats.csv rows (one per trial, epoch and layer)."""
+    trials, history, layer_stats = [], [], []
     for record in records:
         row = {"trial_id": record["trial_id"], "status": record["status"], **record["hyperparameters"]}
         row.update({k: v for k, v in record.items()
-                    if k not in ("trial_id", "status", "hyperparameters", "history")})
+                    if k not in ("trial_id", "status", "hyperparameters", "history", "layers")})
         trials.append(row)
         history.extend({"trial_id": record["trial_id"], **epoch} for epoch in record["history"])
-    return trials, history
+        layer_stats.extend({"trial_id": record["trial_id"], **layer} for layer in record.get("layers", ()))
+    return trials, history, layer_stats
 
 
 # -- report views ---------------------------------------------------------------------------

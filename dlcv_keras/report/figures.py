@@ -475,3 +475,116 @@ def image_grid(rows: Sequence[Sequence[Any]], *, row_labels: Sequence[str] = (),
             if not titles:
                 axes[0][c].set_title(_plain(label), fontsize=7)
         return _to_png(fig)
+
+
+# -- what instruments saw inside a network (q7, q13, q15) --------------------------------------
+def depth_study(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """Final training loss (left) and accuracy (right, train solid, val dashed) against depth;
+    ``lines`` maps a group label ("activation=relu") to one row per depth. One legend, by colour, below."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(8.0, 3.0 + 0.18 * len(lines), 1, 2)
+        ax_loss, ax_acc = axes[0]
+        for i, (label, rows) in enumerate(lines.items()):
+            color = f"C{i % 10}"
+            rows = sorted(rows, key=lambda r: r["depth"])
+            for ax, key, style, scale in ((ax_loss, "loss", "o-", 1), (ax_acc, "accuracy", "o-", 100),
+                                          (ax_acc, "val_accuracy", "s--", 100)):
+                points = [(r["depth"], scale * r[key]) for r in rows if _finite(r.get(key))]
+                if points:
+                    ax.plot(*zip(*points), style, color=color, markersize=4,
+                            label=_plain(label) if ax is ax_loss else None)
+        for ax, name in ((ax_loss, "final training loss"), (ax_acc, "final accuracy (%)")):
+            ax.set_xlabel("depth (hidden layers)")
+            ax.set_ylabel(name)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return _with_legend_below(fig, ax_loss)
+
+
+def _with_legend_below(fig: Figure, ax) -> bytes:
+    """PNG bytes of ``fig`` with ``ax``'s legend under the panels (a legend inside would hide lines)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.tight_layout()
+    if handles:
+        rows = math.ceil(len(handles) / 2)
+        fig.subplots_adjust(bottom=min(0.5, 0.12 + 0.055 * rows * 3.2 / fig.get_figheight()))
+        fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()
+    return buffer.getvalue()
+
+
+def layer_lines_grid(panels: Sequence[tuple[str, Mapping[int, Sequence[tuple[float, float]]]]], *,
+                     y_label: str, columns: int = 5) -> bytes:
+    """Small multiples, one panel per (title, {layer index: [(epoch, value), ...]}): a line per
+    layer, dark at the input and light at the output, on one shared log y axis."""
+    from matplotlib import colormaps
+
+    rows = max(1, math.ceil(len(panels) / columns))
+    cmap = colormaps["viridis"]
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(1.9 * columns, 1.7 * rows + 0.4, rows, columns)
+        values = [v for _, layers in panels for points in layers.values() for _, v in points if _positive(v)]
+        low, high = (min(values), max(values)) if values else (1e-8, 1.0)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            title, layers = panels[k]
+            count = max(len(layers), 1)
+            for index, points in sorted(layers.items()):
+                points = [(e, v) for e, v in points if _positive(v)]
+                if points:
+                    ax.plot(*zip(*points), "-", color=cmap(0.9 * (index - 1) / max(count - 1, 1)), linewidth=1)
+            ax.set_yscale("log")
+            ax.set_ylim(low / 1.5, high * 1.5)
+            ax.set_title(_plain(title), fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+            ax.tick_params(labelsize=7)
+            if k % columns == 0:
+                ax.set_ylabel(_plain(y_label), fontsize=7)
+            if k >= (rows - 1) * columns:
+                ax.set_xlabel("epoch", fontsize=7)
+        return _to_png(fig)
+
+
+def ratio_vs_depth(lines: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *, y_label: str) -> bytes:
+    """``lines``: group label -> {"at initialisation": [(depth, ratio)], "after training": [...]};
+    one colour per group, solid after training, dashed at initialisation, log y; legend below."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(6.5, 3.4 + 0.18 * len(lines))
+        ax = axes[0][0]
+        for i, (label, moments) in enumerate(lines.items()):
+            for moment, points in moments.items():
+                points = sorted(p for p in points if _positive(p[1]))
+                if points:
+                    dashed = moment == "at initialisation"
+                    ax.plot(*zip(*points), "--" if dashed else "-", marker="o", markersize=3, color=f"C{i % 10}",
+                            label=None if dashed else _plain(label))
+        ax.set_yscale("log")
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_ylabel(_plain(y_label))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return _with_legend_below(fig, ax)
+
+
+def statistics_vs_layer(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """Mean (left) and standard deviation (right, log y when wide) of each layer's activations
+    against the layer's depth, one line per label (an initialiser)."""
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(8.0, 3.2, 1, 2)
+        for ax, key, name in ((axes[0][0], "act_mean", "activation mean"), (axes[0][1], "act_std", "activation std")):
+            values = []
+            for i, (label, rows) in enumerate(lines.items()):
+                points = [(r["index"], r[key]) for r in sorted(rows, key=lambda r: r["index"]) if _finite(r.get(key))]
+                if points:
+                    ax.plot(*zip(*points), "o-", color=f"C{i % 10}", label=_plain(label), markersize=4)
+                    values += [v for _, v in points]
+            if key == "act_std" and _wide_range(values) and all(v > 0 for v in values):
+                ax.set_yscale("log")
+            ax.set_xlabel("layer (1 = nearest the input)")
+            ax.set_ylabel(name)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if ax.lines:
+                ax.legend(loc="best")
+        return _to_png(fig)

@@ -275,7 +275,7 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     headers += ["epochs run", "train acc. (%)", "val acc. (%)"]
     if has_test:
         headers.append("test acc. (%)")
-    headers += ["val loss", "seed val acc. (%)"]
+    headers += ["val loss", "train time", "seed val acc. (%)"]
     rows = []
     for row in trials:
         ref = reference_match(row, reference_rows, match_columns or columns)
@@ -285,7 +285,8 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
         cells += [fmt(row.get("epochs_run")), pct(row.get("accuracy")), pct(row.get("val_accuracy"))]
         if has_test:
             cells.append(pct(row.get("test_accuracy")))
-        cells += [fmt_loss(row.get("val_loss")), pct(as_number(ref.get("val_accuracy"))) if ref else DASH]
+        cells += [fmt_loss(row.get("val_loss")), fmt_seconds(row.get("seconds")),
+                  pct(as_number(ref.get("val_accuracy"))) if ref else DASH]
         rows.append({"cells": cells, "diverged": is_diverged(row)})
     return {"headers": headers, "rows": rows}
 

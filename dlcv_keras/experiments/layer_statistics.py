@@ -1,0 +1,210 @@
+"""Report views of a search over depth or initialisation, with what its instruments measured.
+
+A ``Search`` declared with ``instruments`` stores layer_stats.csv: per trial, epoch (0 = at
+initialisation) and kernel layer (``index`` 1 = nearest the input), the numbers
+``training.instruments.LayerProbe`` measured. These views read it beside trials.csv and
+history.csv:
+
+- ``depth_study`` (q7, q13): final loss and accuracy against depth, one line per setting of the
+  other varied values; which trained settings stayed at chance; and, when gradients and weights
+  were measured, each layer's mean |gradient| and |weight| over training, per depth, with the
+  first layer's gradient relative to the output layer's, the number that shows gradients vanish.
+- ``init_study`` (q15): curves per initialiser; each layer's activation mean and spread at
+  initialisation against depth; whether the units of a layer stayed identical (symmetry).
+
+Every sentence is computed from the stored numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Mapping, Sequence
+
+from dlcv_keras.experiments.search import _search_common, _search_meta
+from dlcv_keras.report.format import (DASH, fmt, fmt_sci, histories_by_trial, id_width, is_finite, is_trained, pct,
+                                      reference_table, trial_key, trial_table, varying_columns)
+from dlcv_keras.validation import InvalidParameterError
+
+IDENTICAL = 1e-9     # a unit spread below this is identical units (zero initialisation gives exactly 0)
+
+
+def _group_label(row: Mapping[str, Any], groups: Sequence[str]) -> str:
+    return ", ".join(f"{g}={fmt(row.get(g))}" for g in groups) or "every trial"
+
+
+def _layer_rows(experiment: Mapping[str, Any]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = defaultdict(list)
+    for row in experiment.get("layer_stats") or []:
+        found[str(row.get("trial_id"))].append(row)
+    return found
+
+
+def _series(rows: Sequence[Mapping[str, Any]], key: str) -> dict[int, list[tuple[float, float]]]:
+    """{layer index: [(epoch, value), ...]} for one trial's layer rows."""
+    found: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for row in rows:
+        if is_finite(row.get(key)):
+            found[int(row["index"])].append((row["epoch"], row[key]))
+    return {index: sorted(points) for index, points in found.items()}
+
+
+def _at(rows: Sequence[Mapping[str, Any]], epoch: int, index: int, key: str) -> Any:
+    for row in rows:
+        if row.get("epoch") == epoch and row.get("index") == index:
+            return row.get(key)
+    return None
+
+
+def _num_classes(run: Mapping[str, Any] | None) -> int | None:
+    names = ((run or {}).get("dataset") or {}).get("class_names")
+    return len(names) if names else None
+
+
+# -- depth ------------------------------------------------------------------------------------
+def _depth_study(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary, trials, columns = _search_common(store, section, experiment)
+    if "depth" not in columns:
+        raise InvalidParameterError(f"{store.experiment_dir(section['experiment']) / 'trials.csv'} has no depth "
+                                    f"column (a depth study varies depth), got columns {columns!r}")
+    varying = varying_columns(trials, columns)
+    groups = [c for c in varying if c != "depth"]
+    ok = sorted((r for r in trials if is_trained(r)), key=lambda r: (_group_label(r, groups), r["depth"]))
+    lines: dict[str, list] = {}
+    for row in ok:
+        lines.setdefault(_group_label(row, groups), []).append(row)
+    reference_rows = reference.get("rows") or []
+    return {
+        "meta": _search_meta(summary, trials),
+        "figure": figures.data_uri(figures.depth_study(lines)) if lines else None,
+        "chance": _at_chance(ok, groups, _num_classes(run)),
+        "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
+        "reference": reference_table(reference_rows) if reference_rows else None,
+        "note": str(reference.get("note") or ""),
+        **_gradient_views(experiment, ok, groups, figures),
+    }
+
+
+def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], classes: int | None) -> dict[str, Any]:
+    """Which trained settings ended no better than guessing: training accuracy below 1.5 / classes.
+    A network that learns nothing predicts one class (accuracy about 1 / classes) at loss ln(classes)."""
+    if not classes or not rows:
+        return {"stuck": [], "words": ""}
+    bound = 1.5 / classes
+    stuck = [r for r in rows if is_finite(r.get("accuracy")) and r["accuracy"] < bound]
+    listed = [f"{_group_label(r, groups)}, depth {r['depth']}: train {pct(r['accuracy'])} %, loss "
+              f"{r['loss']:.3f}" if is_finite(r.get("loss")) else f"{_group_label(r, groups)}, depth {r['depth']}"
+              for r in stuck]
+    if stuck:
+        words = (f"{len(stuck)} of {len(rows)} trained settings stayed at chance (training accuracy below "
+                 f"{100 * bound:.0f} %; chance is {100 / classes:.0f} % and an untrained loss is ln {classes} = "
+                 f"{math.log(classes):.3f}).")
+    else:
+        best_deepest = max(rows, key=lambda r: (r["depth"], r.get("accuracy") or 0))
+        words = (f"No trained setting stayed at chance (training accuracy below {100 * bound:.0f} %): the deepest, "
+                 f"{_group_label(best_deepest, groups)}, depth {best_deepest['depth']}, reached "
+                 f"{pct(best_deepest.get('accuracy'))} % train and {pct(best_deepest.get('val_accuracy'))} % val.")
+    return {"stuck": listed, "words": words}
+
+
+def _gradient_views(experiment, rows, groups, figures) -> dict[str, Any]:
+    """Per group, small multiples of each layer's mean |gradient| and |weight| over training, one
+    panel per depth; the first layer's gradient over the output layer's against depth; their table."""
+    by_trial = _layer_rows(experiment)
+    measured = [r for r in rows if by_trial.get(trial_key(r))]
+    if not measured:
+        return {"layer_groups": [], "ratio_figure": None, "ratio_table": None}
+    layer_groups, ratios, table = [], {}, []
+    for label in dict.fromkeys(_group_label(r, groups) for r in measured):
+        members = [r for r in measured if _group_label(r, groups) == label]
+        figures_here = {}
+        for key, name in (("grad_mean_abs", "mean |gradient|"), ("weight_mean_abs", "mean |weight|")):
+            panels = [(f"depth {r['depth']}", _series(by_trial[trial_key(r)], key)) for r in members]
+            if any(panel for _, panel in panels):
+                figures_here[key] = figures.data_uri(figures.layer_lines_grid(panels, y_label=name))
+        layer_groups.append({"label": label, "gradients": figures_here.get("grad_mean_abs"),
+                             "weights": figures_here.get("weight_mean_abs")})
+        for r in members:
+            layers = by_trial[trial_key(r)]
+            last_epoch = max(row["epoch"] for row in layers)
+            output = max(row["index"] for row in layers)
+            moments = {}
+            for moment, epoch in (("at initialisation", 0), ("after training", last_epoch)):
+                first, out = _at(layers, epoch, 1, "grad_mean_abs"), _at(layers, epoch, output, "grad_mean_abs")
+                moments[moment] = first / out if is_finite(first) and is_finite(out) and out > 0 else None
+                ratios.setdefault(label, {}).setdefault(moment, []).append((r["depth"], moments[moment]))
+            table.append({"group": label, "depth": r["depth"],
+                          "ratio": f"{fmt_sci(moments['at initialisation'], 1)} / {fmt_sci(moments['after training'], 1)}"})
+    # One row per depth, one column per group: the ratio at initialisation / after training.
+    labels = list(dict.fromkeys(row["group"] for row in table))
+    cells = {(row["depth"], row["group"]): row["ratio"] for row in table}
+    pivot = {"groups": labels, "rows": [{"depth": depth, "cells": [cells.get((depth, g), DASH) for g in labels]}
+                                        for depth in sorted({row["depth"] for row in table})]}
+    ratio_lines = {label: {m: [p for p in points if p[1] is not None] for m, points in moments.items()}
+                   for label, moments in ratios.items()}
+    has_ratio = any(points for moments in ratio_lines.values() for points in moments.values())
+    return {"layer_groups": layer_groups, "ratio_table": pivot,
+            "ratio_figure": figures.data_uri(figures.ratio_vs_depth(
+                ratio_lines, y_label="first layer / output layer mean |gradient|")) if has_ratio else None}
+
+
+# -- initialisation ---------------------------------------------------------------------------
+def _init_study(store, section, experiment, reference, run=None) -> dict[str, Any]:
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    summary, trials, columns = _search_common(store, section, experiment)
+    varying = varying_columns(trials, columns)
+    ok = [r for r in trials if is_trained(r)]
+    history = histories_by_trial(experiment.get("history") or [])
+    curves = {_group_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
+    by_trial = _layer_rows(experiment)
+    # Activations of the hidden layers at initialisation (the output layer's are softmax probabilities).
+    at_init = {}
+    for r in trials:
+        layers = [row for row in by_trial.get(trial_key(r), []) if row.get("epoch") == 0]
+        output = max((row["index"] for row in layers), default=0)
+        hidden = [row for row in layers if row["index"] < output and is_finite(row.get("act_std"))]
+        if hidden:
+            at_init[_group_label(r, varying)] = hidden
+    reference_rows = reference.get("rows") or []
+    return {
+        "meta": _search_meta(summary, trials),
+        "curves": figures.data_uri(figures.learning_curves(curves)) if curves else None,
+        "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
+        "statistics": figures.data_uri(figures.statistics_vs_layer(at_init)) if at_init else None,
+        "statistics_table": [{"group": label, "layer": row["layer"], "index": row["index"],
+                              "mean": fmt_sci(row.get("act_mean"), 2), "std": fmt_sci(row.get("act_std"), 2)}
+                             for label, rows in at_init.items() for row in rows],
+        "symmetry": _symmetry(trials, varying, by_trial),
+        "note": str(reference.get("note") or ""),
+    }
+
+
+def _symmetry(trials, varying, by_trial) -> dict[str, Any]:
+    """Per trial and layer: the largest difference between two units' incoming weights at
+    initialisation, at the end, and its largest value in between; which trials kept every layer's
+    units identical throughout."""
+    rows, identical = [], []
+    for r in trials:
+        layers = by_trial.get(trial_key(r), [])
+        spreads = [row for row in layers if is_finite(row.get("unit_spread"))]
+        if not spreads:
+            continue
+        last_epoch = max(row["epoch"] for row in spreads)
+        for index in sorted({row["index"] for row in spreads}):
+            mine = [row for row in spreads if row["index"] == index]
+            rows.append({"group": _group_label(r, varying), "layer": mine[0]["layer"],
+                         "init": fmt_sci(_at(mine, 0, index, "unit_spread"), 2),
+                         "end": fmt_sci(_at(mine, last_epoch, index, "unit_spread"), 2),
+                         "largest": fmt_sci(max(row["unit_spread"] for row in mine), 2)})
+        if max(row["unit_spread"] for row in spreads) < IDENTICAL:
+            identical.append(f"{_group_label(r, varying)}: every unit of every layer kept the same incoming weights "
+                             f"from initialisation to epoch {last_epoch} (largest difference "
+                             f"{max(row['unit_spread'] for row in spreads):g})")
+    return {"rows": rows, "identical": identical}
+
+
+VIEWS = {"depth_study": _depth_study, "init_study": _init_study}
+REQUIRED_FILES = {"depth_study": ("trials.csv", "history.csv"), "init_study": ("trials.csv", "history.csv")}

@@ -12,6 +12,10 @@ One run measures, in samples per second:
   training images/s of the ResNet-18 it feeds (``model.fit`` on that dataset, same
   augmentations); the pipeline should be at least ``PIPELINE_MARGIN`` times faster, else a
   warning line is printed;
+- the cost of q13's gradient instrument: one epoch of its deepest MLP (1024 -> 256 x 10 -> 10,
+  sigmoid, Adam, batch 1024) through our path with ``training.instruments.LayerProbe`` measuring
+  gradients and weights, as a ratio to the same epoch without it (target: at most
+  ``INSTRUMENT_TARGET``), and the probe's first measurement, which compiles;
 - ResNet-18 against its FLOP bound: the machine's convolution FLOP/s (forward and backward of a
   3x3, 128-channel Conv2D on 32x32 batches, FLOPs counted analytically) divided by the
   model's training FLOPs per image (2 Hout Wout k k Cin Cout per convolution, 2 in out per
@@ -56,6 +60,10 @@ PIPELINE_BATCH = 128
 PIPELINE_MARGIN = 3.0                   # the pipeline should outrun the training it feeds this many times
 CONV_PROBE = {"batch": 32, "size": 32, "channels": 128, "kernel": 3, "steps": (10, 3)}
 Q1_FULL_SAMPLES = (48_000, 12_000)      # MNIST's 60k training images, split 80/20 as q1 does
+# q13's deepest network and its training set (40k grayscale CIFAR-10 images in full), for the cost of
+# the gradient instrument: input shape, batch size, samples (full, quick), timed rounds.
+INSTRUMENT_WORKLOAD = ((32, 32, 1), 1024, (40_000, 8_000), 3)
+INSTRUMENT_TARGET = 1.3                 # an instrumented epoch should cost at most this many plain ones
 
 
 def synthetic(shape, samples: int, seed: int = 0):
@@ -116,6 +124,35 @@ def _plain_fit_epoch(name: str, shape, *fit_args, **fit_kwargs):
         model.fit(*fit_args, epochs=1, verbose=0, callbacks=[timer], **fit_kwargs)
         return timer.seconds
     return epoch
+
+
+def instrument_costs(quick: bool) -> dict:
+    """One epoch of q13's deepest MLP without and with the layer probe (gradients and weights):
+    the same model, epochs alternating, best of ``rounds`` each after a warm-up round."""
+    from dlcv_keras.models import compile_model
+    from dlcv_keras.models.builders import build_mlp
+    from dlcv_keras.training.fit import STEPS_PER_EXECUTION, fit_and_log
+    from dlcv_keras.training.instruments import LayerProbe, probe_rows
+
+    shape, batch, sizes, rounds = INSTRUMENT_WORKLOAD
+    samples = sizes[1] if quick else sizes[0]
+    x, y = synthetic(shape, samples)
+    model = compile_model(build_mlp(shape, 10, depth=10, units=256, activation="sigmoid"), optimizer="adam",
+                          lr=1e-3, steps_per_execution=STEPS_PER_EXECUTION)
+    probe = LayerProbe(*probe_rows(x, y, 0), instruments=("gradients", "weights"))
+    started = time.perf_counter()
+    probe.set_model(model)
+    probe.on_train_begin()              # the first measurement compiles the gradient function
+    first = time.perf_counter() - started
+
+    def epoch(callbacks):
+        # history's epoch time spans on_epoch_begin to on_epoch_end: one probe measurement per epoch.
+        return lambda: fit_and_log(model, x, y, x[:batch], y[:batch], batch_size=batch, epochs=1,
+                                   callbacks=callbacks).history[0]["seconds"]
+
+    plain, probed = best_epochs([epoch([]), epoch([probe])], max(1, rounds - 1) if quick else rounds)
+    return {"samples": samples, "batch_size": batch, "plain_seconds": plain, "probed_seconds": probed,
+            "first_probe_seconds": round(first, 3), "probe_rows": len(probe.y)}
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -330,6 +367,8 @@ def measure(tasks: list[str], quick: bool) -> dict:
                                build("resnet18", WORKLOADS["resnet18"][0]))}
         elif kind == "search":
             found[task] = {**search_costs(), "backend": backend}
+        elif kind == "instrument":
+            found[task] = {**instrument_costs(quick), "backend": backend}
         elif kind == "q1-full":
             found[task] = {**q1_full_grid(), "backend": backend}
         else:
@@ -350,7 +389,7 @@ def in_child(tasks: list[str], backend: str, quick: bool) -> dict:
 
 def plan(q1_full: bool) -> dict[str, list[str]]:
     """Steps grouped by backend, one child process each; the search first, before big workloads raise memory."""
-    groups: dict[str, list[str]] = {FASTEST_BACKEND["mlp"]: ["search"]}
+    groups: dict[str, list[str]] = {FASTEST_BACKEND["mlp"]: ["search", "instrument"]}
     for name in WORKLOADS:
         # ResNet-18 is also trained through image_batches (a tf.data pipeline: TensorFlow).
         extra = "+images" if name == "resnet18" else ""
@@ -395,6 +434,7 @@ def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
     echo(f"search    {search['trials']} trials ({search['backend']}): {search['overhead_per_trial_s']:.3f} s per trial "
          f"outside training; peak memory {search['peak_rss_mb_after_3']:.0f} MB after 3 trials, "
          f"{search['peak_rss_mb_after_last']:.0f} MB after {search['trials']} ({100 * search['peak_rss_growth']:+.1f} %)")
+    results["instrument"] = instrument_row(measured, echo)
     results["input_pipeline"] = pipeline_row(measured, echo)
     results["resnet18_flop_bound"] = flop_bound_row(measured, echo)
     if q1_full:
@@ -402,6 +442,21 @@ def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
         echo(f"q1 full   {grid['trials']} trainings, {grid['epochs']} epochs on {sum(Q1_FULL_SAMPLES)} images "
              f"({grid['backend']}): {grid['wall_seconds'] / 60:.1f} min")
     return results
+
+
+def instrument_row(measured: dict, echo) -> dict:
+    cost = measured["instrument"]
+    row = {"samples": cost["samples"], "batch_size": cost["batch_size"], "backend": cost["backend"],
+           "epoch_seconds": round(cost["plain_seconds"], 3), "instrumented_epoch_seconds": round(cost["probed_seconds"], 3),
+           "ratio": round(cost["probed_seconds"] / cost["plain_seconds"], 3),
+           "first_probe_seconds": cost["first_probe_seconds"], "probe_rows": cost["probe_rows"]}
+    echo(f"probe     q13's 10-layer MLP, {row['samples']} images ({row['backend']}): epoch {row['epoch_seconds']:.2f} s, "
+         f"with gradients and weights measured {row['instrumented_epoch_seconds']:.2f} s: x{row['ratio']:.2f} "
+         f"(first measurement, compiling: {row['first_probe_seconds']:.2f} s)")
+    if row["ratio"] > INSTRUMENT_TARGET:
+        echo(f"warning: the gradient instrument makes an epoch {row['ratio']:.2f}x as long (expected at most "
+             f"{INSTRUMENT_TARGET:g}x)")
+    return row
 
 
 def pipeline_row(measured: dict, echo) -> dict:

@@ -1,0 +1,165 @@
+"""The dense studies' smoke runs, end to end: q13 (activations, depth, vanishing gradients) and q15
+(initialisation), each through ``python -m dlcv_keras.run <q> --profile smoke`` in a subprocess on
+the offline datasets (DLCV_DATA_DIR, else /work/shared/datasets; skipped without them). The tests
+read what the runs wrote (CSV tables, summaries, the report) and check it with their own arithmetic.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from real_runs import text_of
+from test_cv_questions import run_cli, shared_data_dir
+
+pytestmark = pytest.mark.slow
+
+PROFILE = "smoke"
+PLAN = {"q13": ("cifar10",), "q15": ("mnist",)}
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> dict:
+    """{"results": folder, "runs": {question: run}}. DLCV_DENSE_RESULTS=<folder> keeps and reuses the runs."""
+    data = shared_data_dir()
+    needed = sorted({d for names in PLAN.values() for d in names})
+    missing = [d for d in needed if data is None or not (data / d).is_dir()]
+    if missing:
+        pytest.skip(f"no offline copy of {', '.join(missing)} (set DLCV_DATA_DIR, e.g. /work/shared/datasets)")
+    kept = os.environ.get("DLCV_DENSE_RESULTS")
+    folder = Path(kept).resolve() if kept else tmp_path_factory.mktemp("dense")
+    saved = folder / "dense-runs.json"
+    if kept and saved.is_file():
+        state = json.loads(saved.read_text())
+        return {**state, "results": Path(state["results"])}
+    results = folder / "results"
+    common = ["--profile", PROFILE, "--results", str(results), "--data-dir", str(data), "--no-download", "-q"]
+    runs = {}
+    for question in PLAN:
+        runs[question] = run_cli([question, *common, *(["--report", "pdf"] if question == "q15" else [])], folder)
+        if runs[question]["returncode"] != 0:
+            pytest.fail(f"{question} exited with {runs[question]['returncode']}: {runs[question]['stderr'][-6000:]}",
+                        pytrace=False)
+    print("\ndense smoke runs (s): " + ", ".join(f"{k} {v['seconds']}" for k, v in runs.items()))
+    state = {"results": str(results), "runs": runs}
+    if kept:
+        saved.write_text(json.dumps(state))
+    return {**state, "results": results}
+
+
+def root(dense, question: str) -> Path:
+    return dense["results"] / question / PROFILE
+
+
+def experiment(dense, question: str, name: str) -> Path:
+    return root(dense, question) / "experiments" / name
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def report_text(dense, question: str) -> str:
+    return text_of((root(dense, question) / "report.html").read_text())
+
+
+def layer_rows(dense, question: str, name: str) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for row in read_csv(experiment(dense, question, name) / "layer_stats.csv"):
+        found.setdefault(row["trial_id"], []).append(row)
+    return found
+
+
+def test_every_run_completed_with_its_report(dense):
+    for question, run in dense["runs"].items():
+        assert run["returncode"] == 0 and "Traceback" not in run["stderr"], question
+        stored = json.loads((root(dense, question) / "run.json").read_text())
+        assert stored["status"] == "complete" and stored["environment"]["keras_backend"] == "jax", question
+        assert (root(dense, question) / "report.html").is_file()
+    assert (root(dense, "q15") / "report.pdf").stat().st_size > 10_000
+
+
+# ================================================================================ q13
+def test_q13_layer_probe_measured_every_layer_at_every_epoch(dense):
+    trials = read_csv(experiment(dense, "q13", "depth") / "trials.csv")
+    layers = layer_rows(dense, "q13", "depth")
+    assert sorted(layers) == sorted(t["trial_id"] for t in trials)
+    for trial in trials:
+        depth, epochs = int(trial["depth"]), int(trial["epochs_run"])
+        rows = layers[trial["trial_id"]]
+        # Epoch 0 is the network at initialisation; then one measurement per epoch, every kernel layer.
+        assert [(int(r["epoch"]), int(r["index"])) for r in rows] == [
+            (e, i) for e in range(epochs + 1) for i in range(1, depth + 2)]
+        assert [r["layer"] for r in rows[:depth + 1]] == [f"dense_{i}" for i in range(depth)] + ["softmax"]
+        for row in rows:
+            assert float(row["grad_mean_abs"]) >= 0 and float(row["weight_mean_abs"]) > 0
+        assert "act_mean" not in rows[0]          # q13 measures gradients and weights only
+
+
+def test_q13_report_shows_each_gradient_ratio_and_who_stayed_at_chance(dense):
+    text = report_text(dense, "q13")
+    trials = read_csv(experiment(dense, "q13", "depth") / "trials.csv")
+    layers = layer_rows(dense, "q13", "depth")
+    for trial in trials:
+        rows = layers[trial["trial_id"]]
+        output = int(trial["depth"]) + 1
+        last = int(trial["epochs_run"])
+        ratios = []
+        for epoch in (0, last):
+            at = {int(r["index"]): float(r["grad_mean_abs"]) for r in rows if int(r["epoch"]) == epoch}
+            ratios.append(f"{at[1] / at[output]:.1e}")
+        assert f"{ratios[0]} / {ratios[1]}" in text, trial["trial_id"]
+    stuck = [t for t in trials if float(t["accuracy"]) < 0.15]
+    if stuck:
+        assert f"{len(stuck)} of {len(trials)} trained settings stayed at chance" in text
+    else:
+        assert "No trained setting stayed at chance" in text
+    for trial in stuck:
+        assert f"depth {trial['depth']}: train {100 * float(trial['accuracy']):.2f} %" in text
+
+
+def test_q13_activation_runs_are_timed_and_tested(dense):
+    trials = read_csv(experiment(dense, "q13", "activations") / "trials.csv")
+    assert [t["activation"] for t in trials] == ["sigmoid", "relu"]
+    text = report_text(dense, "q13")
+    assert "train time" in text
+    for trial in trials:
+        assert 0 <= float(trial["test_accuracy"]) <= 1 and float(trial["seconds"]) > 0
+        assert f"{float(trial['seconds']):.1f} s" in text
+
+
+# ================================================================================ q15
+def test_q15_zero_initialisation_keeps_every_unit_identical(dense):
+    trials = {t["initializer"]: t for t in read_csv(experiment(dense, "q15", "init") / "trials.csv")}
+    layers = layer_rows(dense, "q15", "init")
+    zeros, glorot = layers[trials["zeros"]["trial_id"]], layers[trials["glorot_uniform"]["trial_id"]]
+    assert {float(r["unit_spread"]) for r in zeros} == {0.0}
+    assert all(float(r["unit_spread"]) > 0 for r in glorot)
+    # A network whose units are all the same unit predicts one class: no better than chance.
+    assert float(trials["zeros"]["accuracy"]) < 0.2
+    text = report_text(dense, "q15")
+    epochs = trials["zeros"]["epochs_run"]
+    assert (f"initializer=zeros: every unit of every layer kept the same incoming weights from initialisation "
+            f"to epoch {epochs} (largest difference 0)") in text
+    assert "initializer=glorot_uniform: every unit" not in text
+
+
+def test_q15_activation_statistics_at_initialisation_are_reported_per_hidden_layer(dense):
+    text = report_text(dense, "q15")
+    for name in ("init", "init_depth"):
+        trials = read_csv(experiment(dense, "q15", name) / "trials.csv")
+        layers = layer_rows(dense, "q15", name)
+        for trial in trials:
+            at_init = [r for r in layers[trial["trial_id"]] if r["epoch"] == "0"]
+            hidden = at_init[:-1]                      # the output layer's are softmax probabilities
+            assert len(hidden) == len(at_init) - 1 >= 2
+            for row in hidden:
+                mean, std = float(row["act_mean"]), float(row["act_std"])
+                assert math.isfinite(mean) and std >= 0
+                assert f"{row['layer']} {row['index']} {mean:.2e} {std:.2e}" in text

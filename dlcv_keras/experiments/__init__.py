@@ -13,6 +13,7 @@ from typing import Callable
 
 from dlcv_keras.experiments import (activation_maps, augmented_examples, comparison, conv_blur, conv_regression,
                                     evaluate_best, finite_difference, layer_statistics, misclassified,
+                                    weight_images,
                                     parameter_table,
                                     pretrained_source, scalar_gradients, search, sklearn_logistic, toy_training,
                                     two_layer_check)
@@ -32,17 +33,18 @@ from dlcv_keras.experiments.search import Search
 from dlcv_keras.experiments.sklearn_logistic import SklearnLogistic
 from dlcv_keras.experiments.toy_training import ToyTraining
 from dlcv_keras.experiments.two_layer_check import TwoLayerCheck
+from dlcv_keras.experiments.weight_images import WeightImages
 
 _MODULES: tuple[ModuleType, ...] = (search, evaluate_best, sklearn_logistic, comparison, scalar_gradients, conv_blur,
                                     conv_regression, two_layer_check, toy_training, finite_difference, parameter_table,
                                     augmented_examples, activation_maps, misclassified, pretrained_source,
-                                    layer_statistics)
+                                    layer_statistics, weight_images)
 
 # kind name -> its declaration class
 KINDS: dict[str, type[Experiment]] = {cls.KIND: cls for cls in (
     Search, EvaluateBest, SklearnLogistic, RunComparison, ScalarGradients, ConvBlur, ConvRegression, TwoLayerCheck,
     ToyTraining, FiniteDifferenceSweep, ParameterTable, AugmentedExamples, ActivationMaps, MisclassifiedGallery,
-    PretrainedSource)}
+    PretrainedSource, WeightImages)}
 
 
 def _collect(attribute: str) -> dict:
@@ -68,4 +70,4 @@ def get_kind(name: str) -> type[Experiment]:
 __all__ = ["Experiment", "KINDS", "VIEWS", "REQUIRED_FILES", "get_kind", "ActivationMaps", "AugmentedExamples",
            "MisclassifiedGallery", "ParameterTable", "PretrainedSource", "ConvBlur", "ConvRegression",
            "EvaluateBest", "FiniteDifferenceSweep", "RunComparison", "ScalarGradients", "Search", "SklearnLogistic",
-           "ToyTraining", "TwoLayerCheck"]
+           "ToyTraining", "TwoLayerCheck", "WeightImages"]

@@ -76,14 +76,16 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
     for row in ok:
         lines.setdefault(_group_label(row, groups), []).append(row)
     reference_rows = reference.get("rows") or []
+    chance = _at_chance(ok, groups, _num_classes(run))
+    gradients = _gradient_views(experiment, ok, groups, figures)
     return {
         "meta": _search_meta(summary, trials),
         "figure": figures.data_uri(figures.depth_study(lines)) if lines else None,
-        "chance": _at_chance(ok, groups, _num_classes(run)),
+        "chance": {**chance, "why": _why(ok, chance["stuck_rows"], groups, _layer_rows(experiment))},
         "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
         "note": str(reference.get("note") or ""),
-        **_gradient_views(experiment, ok, groups, figures),
+        **gradients,
     }
 
 
@@ -91,7 +93,7 @@ def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], classes
     """Which trained settings ended no better than guessing: training accuracy below 1.5 / classes.
     A network that learns nothing predicts one class (accuracy about 1 / classes) at loss ln(classes)."""
     if not classes or not rows:
-        return {"stuck": [], "words": ""}
+        return {"stuck": [], "stuck_rows": [], "words": ""}
     bound = 1.5 / classes
     stuck = [r for r in rows if is_finite(r.get("accuracy")) and r["accuracy"] < bound]
     listed = [f"{_group_label(r, groups)}, depth {r['depth']}: train {pct(r['accuracy'])} %, loss "
@@ -106,7 +108,46 @@ def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], classes
         words = (f"No trained setting stayed at chance (training accuracy below {100 * bound:.0f} %): the deepest, "
                  f"{_group_label(best_deepest, groups)}, depth {best_deepest['depth']}, reached "
                  f"{pct(best_deepest.get('accuracy'))} % train and {pct(best_deepest.get('val_accuracy'))} % val.")
-    return {"stuck": listed, "words": words}
+    return {"stuck": listed, "stuck_rows": stuck, "words": words}
+
+
+def _first_over_output(layers: Sequence[Mapping[str, Any]], epoch: int) -> float | None:
+    """The first layer's mean |gradient| over the output layer's at ``epoch``."""
+    output = max((row["index"] for row in layers), default=0)
+    first, out = _at(layers, epoch, 1, "grad_mean_abs"), _at(layers, epoch, output, "grad_mean_abs")
+    return first / out if is_finite(first) and is_finite(out) and out > 0 else None
+
+
+def _why(rows, stuck, groups, by_trial) -> str:
+    """Whether the gradients measured explain who stayed at chance: the first layer's share of the
+    output layer's mean |gradient| after training, in the settings at chance and in the others."""
+    def ratio(row):
+        layers = by_trial.get(trial_key(row), [])
+        return _first_over_output(layers, max((r["epoch"] for r in layers), default=0)) if layers else None
+
+    def named(item):
+        row, value = item
+        return f"{fmt_sci(value, 1)} ({_group_label(row, groups)}, depth {row['depth']})"
+
+    measured = [(r, ratio(r)) for r in rows if ratio(r) is not None]
+    stuck_ids = {trial_key(r) for r in stuck}
+    at_chance = sorted(((r, v) for r, v in measured if trial_key(r) in stuck_ids), key=lambda item: item[1])
+    learning = sorted(((r, v) for r, v in measured if trial_key(r) not in stuck_ids), key=lambda item: item[1])
+    share = "the first layer's share of the output layer's mean |gradient| after training"
+    if not at_chance and learning:
+        return (f"Gradients reached the input in every setting: {share} was at least {named(learning[0])}.")
+    if at_chance and not learning:
+        return f"In every setting {share} was at most {named(at_chance[-1])}."
+    if not at_chance:
+        return ""
+    if at_chance[-1][1] < learning[0][1]:
+        return (f"The settings at chance are exactly those whose first layer received the least gradient: "
+                f"{share} was at most {named(at_chance[-1])} there, against at least {named(learning[0])} where "
+                f"the network learned. The gradient vanished before it reached the layers near the input.")
+    return (f"The gradient alone does not separate them: {share} ranged from {named(at_chance[0])} to "
+            f"{named(at_chance[-1])} in the settings at chance, and from {named(learning[0])} to "
+            f"{named(learning[-1])} in those that learned; all {sum(v < learning[0][1] for _, v in at_chance)} "
+            f"settings with a share below {fmt_sci(learning[0][1], 1)} stayed at chance.")
 
 
 def _gradient_views(experiment, rows, groups, figures) -> dict[str, Any]:
@@ -129,11 +170,9 @@ def _gradient_views(experiment, rows, groups, figures) -> dict[str, Any]:
         for r in members:
             layers = by_trial[trial_key(r)]
             last_epoch = max(row["epoch"] for row in layers)
-            output = max(row["index"] for row in layers)
             moments = {}
             for moment, epoch in (("at initialisation", 0), ("after training", last_epoch)):
-                first, out = _at(layers, epoch, 1, "grad_mean_abs"), _at(layers, epoch, output, "grad_mean_abs")
-                moments[moment] = first / out if is_finite(first) and is_finite(out) and out > 0 else None
+                moments[moment] = _first_over_output(layers, epoch)
                 ratios.setdefault(label, {}).setdefault(moment, []).append((r["depth"], moments[moment]))
             table.append({"group": label, "depth": r["depth"],
                           "ratio": f"{fmt_sci(moments['at initialisation'], 1)} / {fmt_sci(moments['after training'], 1)}"})

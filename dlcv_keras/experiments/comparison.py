@@ -4,16 +4,30 @@ Each compared run is a ``Search`` of its own (one setting, scored on the test sp
 resumes and stores its epochs like any search; this kind gathers their stored results into
 one table (test loss and accuracy, epochs run, why each stopped) and one figure with every
 run's curves overlaid. The compared searches are usually declared with ``show=False``.
+
+A compared run may repeat its setting from several seeds (a ``repeat`` list, q14): its row then
+holds the mean over its completed repeats, with their sample standard deviation and count beside
+it, and its curve the mean per epoch, shaded from the lowest to the highest repeat. With a seed
+ranking in the reference, the report says whether ours agrees and how far apart the runs are.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment
 from dlcv_keras.validation import InvalidParameterError
-from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, histories_by_trial, pct, require)
+from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, histories_by_trial, is_finite,
+                                      pct, require)
+
+# A run's numbers in the table, in column order: for a run of repeats, the mean over its completed
+# repeats, with "<key>_std" (their sample standard deviation, n - 1 in the denominator) beside it.
+AVERAGED = ("epochs_run", "loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "seconds")
+# The curves a repeated run's band spans: "<key>_min" and "<key>_max" per epoch in history.csv.
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
@@ -28,10 +42,14 @@ class RunComparison(Experiment):
     def check_question(self, question, settings, space) -> None:
         for name, _ in self.runs:
             table = space.experiment(name)
-            varying = sorted({*table.choices, *table.ranges})
+            # Repeats of one setting from other seeds are still one run; any other list, or a range, is not.
+            varying = sorted((set(table.choices) - {"repeat"}) | set(table.ranges))
             if varying:
-                raise InvalidParameterError(f"{space.source} [{space.profile}.{name}] {varying[0]} must be a single "
-                                            f"value ({self.name} compares one run of each), got several")
+                key = varying[0]
+                got = table.choices[key] if key in table.choices else "a range"
+                raise InvalidParameterError(f"{space.source} [{space.profile}.{name}] {key} must be a single value "
+                                            f"({self.name} compares one setting of each run; only repeat may be a "
+                                            f"list), got {got!r}")
 
     def run(self, runner) -> None:
         compare_runs(runner, self)
@@ -41,27 +59,91 @@ def compare_runs(runner, experiment: RunComparison) -> None:
     rows, history, settings = [], [], {}
     stored_runs = {name: runner.store.read_experiment(name) for name, _ in experiment.runs}
     for name, _ in experiment.runs:
-        settings[name] = stored_runs[name]["summary"].get("best_hyperparameters") or {}
+        settings[name] = {k: v for k, v in (stored_runs[name]["summary"].get("best_hyperparameters") or {}).items()
+                          if k != "repeat"}
     # What every run shares is said once; each row shows what sets it apart.
     shared = {k: v for k, v in settings[experiment.runs[0][0]].items()
               if all(k in s and s[k] == v for s in settings.values())}
     for name, label in experiment.runs:
         stored = stored_runs[name]
-        trial = (stored.get("trials") or [{}])[0]
+        trials = stored.get("trials") or [{}]
         own = {k: v for k, v in settings[name].items() if k not in shared}
-        rows.append({"run": label, "experiment": name, "status": trial.get("status"),
-                     "settings": ", ".join(f"{k}={fmt(v)}" for k, v in own.items()) or "none of these",
-                     **{k: trial.get(k) for k in ("epochs_run", "stop_reason", "loss", "accuracy", "val_loss",
-                                                  "val_accuracy", "test_loss", "test_accuracy", "seconds")}})
-        history.extend({**row, "trial_id": label} for row in stored.get("history") or [])
+        numbers = run_summary(trials)
+        rows.append({"run": label, "experiment": name, "status": numbers.pop("status"),
+                     "settings": ", ".join(f"{k}={fmt(v)}" for k, v in own.items()) or "none of these", **numbers})
+        history.extend(mean_history(label, trials, stored.get("history") or []))
     summary = {"kind": "run_comparison", "title": experiment.title, "runs": [label for _, label in experiment.runs],
                "experiments": [name for name, _ in experiment.runs], "shared": shared,
-               "best_test_accuracy": max((r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None),
+               "best_test_accuracy": max((r["test_accuracy"] for r in rows if is_finite(r.get("test_accuracy"))),
                                          default=None)}
     runner.store.write_experiment(experiment.name, summary=summary, trials=rows, history=history)
     for row in rows:
-        runner.echo(f"[{experiment.name}] {row['run']}: test loss {fmt_loss(row['test_loss'])}, "
-                    f"test accuracy {pct(row['test_accuracy'])} % after {row['epochs_run']} epochs ({row['stop_reason']})")
+        repeats = f"; mean ± standard deviation of {row['n']} repeats" if row["n"] > 1 else ""
+        runner.echo(f"[{experiment.name}] {row['run']}: test loss {spread(row, 'test_loss', fmt_loss)}, "
+                    f"test accuracy {spread(row, 'test_accuracy', pct)} % after {spread(row, 'epochs_run', _epochs)} "
+                    f"epochs ({row['stop_reason']}{repeats})")
+
+
+def spread(row: Mapping[str, Any], key: str, show) -> str:
+    """``row[key]`` shown by ``show``, followed by "± <its standard deviation>" for a run of repeats."""
+    std = as_number(row.get(f"{key}_std"))
+    return show(row.get(key)) + (f" ± {show(std)}" if is_finite(std) else "")
+
+
+def _epochs(value: Any) -> str:
+    """Epochs run: an int for one run, a mean over repeats to one decimal (58.3)."""
+    return fmt(round(value, 1) if isinstance(value, float) else value)
+
+
+def _averaged(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The repeats a run's numbers come from: the completed ones; a run none of which completed
+    shows its first trial as it ended (diverged or rejected), as a single run always has."""
+    return [t for t in trials if t.get("status") == "completed"] or list(trials[:1])
+
+
+def run_summary(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One run's table row from its trials (one, or one per repeat): status, n, stop reason and
+    ``AVERAGED`` (a single trial's values as they are; for repeats, mean and "<key>_std")."""
+    kept = _averaged(trials)
+    reasons = Counter(t.get("stop_reason") for t in trials)
+    row = {"status": kept[0].get("status"), "n": len(kept),
+           "stop_reason": next(iter(reasons)) if len(reasons) == 1 else
+           "; ".join(f"{reason} ({count} of {len(trials)})" for reason, count in reasons.items())}
+    for key in AVERAGED:
+        values = [t[key] for t in kept if is_finite(t.get(key))]
+        if len(kept) == 1:
+            row[key] = kept[0].get(key)
+        else:
+            row[key] = statistics.fmean(values) if values else None
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else None
+    return row
+
+
+def mean_history(label: str, trials: Sequence[Mapping[str, Any]],
+                 history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A run's history.csv rows, ``trial_id`` = its label: a single trial's epochs as they are; for
+    repeats, per epoch the mean of every number over the completed repeats that reached it, their
+    count ``n``, and ``CURVES``' lowest and highest repeat ("<key>_min", "<key>_max")."""
+    kept = _averaged(trials)
+    ids = {str(t.get("trial_id")) for t in kept}
+    by_trial = {tid: rows for tid, rows in histories_by_trial(history).items() if tid in ids}
+    if len(kept) == 1:
+        return [{**row, "trial_id": label} for rows in by_trial.values() for row in rows]
+    by_epoch: dict[Any, list[Mapping[str, Any]]] = {}
+    for rows in by_trial.values():
+        for row in rows:
+            by_epoch.setdefault(row.get("epoch"), []).append(row)
+    out = []
+    for epoch, rows in sorted(by_epoch.items(), key=lambda item: item[0] if is_finite(item[0]) else 0):
+        mean = {"trial_id": label, "epoch": epoch, "n": len(rows)}
+        for key in dict.fromkeys(k for row in rows for k in row if k not in ("trial_id", "epoch")):
+            values = [row[key] for row in rows if is_finite(row.get(key))]
+            if values:
+                mean[key] = statistics.fmean(values)
+                if key in CURVES:
+                    mean[f"{key}_min"], mean[f"{key}_max"] = min(values), max(values)
+        out.append(mean)
+    return out
 
 
 # -- report view ------------------------------------------------------------------------------
@@ -74,19 +156,100 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
     table = []
     for row in trials:
         ref = seed.get(str(row.get("run")), {})
-        table.append({"run": fmt(row.get("run")), "settings": fmt(row.get("settings")),
-                      "test_loss": fmt_loss(row.get("test_loss")), "test_loss_seed": fmt_loss(ref.get("test_loss")),
-                      "test_accuracy": pct(row.get("test_accuracy")),
+        table.append({"run": fmt(row.get("run")), "settings": fmt(row.get("settings")), "n": fmt(row.get("n")),
+                      "test_loss": spread(row, "test_loss", fmt_loss), "test_loss_seed": fmt_loss(ref.get("test_loss")),
+                      "test_accuracy": spread(row, "test_accuracy", pct),
                       "test_accuracy_seed": pct(as_number(ref.get("test_accuracy"))),
-                      "val_accuracy": pct(row.get("val_accuracy")), "epochs_run": fmt(row.get("epochs_run")),
-                      "epochs_seed": fmt(ref.get("epochs_run")), "stop_reason": fmt(row.get("stop_reason")),
+                      "val_accuracy": spread(row, "val_accuracy", pct), "accuracy": spread(row, "accuracy", pct),
+                      "epochs_run": spread(row, "epochs_run", _epochs), "epochs_seed": fmt(ref.get("epochs_run")),
+                      "seconds": spread(row, "seconds", fmt_seconds), "stop_reason": fmt(row.get("stop_reason")),
                       "status": fmt(row.get("status"))})
     curves = {str(row.get("run")): by_run[str(row.get("run"))] for row in trials
               if str(row.get("run")) in by_run and row.get("status") == "completed"}
     shared = experiment["summary"].get("shared") or {}
     return {"table": table, "shared": ", ".join(f"{k} = {fmt(v)}" for k, v in shared.items()),
+            # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
+            "repeated": any(is_finite(row.get("n")) and row["n"] > 1 for row in trials),
             "figure": figures.data_uri(figures.learning_curves(curves)) if curves else None,
+            "ranking": ranking_words(trials, _seed_ranking(reference, section)),
             "note": str(reference.get("note") or DASH)}
+
+
+def _seed_ranking(reference: Mapping[str, Any], section: Mapping[str, Any]) -> list[str] | None:
+    ranking = reference.get("ranking")
+    if ranking is None:
+        return None
+    if not isinstance(ranking, list) or not all(isinstance(label, str) for label in ranking):
+        raise InvalidParameterError(f"section {section['title']!r}: the reference's ranking must be a list of run "
+                                    f"labels, best first, got {ranking!r}")
+    return ranking
+
+
+def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[str] | None) -> dict[str, Any] | None:
+    """Our ranking by (mean) test accuracy beside the seed's, in words computed from the stored rows.
+
+    Returns None without a seed ranking, else {"ours", "seed", "agreement", "gaps"}: "ours" is
+    "a > b = c" (= for equal means); "agreement" says whether every pair of runs the seed orders is
+    in the same order here, which pairs swap and which tie; "gaps" gives, for each neighbouring pair
+    of ours, the difference of the means in percentage points against the spread (``_gap``).
+    """
+    if seed_ranking is None:
+        return None
+    ranked = sorted((row for row in trials if row.get("status") == "completed" and is_finite(row.get("test_accuracy"))),
+                    key=lambda row: -row["test_accuracy"])
+    ours = str(ranked[0]["run"]) if ranked else DASH
+    for upper, lower in zip(ranked, ranked[1:]):
+        ours += f" {_order(upper, lower)} {lower['run']}"
+    return {"ours": ours, "seed": " > ".join(seed_ranking),
+            "agreement": _agreement({str(row["run"]): row["test_accuracy"] for row in ranked}, seed_ranking),
+            "gaps": [_gap(upper, lower) for upper, lower in zip(ranked, ranked[1:])]}
+
+
+def _order(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
+    return "=" if upper["test_accuracy"] == lower["test_accuracy"] else ">"
+
+
+def _agreement(mean: Mapping[str, float], seed_ranking: Sequence[str]) -> str:
+    """Whether each pair the seed orders (best first) is in that order by our means: agrees, swaps, ties."""
+    shared = [label for label in seed_ranking if label in mean]
+    pairs = [(a, b) for i, a in enumerate(shared) for b in shared[i + 1:]]
+    swapped = [(a, b) for a, b in pairs if mean[a] < mean[b]]
+    tied = [(a, b) for a, b in pairs if mean[a] == mean[b]]
+    if not pairs:
+        words = "Nothing to compare: fewer than two of the seed's runs have a test accuracy here."
+    elif len(swapped) == len(pairs):
+        words = "Our ranking reverses the seed's."
+    elif not swapped:
+        words = "Our ranking agrees with the seed's" + (" wherever the means differ." if tied else ".")
+    else:
+        words = "Our ranking agrees with the seed's in part: " + "; ".join(
+            f"the seed puts {a} above {b}, we find {b} above {a}" for a, b in swapped) + "."
+    if tied:
+        words += " Tied here: " + "; ".join(f"{a} and {b}" for a, b in tied) + "."
+    missing = [label for label in seed_ranking if label not in mean]
+    if missing:
+        words += f" Not ranked here (no completed run with a test accuracy): {', '.join(missing)}."
+    return words
+
+
+def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
+    """"dropout 71.20 ± 1.30 > L2 69.80 ± 2.00: 1.40 points, within one standard deviation (...)": the
+    gap between two neighbouring means against the larger of the two runs' standard deviations, the
+    spread a single seed's result could show for either."""
+    points = 100 * (upper["test_accuracy"] - lower["test_accuracy"])
+    stds = [100 * as_number(row.get("test_accuracy_std")) for row in (upper, lower)
+            if is_finite(as_number(row.get("test_accuracy_std")))]
+    largest = max(stds, default=None)
+    if largest is None:
+        against = "one run each: no spread measured"
+    elif points <= largest:
+        against = f"within one standard deviation (the larger of the two, {largest:.2f})"
+    elif largest > 0:
+        against = f"{points / largest:.1f} times the larger standard deviation ({largest:.2f})"
+    else:
+        against = "and no spread among the repeats"
+    return (f"{upper['run']} {spread(upper, 'test_accuracy', pct)} {_order(upper, lower)} {lower['run']} "
+            f"{spread(lower, 'test_accuracy', pct)}: {points:.2f} points, {against}")
 
 
 VIEWS = {"run_comparison": _run_comparison}

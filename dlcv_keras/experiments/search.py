@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS
+from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS, RUN_KEYS
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
                                       hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
                                       metric_header, pct, reference_match, reference_table, require, trial_key,
@@ -49,7 +49,7 @@ class Search(Experiment):
         return self.model or question.model
 
     def accepted(self, question) -> Mapping[str, tuple]:
-        names = (*MODEL_KEYS[self.model_name(question)], *COMPILE_KEYS, *FIT_KEYS)
+        names = (*MODEL_KEYS[self.model_name(question)], *COMPILE_KEYS, *FIT_KEYS, *RUN_KEYS)
         return {**{name: SEARCH_DOMAINS[name] for name in names}, **CONSTRAINT}
 
     def listable(self) -> tuple[str, ...]:

@@ -22,6 +22,15 @@ def _regularizer(l1: float, l2: float):
     return regularizers.L1L2(l1=l1, l2=l2)
 
 
+def keras_initializer(name: str):
+    """The Keras initializer for ``name`` (one of INITIALIZERS): Keras's own name as it is, and
+    "standard_normal" (IFT6135's N(0, 1); Keras's random_normal is N(0, 0.05^2)) as RandomNormal
+    with stddev 1. Called once per layer: a RandomNormal object shared by layers would draw the
+    same weights for every layer of the same shape."""
+    check_choice("initializer", name, INITIALIZERS)
+    return keras.initializers.RandomNormal(stddev=1.0) if name == "standard_normal" else name
+
+
 def build_linear(input_shape, num_classes: int, *, l1: float = 0.0, l2: float = 0.0,
                  initializer: str = "glorot_uniform") -> keras.Model:
     """A single-layer softmax classifier: flatten -> dense(num_classes)."""
@@ -29,7 +38,7 @@ def build_linear(input_shape, num_classes: int, *, l1: float = 0.0, l2: float = 
     check_choice("initializer", initializer, INITIALIZERS)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Flatten(name="flatten")(inputs)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
                            kernel_regularizer=_regularizer(l1, l2), name="softmax")(x)
     return keras.Model(inputs, outputs, name="linear")
 
@@ -55,12 +64,12 @@ def build_mlp(input_shape, num_classes: int, *, depth: int = 1, units: int | lis
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Flatten(name="flatten")(inputs)
     for i, width in enumerate(widths):
-        x = layers.Dense(width, kernel_initializer=initializer,
+        x = layers.Dense(width, kernel_initializer=keras_initializer(initializer),
                          kernel_regularizer=_regularizer(l1, l2), name=f"dense_{i}")(x)
         x = layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout > 0:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
                            kernel_regularizer=_regularizer(l1, l2), name="softmax")(x)
     return keras.Model(inputs, outputs, name=f"mlp_{depth}x{'-'.join(map(str, widths))}")
 
@@ -110,16 +119,16 @@ def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_a
     inputs, x = _image_input(input_shape, input_mean, input_variance)
     for i, width in enumerate(filters):
         x = layers.Conv2D(check_int("filters", width, low=1), 3, padding="same", activation="relu",
-                          kernel_initializer=initializer, kernel_regularizer=_regularizer(0.0, l2),
+                          kernel_initializer=keras_initializer(initializer), kernel_regularizer=_regularizer(0.0, l2),
                           name=f"conv_{i}")(x)
         if i in pool_after:
             x = layers.MaxPooling2D(2, name=f"pool_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense_units, activation="relu", kernel_initializer=initializer,
+    x = layers.Dense(dense_units, activation="relu", kernel_initializer=keras_initializer(initializer),
                      kernel_regularizer=_regularizer(0.0, l2), name="dense")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
                            kernel_regularizer=_regularizer(0.0, l2), name="softmax")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
@@ -140,13 +149,14 @@ def build_tiny_cnn(input_shape, num_classes: int, *, l2: float = 0.0, dropout: f
     check_float("dropout", dropout, low=0, high=1, closed="left")
     inputs, x = _image_input(input_shape, input_mean, input_variance)
     for i, width in enumerate((2, 4)):
-        x = layers.Conv2D(width, 3, padding="same", activation="relu", kernel_initializer=initializer,
+        x = layers.Conv2D(width, 3, padding="same", activation="relu",
+                          kernel_initializer=keras_initializer(initializer),
                           kernel_regularizer=_regularizer(0.0, l2), name=f"conv_{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
                            kernel_regularizer=_regularizer(0.0, l2), name="softmax")(x)
     return keras.Model(inputs, outputs, name="tiny_cnn")
 

@@ -1,8 +1,10 @@
 """Names the model builders accept; kept free of keras so validation can run before keras loads."""
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "linear")
+# Keras's initializer names, and "standard_normal": N(0, 1), IFT6135's "Normal" (Keras's own
+# random_normal is N(0, 0.05^2)); models/builders.py keras_initializer maps it to Keras.
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-                "random_normal", "random_uniform", "zeros")
+                "random_normal", "standard_normal", "random_uniform", "zeros")
 OPTIMIZERS = ("sgd", "adam")
 MODELS = ("linear", "mlp", "cnn", "tiny_cnn", "resnet18", "vgg", "resnet18_transfer")
 # q10's ways of using pretrained weights (models/pretrained.py).
@@ -44,3 +46,8 @@ COMPILE_KEYS = ("lr", "optimizer", "momentum", "max_lr", "weight_decay", "grad_c
 # ``augment``: "none", "full" or augmentation names joined by "+" (data/augment.py), training split only;
 # ``plateau_patience``/``plateau_factor``: ReduceLROnPlateau on val_loss (q18), 0 = off.
 FIT_KEYS = ("batch_size", "epochs", "train_fraction", "patience", "augment", "plateau_factor", "plateau_patience")
+# The keys of a run rather than of its model, compile or fit step: ``repeat`` k trains the same setting
+# again from seed --seed + k (initial weights, data order, dropout masks, augmentation; the data split
+# stays --seed's), so a grid ``repeat = [0, 1, 2]`` gives three repeats whose mean and spread a
+# RunComparison reports.
+RUN_KEYS = ("repeat",)

@@ -78,15 +78,22 @@ def _plot_curves(ax_loss, ax_acc, history: Sequence[Mapping[str, Any]], label: s
                 continue
             split = "val" if prefix else "train"
             name = _plain(f"{label} {split}" if label else split)
-            ax.plot(xs, ys, style, color=(val_color or color) if prefix else color, label=name,
-                    marker="." if len(xs) < 15 else None)
+            line_color = (val_color or color) if prefix else color
+            ax.plot(xs, ys, style, color=line_color, label=name, marker="." if len(xs) < 15 else None)
+            low, high = f"{prefix}{metric}_min", f"{prefix}{metric}_max"
+            band = [(row["epoch"], row[low], row[high]) for row in history
+                    if all(_finite(row.get(k)) for k in ("epoch", low, high))]
+            if band:
+                ax.fill_between(*zip(*band), color=line_color, alpha=0.15, linewidth=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str | None = None) -> bytes:
     """Loss and accuracy per epoch, train (solid) and val (dashed), one colour per trial.
 
-    ``curves`` maps a label (trial id, "best", ...) to that trial's history rows.
+    ``curves`` maps a label (trial id, "best", ...) to that trial's history rows. Rows that also
+    hold "<metric>_min" and "<metric>_max" (a run of repeats: its mean, lowest and highest repeat
+    per epoch) shade the band between them.
     """
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(8.0, 3.2, 1, 2)

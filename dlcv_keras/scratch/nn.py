@@ -70,6 +70,7 @@ def initial_weights(initializer, fan_in, fan_out, rng, dtype=np.float32):
     - he_uniform: U(-limit, limit), limit = sqrt(6 / fan_in)
     - he_normal: normal with std sqrt(2 / fan_in), truncated at 2 std
     - random_normal: N(0, 0.05**2); random_uniform: U(-0.05, 0.05); zeros
+    - standard_normal: N(0, 1), IFT6135's "Normal" (RandomNormal(stddev=1.0) in Keras)
 
     Keras divides the truncated normal's std by 0.8796..., the std of a standard
     normal truncated at +-2, so the truncated draw ends up with the intended std.
@@ -79,6 +80,8 @@ def initial_weights(initializer, fan_in, fan_out, rng, dtype=np.float32):
         w = np.zeros(shape)
     elif initializer == "random_normal":
         w = rng.normal(0.0, 0.05, shape)
+    elif initializer == "standard_normal":
+        w = rng.standard_normal(shape)
     elif initializer == "random_uniform":
         w = rng.uniform(-0.05, 0.05, shape)
     else:

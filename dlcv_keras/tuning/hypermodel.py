@@ -22,7 +22,8 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
     """Builds ``model`` (a name from ``models.BUILDERS``) from sampled values and fits it.
 
     ``early_stopping`` is q3's rule ({"min_epochs", "min_delta"}) or None. Each trial
-    starts from ``seed``, so a trial's result does not depend on which trials ran before.
+    starts from ``seed`` (plus its ``repeat``: ``trial_seed``), so a trial's result does not
+    depend on which trials ran before.
     ``constraint`` = (min, max) parameters: a model outside it is "rejected" and not trained.
     """
 
@@ -53,6 +54,11 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         self.n_train = n_train                 # steps per epoch, for the one-cycle schedule
         # What training.instruments.LayerProbe measures inside the network each epoch (q13, q15).
         self.instruments = tuple(instruments)
+
+    def trial_seed(self, values: dict) -> int:
+        """The seed of a trial's weights, data order, dropout and augmentation: ``seed`` + its ``repeat``
+        (models/options.py RUN_KEYS), so repeats of one setting differ and each can be run again."""
+        return self.seed + values.get("repeat", 0)
 
     def model_kwargs(self, values: dict) -> dict:
         """The builder's keyword arguments; an MLP's ``units_1`` ... ``units_k`` become its
@@ -90,7 +96,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         model_kwargs = self.model_kwargs(values)
         if self.implementation == "scratch":
             return self._build_scratch(values, model_kwargs)
-        keras.utils.set_random_seed(self.seed)
+        keras.utils.set_random_seed(self.trial_seed(values))
         model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
         return compile_model(model, steps_per_execution=STEPS_PER_EXECUTION, **self.compile_kwargs(values, model))
 
@@ -103,7 +109,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         if problem:
             raise ValueError(problem)
         model_kwargs.pop("l1", None)          # zero, as untrainable() just made sure
-        return Classifier(self.input_shape, self.num_classes, seed=self.seed, **model_kwargs)
+        return Classifier(self.input_shape, self.num_classes, seed=self.trial_seed(values), **model_kwargs)
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:
         values = hp.values
@@ -140,7 +146,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             augment = parse_augment(values["augment"])
         result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
                              early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
-                             augment=augment, seed=self.seed)
+                             augment=augment, seed=self.trial_seed(values))
         if probe is not None:
             result.layers = probe.rows
         if stopper is not None and stopper.stopped_epoch and result.status == "completed":
@@ -170,7 +176,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
             return False
 
         outcome = train(model, x, y, x_val, y_val, lr=values["lr"], batch_size=values["batch_size"],
-                        epochs=values["epochs"], early_stopping=self.early_stopping, seed=self.seed,
+                        epochs=values["epochs"], early_stopping=self.early_stopping, seed=self.trial_seed(values),
                         should_stop=should_stop)
         return FitResult(history=outcome["history"], status=outcome["status"],
                          stop_reason=outcome["stop_reason"], seconds=outcome["seconds"])

@@ -32,8 +32,8 @@ from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTH
 from dlcv_keras.validation import InvalidParameterError
 
 # name -> (kind, low, high, closed) or ("str", choices): the domain of a value. These are the names
-# of the model builders', compile step's and fit step's arguments (models/options.py MODEL_KEYS,
-# COMPILE_KEYS, FIT_KEYS); each experiment kind adds its own settings (dlcv_keras/experiments/).
+# of the model builders', compile step's and fit step's arguments and the run's own (models/options.py
+# MODEL_KEYS, COMPILE_KEYS, FIT_KEYS, RUN_KEYS); each experiment kind adds its own settings (dlcv_keras/experiments/).
 SEARCH_DOMAINS: dict[str, tuple] = {
     "lr": ("float", 0.0, 10.0, "right"),
     "l1": ("float", 0.0, 10.0, "both"),
@@ -64,6 +64,7 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "augment": ("augment",),                          # "none", "full" or names joined by "+"
     "plateau_factor": ("float", 0.0, 1.0, "neither"),
     "plateau_patience": ("int", 0, 100_000, "both"),  # 0 = no ReduceLROnPlateau
+    "repeat": ("int", 0, 1_000_000, "both"),          # the trial starts from seed --seed + repeat
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).

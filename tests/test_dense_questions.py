@@ -1,5 +1,5 @@
-"""The dense studies' smoke runs, end to end: q13 (activations, depth, vanishing gradients) and q15
-(initialisation), each through ``python -m dlcv_keras.run <q> --profile smoke`` in a subprocess on
+"""The dense studies' smoke runs, end to end: q13 (activations, depth, vanishing gradients), q14
+(regularisation from several seeds) and q15 (initialisation), each through ``python -m dlcv_keras.run <q> --profile smoke`` in a subprocess on
 the offline datasets (DLCV_DATA_DIR, else /work/shared/datasets; skipped without them). The tests
 read what the runs wrote (CSV tables, summaries, the report) and check it with their own arithmetic.
 """
@@ -7,6 +7,7 @@ read what the runs wrote (CSV tables, summaries, the report) and check it with t
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from test_cv_questions import run_cli, shared_data_dir
 pytestmark = pytest.mark.slow
 
 PROFILE = "smoke"
-PLAN = {"q13": ("cifar10",), "q15": ("mnist",)}
+PLAN = {"q13": ("cifar10",), "q14": ("gurmukhi",), "q15": ("mnist",)}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def report_text(dense, question: str) -> str:
-    return text_of((root(dense, question) / "report.html").read_text())
+    return html.unescape(text_of((root(dense, question) / "report.html").read_text()))
 
 
 def layer_rows(dense, question: str, name: str) -> dict[str, list[dict]]:
@@ -134,6 +135,37 @@ def test_q13_activation_runs_are_timed_and_tested(dense):
         assert f"{float(trial['seconds']):.1f} s" in text
 
 
+# ================================================================================ q14
+def test_q14_each_regulariser_runs_from_several_seeds_and_the_table_holds_their_mean_and_spread(dense):
+    import statistics
+
+    rows = {r["experiment"]: r for r in read_csv(experiment(dense, "q14", "compare") / "trials.csv")}
+    assert list(rows) == ["baseline", "l1", "l2", "dropout"]
+    for name, row in rows.items():
+        trials = read_csv(experiment(dense, "q14", name) / "trials.csv")
+        assert sorted(int(t["repeat"]) for t in trials) == list(range(len(trials))) and len(trials) >= 2
+        accuracies = [float(t["test_accuracy"]) for t in trials]
+        assert int(row["n"]) == len(trials)
+        assert float(row["test_accuracy"]) == pytest.approx(statistics.fmean(accuracies))
+        assert float(row["test_accuracy_std"]) == pytest.approx(statistics.stdev(accuracies))
+    # Each repeat starts from its own seed: the repeats' weights (and so their losses) differ.
+    baseline = read_csv(experiment(dense, "q14", "baseline") / "trials.csv")
+    assert len({t["loss"] for t in baseline}) == len(baseline)
+
+
+def test_q14_report_ranks_the_runs_by_mean_test_accuracy_against_the_seeds_order(dense):
+    rows = read_csv(experiment(dense, "q14", "compare") / "trials.csv")
+    text = report_text(dense, "q14")
+    assert "The seed's: dropout > L2 > L1." in text
+    means = {r["run"]: float(r["test_accuracy"]) for r in rows}
+    order = sorted(means, key=lambda run: -means[run])
+    ranked = [run for run in order if run in ("dropout", "L2", "L1")]
+    if ranked == ["dropout", "L2", "L1"]:
+        assert "Our ranking agrees with the seed's." in text
+    else:
+        assert "Our ranking agrees with the seed's." not in text
+
+
 # ================================================================================ q15
 def test_q15_zero_initialisation_keeps_every_unit_identical(dense):
     trials = {t["initializer"]: t for t in read_csv(experiment(dense, "q15", "init") / "trials.csv")}
@@ -162,4 +194,8 @@ def test_q15_activation_statistics_at_initialisation_are_reported_per_hidden_lay
             for row in hidden:
                 mean, std = float(row["act_mean"]), float(row["act_std"])
                 assert math.isfinite(mean) and std >= 0
-                assert f"{row['layer']} {row['index']} {mean:.2e} {std:.2e}" in text
+                assert f"{row['index']}: {row['layer']}" in text
+                cell = f"{mean:.2e} / {std:.2e}"
+                if row.get("grad_mean_abs"):          # q15's init also measures gradients
+                    cell += f" / {float(row['grad_mean_abs']):.2e}"
+                assert cell in text, (name, trial["trial_id"], row["layer"])

@@ -33,6 +33,11 @@ def _group_label(row: Mapping[str, Any], groups: Sequence[str]) -> str:
     return ", ".join(f"{g}={fmt(row.get(g))}" for g in groups) or "every trial"
 
 
+def _values_label(row: Mapping[str, Any], groups: Sequence[str]) -> str:
+    """The shorter label, for legends and column heads captioned with the names: "tanh, he_normal"."""
+    return ", ".join(fmt(row.get(g)) for g in groups) or "every trial"
+
+
 def _layer_rows(experiment: Mapping[str, Any]) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = defaultdict(list)
     for row in experiment.get("layer_stats") or []:
@@ -197,7 +202,7 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
     varying = varying_columns(trials, columns)
     ok = [r for r in trials if is_trained(r)]
     history = histories_by_trial(experiment.get("history") or [])
-    curves = {_group_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
+    curves = {_values_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
     by_trial = _layer_rows(experiment)
     # Activations of the hidden layers at initialisation (the output layer's are softmax probabilities).
     at_init = {}
@@ -206,19 +211,33 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
         output = max((row["index"] for row in layers), default=0)
         hidden = [row for row in layers if row["index"] < output and is_finite(row.get("act_std"))]
         if hidden:
-            at_init[_group_label(r, varying)] = hidden
+            at_init[_values_label(r, varying)] = hidden
     reference_rows = reference.get("rows") or []
     return {
         "meta": _search_meta(summary, trials),
+        "columns": ", ".join(varying),
         "curves": figures.data_uri(figures.learning_curves(curves)) if curves else None,
         "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
         "statistics": figures.data_uri(figures.statistics_vs_layer(at_init)) if at_init else None,
-        "statistics_table": [{"group": label, "layer": row["layer"], "index": row["index"],
-                              "mean": fmt_sci(row.get("act_mean"), 2), "std": fmt_sci(row.get("act_std"), 2)}
-                             for label, rows in at_init.items() for row in rows],
+        "statistics_table": _statistics_table(at_init),
+        "has_gradients": any(is_finite(row.get("grad_mean_abs")) for rows in at_init.values() for row in rows),
         "symmetry": _symmetry(trials, varying, by_trial),
         "note": str(reference.get("note") or ""),
     }
+
+
+def _statistics_table(at_init: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """One row per layer, one column per initialisation: "mean / std" (" / mean |gradient|" when measured)."""
+    def cell(row):
+        parts = [row.get("act_mean"), row.get("act_std")] + ([row["grad_mean_abs"]] if "grad_mean_abs" in row else [])
+        return " / ".join(fmt_sci(value, 2) for value in parts)
+
+    groups = list(at_init)
+    cells = {(row["index"], label): cell(row) for label, rows in at_init.items() for row in rows}
+    names = {row["index"]: row["layer"] for rows in at_init.values() for row in rows}
+    return {"groups": groups, "rows": [{"layer": f"{index}: {names[index]}",
+                                        "cells": [cells.get((index, g), DASH) for g in groups]}
+                                       for index in sorted(names)]}
 
 
 def _symmetry(trials, varying, by_trial) -> dict[str, Any]:

@@ -21,15 +21,20 @@ QUESTION = Question(
     val_fraction=1 / 6,                # MNIST's 60k training images as 50k/10k, as the assignment
     experiments=(
         Search("init", "1.a Zero vs normal vs Glorot vs He initialisation", template="init_study",
-               evaluates_test=True, tuner="grid", instruments=("activations", "weights", "symmetry")),
+               evaluates_test=True, tuner="grid", instruments=("activations", "weights", "symmetry", "gradients")),
         Search("init_depth", "Activations at initialisation in a 10-layer network", template="init_study",
-               tuner="grid", instruments=("activations", "weights", "symmetry")),
+               tuner="grid", instruments=("activations",)),
     ),
     reference={
         "init": {"note": "The seed shows curves only: with zero weights the loss and accuracy do not change and "
                          "training accuracy stays at chance (about 10 %); normal and Glorot both train, normal "
                          "plateauing on validation after about 4 epochs. Its \"normal\" is the assignment's "
-                         "N(0, 1) (standard_normal here); Keras's own random_normal is N(0, 0.05^2)."},
+                         "N(0, 1) (standard_normal here); Keras's own random_normal is N(0, 0.05^2). With N(0, 1) "
+                         "weights the output layer's inputs are in the hundreds, so the softmax saturates: PyTorch's "
+                         "cross-entropy (and Keras's on TensorFlow) works from the logits and still passes a "
+                         "gradient, but on the JAX backend Keras computes it from the probabilities, clipped to "
+                         "[1e-7, 1 - 1e-7], and a clipped probability passes none. The mean |gradient| column "
+                         "of the table below shows what this run's training saw."},
         "init_depth": {"note": "Not in the seed: the same initialisations in a deeper network, to show each "
                                "layer's activation scale at initialisation (Glorot and He keep it steady)."},
     },

@@ -105,10 +105,15 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, title:
         for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
             ax.set_xlabel("epoch")
             ax.set_ylabel(name)
-            if ax.lines:
-                ax.legend(loc="best")
         if title:
             fig.suptitle(_plain(title))
+        if len(curves) > 3:
+            # Many trials: one legend entry per colour, under the panels, where it hides no line.
+            trains = [line for line in ax_loss.lines if line.get_label().endswith(" train")]
+            return _with_legend_below(fig, trains, [line.get_label()[:-len(" train")] for line in trains])
+        for ax in (ax_loss, ax_acc):
+            if ax.lines:
+                ax.legend(loc="best")
         return _to_png(fig)
 
 
@@ -489,7 +494,7 @@ def depth_study(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
     """Final training loss (left) and accuracy (right, train solid, val dashed) against depth;
     ``lines`` maps a group label ("activation=relu") to one row per depth. One legend, by colour, below."""
     with matplotlib.rc_context(_RC):
-        fig, axes = _new_figure(8.0, 3.0 + 0.18 * len(lines), 1, 2)
+        fig, axes = _new_figure(8.0, 3.2, 1, 2)
         ax_loss, ax_acc = axes[0]
         for i, (label, rows) in enumerate(lines.items()):
             color = f"C{i % 10}"
@@ -504,17 +509,20 @@ def depth_study(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
             ax.set_xlabel("depth (hidden layers)")
             ax.set_ylabel(name)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        return _with_legend_below(fig, ax_loss)
+        return _with_legend_below(fig, *ax_loss.get_legend_handles_labels())
 
 
-def _with_legend_below(fig: Figure, ax) -> bytes:
-    """PNG bytes of ``fig`` with ``ax``'s legend under the panels (a legend inside would hide lines)."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.tight_layout()
+def _with_legend_below(fig: Figure, handles, labels) -> bytes:
+    """PNG bytes of ``fig`` with a legend of ``handles`` under the panels (inside, it would hide lines):
+    the figure grows by the legend's height and the panels are laid out above it."""
     if handles:
-        rows = math.ceil(len(handles) / 2)
-        fig.subplots_adjust(bottom=min(0.5, 0.12 + 0.055 * rows * 3.2 / fig.get_figheight()))
+        legend_height = 0.2 * math.ceil(len(handles) / 2) + 0.15          # inches: two columns of entries
+        height = fig.get_figheight() + legend_height
+        fig.set_figheight(height)
+        fig.tight_layout(rect=(0, legend_height / height, 1, 1))
         fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    else:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     fig.clear()
@@ -559,7 +567,7 @@ def ratio_vs_depth(lines: Mapping[str, Mapping[str, Sequence[tuple[float, float]
     """``lines``: group label -> {"at initialisation": [(depth, ratio)], "after training": [...]};
     one colour per group, solid after training, dashed at initialisation, log y; legend below."""
     with matplotlib.rc_context(_RC):
-        fig, axes = _new_figure(6.5, 3.4 + 0.18 * len(lines))
+        fig, axes = _new_figure(6.5, 3.6)
         ax = axes[0][0]
         for i, (label, moments) in enumerate(lines.items()):
             for moment, points in moments.items():
@@ -572,7 +580,7 @@ def ratio_vs_depth(lines: Mapping[str, Mapping[str, Sequence[tuple[float, float]
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel(_plain(y_label))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        return _with_legend_below(fig, ax)
+        return _with_legend_below(fig, *ax.get_legend_handles_labels())
 
 
 def statistics_vs_layer(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
@@ -586,12 +594,16 @@ def statistics_vs_layer(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> byt
                 points = [(r["index"], r[key]) for r in sorted(rows, key=lambda r: r["index"]) if _finite(r.get(key))]
                 if points:
                     ax.plot(*zip(*points), "o-", color=f"C{i % 10}", label=_plain(label), markersize=4)
-                    values += [v for _, v in points]
-            if key == "act_std" and _wide_range(values) and all(v > 0 for v in values):
-                ax.set_yscale("log")
+                    values += [abs(v) for _, v in points]
+            # Scales over decades (N(0, 1) weights): symmetric log, which also draws zeros and negative means.
+            if _wide_range(values):
+                ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_xlabel("layer (1 = nearest the input)")
             ax.set_ylabel(name)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(lines) > 3:
+            return _with_legend_below(fig, *axes[0][0].get_legend_handles_labels())
+        for ax in axes[0]:
             if ax.lines:
                 ax.legend(loc="best")
         return _to_png(fig)

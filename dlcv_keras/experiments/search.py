@@ -63,9 +63,6 @@ class Search(Experiment):
         _check_combinations(question, settings, table, where)
         if question.implementation(settings.implementation) == "scratch":
             _check_scratch_model(table, where)
-            if any([table.fixed.get("patience", 0), *table.choices.get("patience", [])]) or "patience" in table.ranges:
-                raise InvalidParameterError(f"{where} patience must be 0 for --impl scratch (its solver has the "
-                                            f"[early_stopping] rule, not Keras's EarlyStopping), got a patience")
 
     def section(self) -> dict[str, Any]:
         found = super().section()

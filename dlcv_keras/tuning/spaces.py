@@ -64,6 +64,10 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "augment": ("augment",),                          # "none", "full" or names joined by "+"
     "plateau_factor": ("float", 0.0, 1.0, "neither"),
     "plateau_patience": ("int", 0, 100_000, "both"),  # 0 = no ReduceLROnPlateau
+    "std": ("float", 0.0, 10.0, "right"),             # two_layer: weights drawn as std * N(0, 1)
+    "pca": ("int", 0, 100_000, "both"),               # two_layer: principal components kept, 0 = off
+    "lr_decay": ("float", 0.0, 1.0, "right"),         # the numpy solver: lr multiplied by it every epoch
+    "iterations": ("int", 1, 10_000_000, "both"),     # the numpy solver: SGD steps, instead of epochs
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).

@@ -1,0 +1,199 @@
+"""The HLCV two-layer network on images (``two_layer.TwoLayerClassifier``), its solver and its searches.
+
+The numbers: gradients through the mean-image and PCA inputs against central differences,
+the solver's per-epoch learning-rate decay, iteration counting, patience and flips. Then the
+path q7 will take: a ``Search(model="two_layer", implementation="scratch")`` beside a Keras
+one in a question declared here (q7 itself is declared elsewhere), run through the command
+line on the offline CIFAR-10 copy (DLCV_DATA_DIR, else /work/shared/datasets; skipped
+without it), and bad settings refused in one line before anything is written.
+"""
+
+from __future__ import annotations
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from dlcv_keras.scratch.gradient_check import eval_numerical_gradient, rel_error
+from dlcv_keras.scratch.nn import Classifier
+from dlcv_keras.scratch.solver import flip_images, train
+from dlcv_keras.scratch.two_layer import TwoLayerClassifier
+from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
+from dlcv_keras.validation import InvalidParameterError
+
+SHAPE = (4, 4, 3)           # small images: 48 input features, so central differences stay cheap
+
+
+def images(n, seed=0, shape=SHAPE):
+    """n images in [0, 1] (as load_dataset returns them) and labels of 3 classes."""
+    rng = np.random.default_rng(seed)
+    return rng.random((n, *shape)), rng.integers(0, 3, n)
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pca", [0, 10])
+def test_gradients_through_the_mean_image_and_pca_match_numerical(pca):
+    x, y = images(30)
+    model = TwoLayerClassifier(SHAPE, 3, units=7, l2=0.1, std=0.05, pca=pca, seed=1, dtype=np.float64).adapt(x)
+    inputs = model.features(x)
+    assert inputs.shape == (30, pca or 48)
+    data_loss, penalty, grads = model.loss_and_gradients(inputs, y)
+    for name, param in model.parameters().items():
+        # Inputs on the 0-255 scale move a hidden unit by ~100 h when a W1 entry moves by h: a small step
+        # keeps it off the ReLU's kink. Over 8 seeds of data and weights the worst error was 6e-7.
+        numeric = eval_numerical_gradient(lambda _: sum(model.loss_and_gradients(inputs, y)[:2]), param, h=1e-6)
+        assert rel_error(numeric, grads[name]) < 2e-6, name
+    # predict() takes images through the same transform the training loss saw.
+    probabilities = model.predict(x, batch_size=7)
+    assert data_loss == pytest.approx(-np.mean(np.log(probabilities[np.arange(30), y])), rel=1e-12)
+    assert penalty == pytest.approx(0.1 * sum(np.sum(model.parameters()[k] ** 2) for k in ("W1", "W2")))
+
+
+def test_inputs_are_0_255_pixels_minus_the_training_mean_image():
+    x, _ = images(20)
+    model = TwoLayerClassifier(SHAPE, 3, dtype=np.float64).adapt(x)
+    np.testing.assert_allclose(model.mean, 255 * x.reshape(20, -1).mean(axis=0))
+    other, _ = images(5, seed=9)
+    np.testing.assert_allclose(model.features(other), 255 * other.reshape(5, -1) - model.mean)
+    uint8 = (255 * other).round().astype(np.uint8)      # images kept as uint8 are on that scale already
+    np.testing.assert_allclose(model.features(uint8), uint8.reshape(5, -1) - model.mean)
+    # The exercise's counts: W1, b1, W2, b2 only (the mean image is a statistic, not trained).
+    assert model.count_params() == 48 * 50 + 50 + 50 * 3 + 3
+    assert sum(row["params"] for row in model.parameter_table()) == model.count_params()
+    assert model.parameter_table()[1] == {"layer": "centre", "type": "MeanImage", "output_shape": "(batch, 48)",
+                                          "params": 0}
+
+
+def test_pca_is_fitted_on_the_training_rows_only_and_applied_at_predict():
+    x, y = images(60)
+    val_a, val_b = images(20, seed=1), images(20, seed=2)
+    models = []
+    for x_val, y_val in (val_a, val_b):
+        model = TwoLayerClassifier(SHAPE, 3, units=5, pca=6, dtype=np.float64)
+        train(model, x, y, x_val, y_val, lr=1e-5, batch_size=20, epochs=2)
+        models.append(model)
+    # Other validation rows change nothing the transform learned, nor what training did.
+    np.testing.assert_array_equal(models[0].axes, models[1].axes)
+    np.testing.assert_array_equal(models[0].parameters()["W1"], models[1].parameters()["W1"])
+    # The axes are the training split's first right singular vectors (up to sign), largest first.
+    centred = 255 * x.reshape(60, -1) - 255 * x.reshape(60, -1).mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum(models[0].axes * vt[:6].T, axis=0)), 1.0, atol=1e-8)
+    # predict projects new images with those axes: ((255 x - training mean) @ axes) through the net.
+    test_x, _ = images(8, seed=3)
+    projected = (255 * test_x.reshape(8, -1) - models[0].mean) @ models[0].axes
+    np.testing.assert_allclose(models[0].predict(test_x), models[0].net.loss(projected))
+
+
+def test_pca_beyond_the_features_or_the_training_rows_is_one_line():
+    with pytest.raises(InvalidParameterError, match=r"^pca must be an int in \[0, 48\], got 49$"):
+        TwoLayerClassifier(SHAPE, 3, pca=49)
+    x, _ = images(10)
+    with pytest.raises(InvalidParameterError,
+                       match=r"^pca must be an int in \[0, 10\] \(at most the number of training rows\), got 12$"):
+        TwoLayerClassifier(SHAPE, 3, pca=12).adapt(x)
+
+
+# -- the solver -----------------------------------------------------------------------------------
+
+def test_lr_decay_scales_each_epochs_updates():
+    x, y = images(40)
+    params = []
+    for epochs in (1, 2, 3):          # full-batch steps, one per epoch: the update is exactly -rate * gradient
+        model = TwoLayerClassifier(SHAPE, 3, units=6, std=0.01, dtype=np.float64)
+        outcome = train(model, x, y, x, y, lr=1e-5, lr_decay=0.5, batch_size=40, epochs=epochs)
+        params.append({k: v.copy() for k, v in model.parameters().items()})
+    assert [row["learning_rate"] for row in outcome["history"]] == [1e-5, 5e-6, 2.5e-6]
+    for before, after, rate in ((params[0], params[1], 5e-6), (params[1], params[2], 2.5e-6)):
+        model.parameters().update({k: v.copy() for k, v in before.items()})
+        _, _, grads = model.loss_and_gradients(model.features(x), y)
+        for name in grads:
+            np.testing.assert_allclose(after[name] - before[name], -rate * grads[name], rtol=1e-6, atol=1e-16)
+    assert "learning_rate" not in train(model, x, y, x, y, lr=1e-5, batch_size=40, epochs=1)["history"][0]
+
+
+def _record_batches(model) -> list[np.ndarray]:
+    """Wrap ``model.loss_and_gradients`` to keep every training batch it is given."""
+    batches, inner = [], model.loss_and_gradients
+
+    def recording(inputs, y, **kwargs):
+        batches.append(inputs.copy())
+        return inner(inputs, y, **kwargs)
+
+    model.loss_and_gradients = recording
+    return batches
+
+
+def test_iterations_count_sgd_steps_and_epochs_hold_n_over_batch_steps():
+    x, y = images(50)
+    model = TwoLayerClassifier(SHAPE, 3, units=4)
+    batches = _record_batches(model)
+    outcome = train(model, x, y, x, y, lr=1e-6, batch_size=8, iterations=20)
+    # An epoch is 50 // 8 = 6 full batches, as TwoLayerNet.train counts: 6 + 6 + 6 + 2 steps.
+    assert outcome["steps"] == 20 and [len(b) for b in batches] == [8] * 20
+    assert [row["epoch"] for row in outcome["history"]] == [1, 2, 3, 4]
+    batches.clear()
+    outcome = train(model, x, y, x, y, lr=1e-6, batch_size=100, iterations=3)    # batch > N: the whole set
+    assert [len(b) for b in batches] == [50, 50, 50] and len(outcome["history"]) == 3
+    batches.clear()
+    outcome = train(model, x, y, x, y, lr=1e-6, batch_size=8, epochs=2)          # epochs: every row once
+    assert [len(b) for b in batches] == ([8] * 6 + [2]) * 2 and outcome["steps"] == 14
+    for lengths in ({}, {"epochs": 2, "iterations": 20}):
+        with pytest.raises(InvalidParameterError, match="train must be given epochs or iterations"):
+            train(model, x, y, x, y, lr=1e-6, batch_size=8, **lengths)
+
+
+def test_patience_stops_and_puts_the_best_epochs_parameters_back():
+    x, y = images(80)
+    hp = keras_tuner.HyperParameters()
+    for name, value in {"units": 64, "std": 1e-3, "l2": 0.0, "lr": 1e-3, "batch_size": 10, "epochs": 12,
+                        "patience": 2}.items():
+        hp.Fixed(name, value)
+    hypermodel = ClassifierHyperModel("two_layer", SHAPE, 3, implementation="scratch")
+    stopped = hypermodel.build(hp)
+    result = hypermodel.fit(hp, stopped, x[:40], y[:40], validation_data=(x[40:], y[40:]))
+    val_losses = [row["val_loss"] for row in result.history]
+    best = int(np.argmin(val_losses)) + 1
+    assert result.epochs_run == best + 2 < 12 and result.restored_epoch == best
+    assert result.stop_reason == f"early stopping: val_loss did not improve for 2 epochs; weights of epoch {best} restored"
+    assert result.last == result.history[best - 1]                 # the record shows the restored epoch
+    # The same run stopped at that epoch ends with the same parameters, so predicts the same.
+    again = TwoLayerClassifier(SHAPE, 3, units=64, std=1e-3)
+    train(again, x[:40], y[:40], x[40:], y[40:], lr=1e-3, batch_size=10, epochs=best)
+    np.testing.assert_array_equal(stopped.predict(x[40:]), again.predict(x[40:]))
+    # Out of epochs before patience ran out: the best epoch is put back too, as Keras's EarlyStopping does.
+    ended = TwoLayerClassifier(SHAPE, 3, units=64, std=1e-3)
+    outcome = train(ended, x[:40], y[:40], x[40:], y[40:], lr=1e-3, batch_size=10, epochs=best + 1, patience=5)
+    assert outcome["restored_epoch"] == best and outcome["stop_reason"] == f"max epochs; weights of epoch {best} restored"
+    np.testing.assert_array_equal(ended.predict(x[40:]), again.predict(x[40:]))
+
+
+def test_patience_works_for_q3s_classifier_too():
+    x, y = images(80)
+    model = Classifier(SHAPE, 3, units=64, seed=0)
+    outcome = train(model, x[:40], y[:40], x[40:], y[40:], lr=0.5, batch_size=10, epochs=30, patience=1)
+    best = int(np.argmin([row["val_loss"] for row in outcome["history"]])) + 1
+    assert len(outcome["history"]) == best + 1 < 30 and outcome["restored_epoch"] == best
+
+
+def test_flip_mirrors_about_half_of_each_batch_and_is_seeded():
+    x, y = images(64)
+    mirrored = flip_images(x, SHAPE)
+    np.testing.assert_array_equal(mirrored[:, :, 0, :], x[:, :, -1, :])
+    np.testing.assert_array_equal(flip_images(x.reshape(64, -1), SHAPE), mirrored.reshape(64, -1))
+    seen = []
+    for _ in range(2):
+        model = TwoLayerClassifier(SHAPE, 3, units=4, dtype=np.float64)
+        batches = _record_batches(model)
+        train(model, x, y, x, y, lr=1e-6, batch_size=16, epochs=5, augment=("flip",), seed=3)
+        seen.append(np.concatenate(batches))
+    np.testing.assert_array_equal(seen[0], seen[1])
+    plain, flipped = model.features(x), model.features(mirrored)
+    is_flipped = [any(np.array_equal(row, f) for f in flipped) for row in seen[0]]
+    is_plain = [any(np.array_equal(row, p) for p in plain) for row in seen[0]]
+    assert all(a != b for a, b in zip(is_flipped, is_plain))       # each row is one or the other
+    assert 0.4 < np.mean(is_flipped) < 0.6                          # 320 draws of probability 0.5
+    with pytest.raises(InvalidParameterError, match=r"augment 'flip' must be used with images of shape \(H, W, C\)"):
+        train(Classifier((6,), 3, units=4), x.reshape(64, -1)[:, :6], y, x.reshape(64, -1)[:, :6], y,
+              lr=0.1, batch_size=8, epochs=1, augment=("flip",))

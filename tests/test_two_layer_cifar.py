@@ -10,16 +10,24 @@ without it), and bad settings refused in one line before anything is written.
 
 from __future__ import annotations
 
+import csv
+import json
+
 import keras_tuner
 import numpy as np
 import pytest
 
+from dlcv_keras.experiments import EvaluateBest, Search
+from dlcv_keras.questions import QUESTIONS, Question
+from dlcv_keras.run import main
 from dlcv_keras.scratch.gradient_check import eval_numerical_gradient, rel_error
 from dlcv_keras.scratch.nn import Classifier
 from dlcv_keras.scratch.solver import flip_images, train
 from dlcv_keras.scratch.two_layer import TwoLayerClassifier
 from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
 from dlcv_keras.validation import InvalidParameterError
+from test_cli import assert_one_line_error
+from test_cv_bad_input import need_data
 
 SHAPE = (4, 4, 3)           # small images: 48 input features, so central differences stay cheap
 
@@ -197,3 +205,136 @@ def test_flip_mirrors_about_half_of_each_batch_and_is_seeded():
     with pytest.raises(InvalidParameterError, match=r"augment 'flip' must be used with images of shape \(H, W, C\)"):
         train(Classifier((6,), 3, units=4), x.reshape(64, -1)[:, :6], y, x.reshape(64, -1)[:, :6], y,
               lr=0.1, batch_size=8, epochs=1, augment=("flip",))
+
+
+# -- q7's path: a numpy search beside a Keras one, through the command line -------------------------
+
+def question(*experiments) -> Question:
+    """A question shaped like q7 (whose declaration is not made here)."""
+    return Question(name="q7", title="Two-layer network on CIFAR-10", seed_writeup="HLCV Exercise 2 (test)",
+                    dataset="cifar10", model="mlp", experiments=experiments)
+
+
+TWO_LAYER = Search("two_layer", "Two-layer net: lr x iterations", model="two_layer", implementation="scratch",
+                   template="effect")
+MLP = Search("mlp", "Keras MLP", template="curves")
+SPACE = """\
+[smoke]
+max_train = 500
+max_test = 200
+
+[smoke.two_layer]
+units = 20
+std = 1e-4
+l2 = 0.25
+lr = [2e-4, 1e-3]
+lr_decay = 0.95
+batch_size = 100
+iterations = [20, 40]
+augment = "flip"
+
+[smoke.mlp]
+depth = 1
+units = 16
+lr = 0.05
+batch_size = 64
+epochs = 2
+"""
+WITHOUT_MLP = SPACE.split("\n[smoke.mlp]")[0]
+
+
+@pytest.fixture
+def q7(monkeypatch, tmp_path):
+    """Runs the q7-like question through ``main`` with a space file made from SPACE."""
+    def run(space_text=SPACE, *, experiments=(TWO_LAYER, MLP), data_dir=None, extra=()):
+        monkeypatch.setitem(QUESTIONS, "q7", question(*experiments))
+        space = tmp_path / "q7.toml"
+        space.write_text(space_text)
+        data = data_dir or need_data("cifar10")
+        return main(["q7", "--profile", "smoke", "--space", str(space), "--data-dir", str(data), "--no-download",
+                     "--results", str(tmp_path / "results"), *extra])
+    return run
+
+
+def test_a_question_with_a_two_layer_search_picks_its_backend_from_its_keras_models():
+    from dlcv_keras.backends import DEFAULT, fastest_for
+
+    assert question(TWO_LAYER, MLP).models() == ["two_layer", "mlp"] and fastest_for(["two_layer", "mlp"]) == "jax"
+    assert fastest_for(question(TWO_LAYER).models()) == DEFAULT
+
+
+@pytest.mark.slow
+def test_a_grid_search_over_the_two_layer_net_runs_beside_a_keras_search_and_is_reported(q7, tmp_path):
+    from dlcv_keras.report import build_report
+
+    assert q7(extra=["--report", "html"]) == 0
+    root = tmp_path / "results" / "q7" / "smoke"
+    folder = root / "experiments" / "two_layer"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["implementation"] == "scratch" and summary["model"] == "two_layer" and summary["n_trials"] == 4
+    assert json.loads((root / "experiments" / "mlp" / "summary.json").read_text())["implementation"] == "keras"
+    trials = list(csv.DictReader((folder / "trials.csv").open()))
+    assert sorted((float(t["lr"]), int(t["iterations"])) for t in trials) == [(2e-4, 20), (2e-4, 40), (1e-3, 20),
+                                                                               (1e-3, 40)]
+    history = list(csv.DictReader((folder / "history.csv").open()))
+    for trial in trials:
+        assert trial["status"] == "completed" and trial["augment"] == "flip"
+        assert int(trial["params"]) == 3072 * 20 + 20 + 20 * 10 + 10
+        rows = [row for row in history if row["trial_id"] == trial["trial_id"]]
+        # 400 training images, batch 100: 4 steps an epoch.
+        assert len(rows) == int(trial["epochs_run"]) == int(trial["iterations"]) // 4
+        rates = [float(row["learning_rate"]) for row in rows]
+        np.testing.assert_allclose(rates, float(trial["lr"]) * 0.95 ** np.arange(len(rows)))
+        assert 0.0 <= float(trial["val_accuracy"]) <= 1.0
+    assert summary["best_val_accuracy"] == max(float(t["val_accuracy"]) for t in trials)
+    (html,) = build_report(tmp_path / "results", ["q7"], "smoke")
+    text = html.read_text()
+    assert "Two-layer net: lr x iterations" in text and "Keras MLP" in text
+
+
+@pytest.mark.slow
+def test_the_best_two_layer_setting_is_retrained_and_evaluated_as_numpy(q7, tmp_path):
+    space = WITHOUT_MLP.replace("lr = [2e-4, 1e-3]", "lr = 1e-3").replace("iterations = [20, 40]", "iterations = 20")
+    best = EvaluateBest("best", "Best two-layer net", source="two_layer")
+    assert q7(space, experiments=(TWO_LAYER, best), extra=["--report", "none"]) == 0
+    root = tmp_path / "results" / "q7" / "smoke" / "experiments"
+    search = list(csv.DictReader((root / "two_layer" / "trials.csv").open()))[0]
+    evaluation = json.loads((root / "best" / "summary.json").read_text())
+    assert evaluation["val_accuracy"] == pytest.approx(float(search["val_accuracy"]))   # same numpy run again
+    assert 0.0 <= evaluation["test_accuracy"] <= 1.0
+
+
+# -- bad settings: one line, exit 2, nothing written --------------------------------------------------
+
+@pytest.mark.parametrize("old, new, fragments", [
+    ("augment = \"flip\"\n", "augment = \"flip\"\npca = 4000\n",
+     ["[smoke.two_layer] pca must be an int in [0, 3072]", "cifar10 images have 32x32x3 = 3072 input features",
+      "got 4000"]),
+    ("augment = \"flip\"\n", "augment = \"flip\"\npca = [640, 3073]\n", ["pca must be an int in [0, 3072]", "got 3073"]),
+    ("augment = \"flip\"\n", "augment = \"flip\"\noptimizer = \"adam\"\n",
+     ["[smoke.two_layer] optimizer must be one of the names this experiment reads", "got 'optimizer' = 'adam'"]),
+    ("augment = \"flip\"\n", "augment = \"flip\"\nmomentum = 0.9\n", ["momentum", "got 'momentum' = 0.9"]),
+    ("augment = \"flip\"\n", "augment = \"flip\"\ndropout = 0.5\n", ["got 'dropout' = 0.5"]),
+    ("augment = \"flip\"\n", "augment = \"flip\"\nschedule = \"one_cycle\"\n", ["got 'schedule' = 'one_cycle'"]),
+    ("augment = \"flip\"\n", "augment = \"crop+flip\"\n",
+     ["[smoke.two_layer] augment must be one of 'none', 'flip'", "got 'crop+flip'"]),
+    ("iterations = [20, 40]\n", "iterations = [20, 40]\nepochs = 3\n",
+     ["[smoke.two_layer] must set epochs or iterations, not both", "epochs=[3], iterations=[20, 40]"]),
+    ("std = 1e-4\n", "std = 0.0\n", ["[smoke.two_layer] std must be a number in (0, 10], got 0.0"]),
+    ("lr_decay = 0.95\n", "lr_decay = 1.5\n", ["[smoke.two_layer] lr_decay must be a number in (0, 1], got 1.5"]),
+])
+def test_bad_two_layer_settings_stop_before_any_data_loads(old, new, fragments, q7, tmp_path, capsys):
+    assert old in SPACE
+    empty = tmp_path / "no-data"            # nothing to load: an error about the data would mean the check came late
+    empty.mkdir()
+    code = q7(SPACE.replace(old, new, 1), data_dir=empty)
+    assert_one_line_error(capsys, code, *fragments)
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_two_layer_search_must_say_it_is_numpy(q7, tmp_path, capsys):
+    keras_two_layer = Search("two_layer", "Two-layer net", model="two_layer")
+    code = q7(experiments=(keras_two_layer, MLP), data_dir=tmp_path)
+    assert_one_line_error(capsys, code, "[smoke.two_layer] trains 'two_layer', a numpy model",
+                          "implementation='scratch', got 'keras'")
+    assert not (tmp_path / "results").exists()

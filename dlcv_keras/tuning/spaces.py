@@ -209,7 +209,7 @@ def _parse_experiment(name: str, table: dict, where: str, tuner: str, accepted: 
         if key not in accepted:
             raise InvalidParameterError(
                 f"{where} {key} must be one of the names this experiment reads "
-                f"({', '.join(sorted(accepted))}), got {key!r}")
+                f"({', '.join(sorted(accepted))}), got {key!r} = {value!r}")
         here = f"{where} {key}"
         spec = accepted[key]
         if isinstance(value, list):

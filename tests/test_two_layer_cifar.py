@@ -338,3 +338,10 @@ def test_a_two_layer_search_must_say_it_is_numpy(q7, tmp_path, capsys):
     assert_one_line_error(capsys, code, "[smoke.two_layer] trains 'two_layer', a numpy model",
                           "implementation='scratch', got 'keras'")
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_pca_beyond_the_training_rows_is_one_line_when_the_trial_starts(q7, capsys):
+    space = WITHOUT_MLP.replace("max_train = 500", "max_train = 100").replace("augment = \"flip\"", "pca = 200")
+    assert_one_line_error(capsys, q7(space, experiments=(TWO_LAYER,), extra=["--report", "none"]),
+                          "pca must be an int in [0, 80] (at most the number of training rows), got 200")

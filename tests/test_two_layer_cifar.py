@@ -177,6 +177,26 @@ def test_patience_stops_and_puts_the_best_epochs_parameters_back():
     np.testing.assert_array_equal(ended.predict(x[40:]), again.predict(x[40:]))
 
 
+def test_both_mlps_report_the_epoch_whose_weights_they_end_with():
+    from dlcv_keras.training.fit import evaluate_classifier
+
+    x, y = images(80)
+    x = x.astype(np.float32)
+    hp = keras_tuner.HyperParameters()
+    for name, value in {"depth": 1, "units": 64, "lr": 0.5, "batch_size": 10, "epochs": 6, "patience": 5}.items():
+        hp.Fixed(name, value)
+    for implementation in ("keras", "scratch"):
+        hypermodel = ClassifierHyperModel("mlp", SHAPE, 3, implementation=implementation)
+        model = hypermodel.build(hp)
+        result = hypermodel.fit(hp, model, x[:40], y[:40], validation_data=(x[40:], y[40:]))
+        best = int(np.argmin([row["val_loss"] for row in result.history])) + 1
+        assert best < result.epochs_run == 6, implementation       # out of epochs before patience ran out
+        # Keras's EarlyStopping puts the best weights back even so; the record must show that epoch.
+        assert result.restored_epoch == best and result.last == result.history[best - 1], implementation
+        assert result.stop_reason == f"max epochs; weights of epoch {best} restored"
+        assert evaluate_classifier(model, x[40:], y[40:], 3)["loss"] == pytest.approx(result.last["val_loss"], rel=1e-5)
+
+
 def test_patience_works_for_q3s_classifier_too():
     x, y = images(80)
     model = Classifier(SHAPE, 3, units=64, seed=0)

@@ -139,9 +139,11 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
                              early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
                              augment=augment, seed=self.seed)
-        if stopper is not None and stopper.stopped_epoch and result.status == "completed":
+        if stopper is not None and result.status == "completed" and stopper.best_epoch + 1 < result.epochs_run:
+            # Keras puts the best epoch's weights back when training ends, whether or not patience ran out.
             result.restored_epoch = stopper.best_epoch + 1
-            result.stop_reason = restored_reason(patience_reason(patience), result.restored_epoch)
+            reason = patience_reason(patience) if stopper.stopped_epoch else result.stop_reason
+            result.stop_reason = restored_reason(reason, result.restored_epoch)
         return result
 
     def rejected(self, model) -> str | None:

@@ -86,6 +86,7 @@ def train(model, x, y, x_val, y_val, *, lr: float, batch_size: int, epochs: int 
     else:
         steps_per_epoch = max(len(y) // batch_size, 1)
         total_steps = check_int("iterations", iterations, low=1)
+    started = time.perf_counter()               # the input transform's fit counts: PCA takes seconds
     model.adapt(x)                              # the input transform sees the training split only
     inputs = model.features(x)                  # once, not per batch: a projection costs as much as a step
     mirrored = model.features(flip_images(x, model.input_shape)) if "flip" in augment else None
@@ -95,7 +96,6 @@ def train(model, x, y, x_val, y_val, *, lr: float, batch_size: int, epochs: int 
     status, stop_reason, previous_val_loss = "completed", "max epochs", None
     best = None         # (val_loss, epoch, copies of the parameters), for patience
     steps = 0           # counted across epochs, so short epochs still reach a poll
-    started = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging run is logged, not warned about
         for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
             epoch_started = time.perf_counter()

@@ -352,11 +352,15 @@ def test_bad_two_layer_settings_stop_before_any_data_loads(old, new, fragments, 
     assert not (tmp_path / "results").exists()
 
 
-def test_a_two_layer_search_must_say_it_is_numpy(q7, tmp_path, capsys):
-    keras_two_layer = Search("two_layer", "Two-layer net", model="two_layer")
-    code = q7(experiments=(keras_two_layer, MLP), data_dir=tmp_path)
-    assert_one_line_error(capsys, code, "[smoke.two_layer] trains 'two_layer', a numpy model",
-                          "implementation='scratch', got 'keras'")
+@pytest.mark.parametrize("declared, fragments", [
+    (Search("two_layer", "Two-layer net", model="two_layer"),
+     ["[smoke.two_layer] trains 'two_layer', a numpy model", "implementation='scratch', got 'keras'"]),
+    (Search("two_layer", "Two-layer net", model="two_layer", implementation="scratch", keep_models=True),
+     ["[smoke.two_layer] keeps its trials' models", "keep_models=False, got True"]),
+])
+def test_a_two_layer_search_is_declared_as_numpy(declared, fragments, q7, tmp_path, capsys):
+    code = q7(experiments=(declared, MLP), data_dir=tmp_path)
+    assert_one_line_error(capsys, code, *fragments)
     assert not (tmp_path / "results").exists()
 
 

@@ -74,6 +74,9 @@ class Search(Experiment):
                                         f"must have implementation='scratch', got {implementation!r}")
         if implementation == "scratch":
             _check_scratch_model(table, where)
+            if self.keep_models:
+                raise InvalidParameterError(f"{where} keeps its trials' models, which only Keras models can be "
+                                            f"(model.save): a numpy search needs keep_models=False, got True")
 
     def section(self) -> dict[str, Any]:
         found = super().section()

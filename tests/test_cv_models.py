@@ -5,7 +5,7 @@ import pytest
 
 from dlcv_keras.models import (BUILDERS, build_cnn, build_resnet18, build_tiny_cnn, build_vgg, get_builder,
                                parameter_table)
-from dlcv_keras.models.options import COMPILE_KEYS, FASTEST_BACKEND, MODEL_KEYS, MODELS
+from dlcv_keras.models.options import COMPILE_KEYS, FASTEST_BACKEND, MODEL_KEYS, MODELS, SCRATCH_MODELS, SOLVER_KEYS
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -95,13 +95,15 @@ def test_bad_vgg_and_tiny_arguments():
 
 
 def test_options_builders_and_search_domains_agree():
-    assert set(BUILDERS) == set(MODELS) == set(MODEL_KEYS) == set(FASTEST_BACKEND)
+    # numpy models (SCRATCH_MODELS) have their keys but no Keras builder and no backend
+    assert set(BUILDERS) == set(MODELS) == set(MODEL_KEYS) - set(SCRATCH_MODELS) == set(FASTEST_BACKEND)
     assert all(FASTEST_BACKEND[name] == "tensorflow" for name in ("cnn", "tiny_cnn", "resnet18", "vgg"))
-    for keys in (*MODEL_KEYS.values(), COMPILE_KEYS):
+    for keys in (*MODEL_KEYS.values(), COMPILE_KEYS, SOLVER_KEYS):
         assert set(keys) <= set(SEARCH_DOMAINS), set(keys) - set(SEARCH_DOMAINS)
     assert not any("input_" in key for keys in MODEL_KEYS.values() for key in keys)
     # every tunable model key is a keyword argument of its builder
     import inspect
-    for name, keys in MODEL_KEYS.items():
+    for name in BUILDERS:
+        keys = MODEL_KEYS[name]
         accepted = inspect.signature(BUILDERS[name]).parameters
         assert set(keys) - {k for k in keys if k.startswith("units_")} <= set(accepted), name

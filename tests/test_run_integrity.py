@@ -279,13 +279,17 @@ def test_a_compared_run_must_be_one_setting_before_anything_trains(tmp_path, cap
     assert not (tmp_path / "r").exists()
 
 
-def test_patience_is_refused_for_the_hand_written_solver(tmp_path, capsys):
+def test_patience_is_accepted_for_the_hand_written_solver(tmp_path):
+    # The numpy solver has Keras's EarlyStopping too (tests/test_two_layer_cifar.py trains with it).
+    from dlcv_keras.pipeline import check_space
+    from dlcv_keras.questions import QUESTIONS
+    from dlcv_keras.settings import Settings
+
     text = (Path(__file__).resolve().parent.parent / "tuners" / "q3.toml").read_text()
     space = tmp_path / "q3.toml"
     space.write_text(text.replace("[smoke.grid]\n", "[smoke.grid]\npatience = 2\n", 1))
-    assert main(["q3", *SMOKE, "--impl", "scratch", "--space", str(space), "--results", str(tmp_path / "r")]) == 2
-    assert "[smoke.grid] patience must be 0 for --impl scratch" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
+    settings = Settings(profile="smoke", tuner="grid", space_file=space, implementation="scratch")
+    assert check_space(QUESTIONS["q3"], settings).experiment("grid").fixed["patience"] == 2
 
 
 def test_a_random_search_may_take_ranges_whatever_tuner_is_given():

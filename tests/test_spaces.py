@@ -120,7 +120,7 @@ def test_a_name_the_experiments_model_does_not_use_is_one_line_naming_file_table
                     experiments=question.space_domains())
     message = str(info.value)
     assert message.startswith(f"q1.toml [quick.{table}] {key} must be one of the names this experiment reads (")
-    assert message.endswith(f"got {key!r}") and "\n" not in message
+    assert message.endswith(f"got {key!r} = {value!r}") and "\n" not in message
     accepted = message[message.index("(") + 1:message.index(")")].split(", ")
     assert accepted == sorted(question.space_domains()[table])
     assert "lr" in accepted and "l2" in accepted and key not in accepted

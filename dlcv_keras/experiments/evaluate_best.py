@@ -40,7 +40,8 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
     from dlcv_keras.training.fit import evaluate_classifier
 
     values = runner.best[experiment.source]
-    model_name = runner.question.experiment(experiment.source).model_name(runner.question)
+    source = runner.question.experiment(experiment.source)
+    model_name = source.model_name(runner.question)
     data = runner.data
     stored = runner.model_files.get(experiment.source)
     kept = stored is not None and stored.is_file()
@@ -58,7 +59,8 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
         hp = keras_tuner.HyperParameters()
         for name, value in values.items():
             hp.Fixed(name, value)
-        hypermodel = hypermodel_for(runner, model_name)
+        hypermodel = hypermodel_for(runner, model_name,
+                                    implementation=source.implementation_for(runner.question, runner.settings.implementation))
         runner.echo(f"[{experiment.name}] retraining the best setting of {experiment.source}: {values}")
         model = hypermodel.build(hp)
         result = hypermodel.fit(hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS, RUN_KEYS
+from dlcv_keras.models.options import (COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS, RUN_KEYS, SCRATCH_MODELS,
+                                      SOLVER_KEYS)
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
                                       hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
                                       metric_header, pct, reference_match, reference_table, require, trial_key,
@@ -40,6 +41,8 @@ class Search(Experiment):
     narrow_factor: float = 3.0        # earlier search's best, to best/f..best*f (log) or 1/f of the width
     instruments: tuple[str, ...] = () # what training.instruments.LayerProbe measures in every trial, each
                                       # epoch (layer_stats.csv): "gradients", "weights", "activations", "symmetry"
+    implementation: str | None = None  # "keras" or "scratch" (numpy, dlcv_keras.scratch) for this search
+                                       # alone; None: the question's, or --impl's
 
     KIND: ClassVar[str] = "search"
     # depth_study and init_study live in layer_statistics.py, beside what the instruments stored.
@@ -48,8 +51,14 @@ class Search(Experiment):
     def model_name(self, question) -> str:
         return self.model or question.model
 
+    def implementation_for(self, question, requested: str | None = None) -> str:
+        """This search's own implementation, else the one --impl ``requested``, else the question's."""
+        return self.implementation or question.implementation(requested)
+
     def accepted(self, question) -> Mapping[str, tuple]:
-        names = (*MODEL_KEYS[self.model_name(question)], *COMPILE_KEYS, *FIT_KEYS, *RUN_KEYS)
+        model = self.model_name(question)
+        training = SOLVER_KEYS if model in SCRATCH_MODELS else (*COMPILE_KEYS, *FIT_KEYS)
+        names = (*MODEL_KEYS[model], *training, *RUN_KEYS)
         return {**{name: SEARCH_DOMAINS[name] for name in names}, **CONSTRAINT}
 
     def listable(self) -> tuple[str, ...]:
@@ -64,22 +73,25 @@ class Search(Experiment):
         if high is not None and low > high:
             raise InvalidParameterError(f"{where} min_params must be <= max_params, got {low} > {high}")
         _check_combinations(question, settings, table, where)
-        self._check_instruments(question, settings, where)
-        if question.implementation(settings.implementation) == "scratch":
+        implementation = self.implementation_for(question, settings.implementation)
+        self._check_instruments(implementation, where)
+        if self.model_name(question) in SCRATCH_MODELS and implementation != "scratch":
+            raise InvalidParameterError(f"{where} trains {self.model_name(question)!r}, a numpy model: its Search "
+                                        f"must have implementation='scratch', got {implementation!r}")
+        if implementation == "scratch":
             _check_scratch_model(table, where)
-            if any([table.fixed.get("patience", 0), *table.choices.get("patience", [])]) or "patience" in table.ranges:
-                raise InvalidParameterError(f"{where} patience must be 0 for --impl scratch (its solver has the "
-                                            f"[early_stopping] rule, not Keras's EarlyStopping), got a patience")
+            if self.keep_models:
+                raise InvalidParameterError(f"{where} keeps its trials' models, which only Keras models can be "
+                                            f"(model.save): a numpy search needs keep_models=False, got True")
 
-    def _check_instruments(self, question, settings, where: str) -> None:
+    def _check_instruments(self, implementation: str, where: str) -> None:
         unknown = [name for name in self.instruments if name not in INSTRUMENTS]
         if unknown:
             raise InvalidParameterError(f"{where} instruments must be names from {INSTRUMENTS}, got {unknown[0]!r}")
-        if self.instruments and question.implementation(settings.implementation) != "keras":
+        if self.instruments and implementation != "keras":
             # The hand-written solver has no callbacks to measure from: declined, not silently skipped.
             raise InvalidParameterError(f"{where} measures {', '.join(self.instruments)} inside the network, which "
-                                        f"only a Keras model allows, got --impl "
-                                        f"{question.implementation(settings.implementation)!r}")
+                                        f"only a Keras model allows, got the {implementation!r} implementation")
 
     def section(self) -> dict[str, Any]:
         found = super().section()
@@ -106,8 +118,22 @@ def _check_combinations(question, settings, table, where: str) -> None:
     if any(values("grad_clip")) and any(values("clipnorm")):
         raise InvalidParameterError(f"{where} must set grad_clip or clipnorm, not both, got grad_clip="
                                     f"{values('grad_clip')!r}, clipnorm={values('clipnorm')!r}")
+    if (values("epochs") or "epochs" in table.ranges) and (values("iterations") or "iterations" in table.ranges):
+        raise InvalidParameterError(f"{where} must set epochs or iterations, not both (each sets the run's length), "
+                                    f"got epochs={values('epochs')!r}, iterations={values('iterations')!r}")
     augments = values("augment")
     dataset = settings.dataset or question.dataset
+    pcas = values("pca") + ([table.ranges["pca"].high] if "pca" in table.ranges else [])
+    if pcas and dataset is not None:
+        from dlcv_keras.data.catalog import SPECS
+
+        spec = SPECS[dataset]
+        height, width = (settings.image_size,) * 2 if settings.image_size else spec.image_size
+        features = height * width * spec.channels
+        if max(pcas) > features:
+            raise InvalidParameterError(f"{where} pca must be an int in [0, {features}] (0 = off; {dataset} images "
+                                        f"have {height}x{width}x{spec.channels} = {features} input features), "
+                                        f"got {max(pcas)}")
     if augments and dataset is not None:
         from dlcv_keras.data.augment import check_channels, parse_augment
         from dlcv_keras.data.catalog import SPECS
@@ -132,8 +158,11 @@ def _check_scratch_model(table, where: str) -> None:
 
 
 # -- the run step -------------------------------------------------------------------------
-def hypermodel_for(runner, model: str, constraint: tuple | None = None, instruments: tuple = ()):
-    """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data."""
+def hypermodel_for(runner, model: str, constraint: tuple | None = None, implementation: str | None = None,
+                   instruments: tuple = ()):
+    """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data.
+    ``implementation`` is an experiment's own (``Search.implementation``); None: the run's.
+    ``instruments``: what the layer probe measures in every trial (``Search.instruments``)."""
     from functools import partial
 
     from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
@@ -141,7 +170,7 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None, instrume
     question, data = runner.question, runner.data
     return ClassifierHyperModel(
         model, data.input_shape, data.num_classes, seed=runner.settings.seed,
-        optimizer=question.optimizer, implementation=runner.implementation,
+        optimizer=question.optimizer, implementation=implementation or runner.implementation,
         early_stopping=runner.space.early_stopping if question.early_stopping else None,
         resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
         input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train),
@@ -172,22 +201,23 @@ def run_search(runner, experiment: Search) -> None:
         hp_space = narrowed(hp_space, runner.best[experiment.narrow_from], experiment.narrow_factor)
     settings, data, question = runner.settings, runner.data, runner.question
     model = experiment.model_name(question)
+    implementation = experiment.implementation_for(question, settings.implementation)
     tuner_kind = experiment.tuner or settings.tuner
     total = count_trials(hp_space, tuner_kind, runner.space.settings.get("random_trials", 10))
     project = f"{experiment.name}-" + fingerprint(
-        question.name, model, question.optimizer, runner.implementation, experiment.name,
+        question.name, model, question.optimizer, implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
         # What the model starts from (q10: which weights file, and what made it), besides its settings.
         runner.model_kwargs.get(model), runner.model_sources.get(model), experiment.instruments,
         exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
         runner.code_versions)
-    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, experiment.instruments),
+    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, implementation, experiment.instruments),
                        hyperparameters_for(hp_space, base),
                        directory=runner.store.tuner_dir(), project_name=project, total=total,
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
                        echo=runner.echo, progress=settings.progress, keep_models=experiment.keep_models,
-                       isolate=isolate_trials(runner, total), **runner.tuner_options)
+                       isolate=isolate_trials(implementation, total), **runner.tuner_options)
     tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
     records = tuner.records()
     if not records:
@@ -210,7 +240,8 @@ def run_search(runner, experiment: Search) -> None:
                     f"drew only settings already tried)")
     trials, history, layer_stats = records_to_tables(records)
     summary = {
-        "kind": "search", "title": experiment.title, "model": model, "tuner": tuner_kind, "objective": "val_accuracy",
+        "kind": "search", "title": experiment.title, "model": model, "implementation": implementation,
+        "tuner": tuner_kind, "objective": "val_accuracy",
         "space": hp_space.choices, "ranges": {k: vars(r) for k, r in hp_space.ranges.items()},
         "narrowed_from": experiment.narrow_from,
         "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
@@ -230,12 +261,12 @@ def run_search(runner, experiment: Search) -> None:
                                   tables={"layer_stats": layer_stats} if layer_stats else None)
 
 
-def isolate_trials(runner, total: int) -> bool:
+def isolate_trials(implementation: str, total: int) -> bool:
     """Several trials of a Keras model on TensorFlow run one process each (tuning/isolation.py:
     TensorFlow keeps every traced training function, about 60 MB a ResNet trial)."""
     import keras
 
-    return total > 1 and runner.implementation == "keras" and keras.backend.backend() == "tensorflow"
+    return total > 1 and implementation == "keras" and keras.backend.backend() == "tensorflow"
 
 
 def narrowed(space, best: Mapping[str, Any], factor: float):

@@ -35,7 +35,15 @@ MODEL_KEYS = {
     "vgg": ("width", "dense_units", "dropout", "l2"),
     # The width and weights file come from q10's source experiment, not from the search.
     "resnet18_transfer": ("mode", "l2", "dropout_head"),
+    # q7's numpy network (scratch/two_layer.py): ``std`` of its N(0, 1) weights, ``pca`` components (0 = off).
+    "two_layer": ("units", "l2", "std", "pca"),
 }
+# Models written in numpy (dlcv_keras/scratch) that only its solver trains: no Keras builder, no backend.
+# Their tables take SOLVER_KEYS instead of COMPILE_KEYS and FIT_KEYS.
+SCRATCH_MODELS = ("two_layer",)
+# scratch/solver.py's settings: plain SGD whose rate ``lr_decay`` multiplies after every epoch; a run of
+# ``epochs`` or of ``iterations`` SGD steps; ``patience`` as in FIT_KEYS; ``augment`` "none" or "flip".
+SOLVER_KEYS = ("lr", "lr_decay", "batch_size", "epochs", "iterations", "patience", "augment")
 # ``input_mean``/``input_variance`` are builder arguments too, but data statistics, not hyperparameters.
 # compile_model's: ``schedule`` "one_cycle" with ``max_lr``; ``weight_decay`` coupled (PyTorch's);
 # ``grad_clip`` clips each gradient value, ``clipnorm`` each gradient's norm (0 = off);

@@ -30,7 +30,8 @@ from dlcv_keras.validation import check_choice, check_float, check_int, fail
 # build_mlp's activations (models/options.py) that have a hand-written backward here: not elu, gelu.
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "linear")
 # Settings a Keras run may use that the Classifier and its plain-SGD solver can train: name -> allowed values.
-TRAINABLE = {"activation": ACTIVATIONS, "optimizer": ("sgd",), "momentum": (0, 0.0), "l1": (0, 0.0)}
+TRAINABLE = {"activation": ACTIVATIONS, "optimizer": ("sgd",), "momentum": (0, 0.0), "l1": (0, 0.0),
+             "augment": ("none", "flip")}
 
 
 def untrainable(values: dict) -> str | None:
@@ -357,7 +358,7 @@ class Classifier:
 
     def __init__(self, input_shape, num_classes, *, depth=1, units=256, activation="relu",
                  dropout=0.0, l2=0.0, initializer="glorot_uniform", seed=0, dtype=np.float32):
-        self.input_shape = _check_shape("input_shape", input_shape)
+        self.input_shape = check_shape("input_shape", input_shape)
         self.num_classes = check_int("num_classes", num_classes, low=2)
         self.depth = check_int("depth", depth, low=1, high=100)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
@@ -365,7 +366,7 @@ class Classifier:
         self.l2 = check_float("l2", l2, low=0)
         self.initializer = check_choice("initializer", initializer, INITIALIZERS)
         self.seed = check_int("seed", seed, low=0)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_dtype(dtype)
         self.units = _check_widths(units, depth)
 
         rng = np.random.default_rng(seed)
@@ -385,6 +386,15 @@ class Classifier:
         # Only weight matrices are penalised, as kernel_regularizer does in Keras.
         self.weight_keys = [f"{name}.W" for name, m in layers.items() if isinstance(m, Affine)]
         self.loss_parts = {"data_loss": None, "penalty": None}
+
+    def adapt(self, x):
+        """Nothing to fit on the training split: the layers take inputs as they come (``solver.train``
+        calls this on every model; the two-layer net of q7 fits its input transform here)."""
+        return self
+
+    def features(self, x):
+        """The inputs as the layers compute on them: ``x`` itself, in this network's dtype."""
+        return np.asarray(x, dtype=self.dtype)
 
     def loss_and_gradients(self, x, y, training=True, with_scores=False):
         """Data loss, penalty and gradients for one batch.
@@ -461,11 +471,11 @@ class Classifier:
         """One row per layer, in the format of ``dlcv_keras.models.builders.parameter_table``
         and with the same layer names, including the input row ("image")."""
         shape = self.input_shape
-        rows = [{"layer": "image", "type": "Input", "output_shape": _batch_shape(shape), "params": 0}]
+        rows = [{"layer": "image", "type": "Input", "output_shape": batch_shape(shape), "params": 0}]
         for name, module in self.net.modules.items():
             shape = module.output_shape(shape)
             rows.append({"layer": name, "type": type(module).__name__,
-                         "output_shape": _batch_shape(shape),
+                         "output_shape": batch_shape(shape),
                          "params": int(sum(p.size for p in module.params.values()))})
         return rows
 
@@ -476,11 +486,13 @@ class Classifier:
         return head + "\n" + repr(self.net)
 
 
-def _batch_shape(shape):
+def batch_shape(shape):
+    """A layer's output shape as the parameter tables print it: "(batch, 256)"."""
     return str((None, *shape)).replace("None", "batch")
 
 
-def _check_shape(name, shape):
+def check_shape(name, shape):
+    """``shape`` as a tuple of positive ints (one example's shape); InvalidParameterError otherwise."""
     if not isinstance(shape, (tuple, list)) or not shape:
         fail(name, "a non-empty tuple of positive ints", shape)
     for dim in shape:
@@ -497,7 +509,8 @@ def _check_widths(units, depth):
     return widths
 
 
-def _check_dtype(dtype):
+def check_dtype(dtype):
+    """np.float32 or np.float64, from any spelling numpy understands; InvalidParameterError otherwise."""
     try:
         name = np.dtype(dtype).name
     except TypeError:

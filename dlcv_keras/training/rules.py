@@ -21,3 +21,13 @@ def early_stop_reason(previous: float | None, current: float, epoch: int, *, min
 def non_finite_loss(row: dict) -> bool:
     """A NaN/inf training or validation loss: the run has diverged and every later epoch is garbage."""
     return any(not math.isfinite(row[k]) for k in ("loss", "val_loss") if k in row)
+
+
+def patience_reason(patience: int) -> str:
+    """q8's early stopping (Keras's EarlyStopping on val_loss) ended the run."""
+    return f"early stopping: val_loss did not improve for {patience} epochs"
+
+
+def restored_reason(reason: str, restored_epoch: int) -> str:
+    """``reason`` the run ended, and that early stopping then put the best epoch's weights back."""
+    return f"{reason}; weights of epoch {restored_epoch} restored"

@@ -16,6 +16,7 @@ import keras_tuner
 from dlcv_keras.models import compile_model, get_builder
 from dlcv_keras.models.options import COMPILE_KEYS, MLP_LAYER_WIDTHS, MODEL_KEYS
 from dlcv_keras.training.fit import STEPS_PER_EXECUTION, FitResult, fit_and_log
+from dlcv_keras.training.rules import patience_reason, restored_reason
 
 
 class ClassifierHyperModel(keras_tuner.HyperModel):
@@ -102,14 +103,19 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
 
     def _build_scratch(self, values: dict, model_kwargs: dict):
         from dlcv_keras.scratch.nn import Classifier, untrainable
+        from dlcv_keras.scratch.two_layer import TwoLayerClassifier
 
-        if self.model_name != "mlp":
-            raise ValueError(f"the scratch implementation builds the 'mlp' model, got {self.model_name!r}")
-        problem = untrainable({"optimizer": self.optimizer, **values})
+        networks = {"mlp": Classifier, "two_layer": TwoLayerClassifier}
+        if self.model_name not in networks:
+            raise ValueError(f"the scratch implementation builds {' or '.join(map(repr, networks))}, "
+                             f"got {self.model_name!r}")
+        # q3's Classifier stands in for the question's Keras MLP, so it must train as that one's optimizer
+        # does; the two-layer net is the exercise's own SGD model, whatever the question's Keras runs use.
+        problem = untrainable(values if self.model_name == "two_layer" else {"optimizer": self.optimizer, **values})
         if problem:
             raise ValueError(problem)
         model_kwargs.pop("l1", None)          # zero, as untrainable() just made sure
-        return Classifier(self.input_shape, self.num_classes, seed=self.trial_seed(values), **model_kwargs)
+        return networks[self.model_name](self.input_shape, self.num_classes, seed=self.trial_seed(values), **model_kwargs)
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, **kwargs) -> FitResult:
         values = hp.values
@@ -149,10 +155,11 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
                              augment=augment, seed=self.trial_seed(values))
         if probe is not None:
             result.layers = probe.rows
-        if stopper is not None and stopper.stopped_epoch and result.status == "completed":
+        if stopper is not None and result.status == "completed" and stopper.best_epoch + 1 < result.epochs_run:
+            # Keras puts the best epoch's weights back when training ends, whether or not patience ran out.
             result.restored_epoch = stopper.best_epoch + 1
-            result.stop_reason = (f"early stopping: val_loss did not improve for {patience} epochs; "
-                                  f"weights of epoch {result.restored_epoch} restored")
+            reason = patience_reason(patience) if stopper.stopped_epoch else result.stop_reason
+            result.stop_reason = restored_reason(reason, result.restored_epoch)
         return result
 
     def rejected(self, model) -> str | None:
@@ -175,11 +182,15 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
                 callback.on_train_batch_end(0)
             return False
 
+        from dlcv_keras.data.augment import parse_augment
+
         outcome = train(model, x, y, x_val, y_val, lr=values["lr"], batch_size=values["batch_size"],
-                        epochs=values["epochs"], early_stopping=self.early_stopping, seed=self.trial_seed(values),
-                        should_stop=should_stop)
-        return FitResult(history=outcome["history"], status=outcome["status"],
-                         stop_reason=outcome["stop_reason"], seconds=outcome["seconds"])
+                        epochs=values.get("epochs"), iterations=values.get("iterations"),
+                        lr_decay=values.get("lr_decay", 1.0), patience=values.get("patience", 0),
+                        augment=parse_augment(values.get("augment", "none")),
+                        early_stopping=self.early_stopping, seed=self.trial_seed(values), should_stop=should_stop)
+        return FitResult(history=outcome["history"], status=outcome["status"], stop_reason=outcome["stop_reason"],
+                         seconds=outcome["seconds"], restored_epoch=outcome["restored_epoch"])
 
 
 

@@ -90,6 +90,12 @@ class TrialError(keras_tuner.errors.FatalError):
     """A trial raised: the search stops (KerasTuner re-raises FatalError) instead of skipping it."""
 
 
+class TrialSettingError(InvalidParameterError, keras_tuner.errors.FatalError):
+    """A bad setting found once a trial started (a ``pca`` above the training rows): the search stops,
+    and the command line says it in one line (exit 2). KerasTuner files any other error as an invalid
+    trial, prints its traceback and goes on to the next."""
+
+
 class TunerStateError(InvalidParameterError):
     """A saved search cannot be resumed: a file torn by a kill, or written by another KerasTuner version.
 
@@ -239,8 +245,8 @@ class _RecordingTuner:
         """
         try:
             result = self._run_recorded_trial(trial, *args, **kwargs)
-        except InvalidParameterError:
-            raise                              # a bad setting, said in one line (exit 2), not a failed trial
+        except InvalidParameterError as error:
+            raise TrialSettingError(str(error)) from error    # a bad setting (exit 2), not a failed trial
         except Exception as error:
             if self._interrupted:
                 raise KeyboardInterrupt from error

@@ -65,6 +65,10 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "plateau_factor": ("float", 0.0, 1.0, "neither"),
     "plateau_patience": ("int", 0, 100_000, "both"),  # 0 = no ReduceLROnPlateau
     "repeat": ("int", 0, 1_000_000, "both"),          # the trial starts from seed --seed + repeat
+    "std": ("float", 0.0, 10.0, "right"),             # two_layer: weights drawn as std * N(0, 1)
+    "pca": ("int", 0, 100_000, "both"),               # two_layer: principal components kept, 0 = off
+    "lr_decay": ("float", 0.0, 1.0, "right"),         # the numpy solver: lr multiplied by it every epoch
+    "iterations": ("int", 1, 10_000_000, "both"),     # the numpy solver: SGD steps, instead of epochs
 }
 
 # Run-level settings a profile table may hold: name -> (kind, low).
@@ -206,7 +210,7 @@ def _parse_experiment(name: str, table: dict, where: str, tuner: str, accepted: 
         if key not in accepted:
             raise InvalidParameterError(
                 f"{where} {key} must be one of the names this experiment reads "
-                f"({', '.join(sorted(accepted))}), got {key!r}")
+                f"({', '.join(sorted(accepted))}), got {key!r} = {value!r}")
         here = f"{where} {key}"
         spec = accepted[key]
         if isinstance(value, list):

@@ -1,4 +1,5 @@
-"""The dense studies' smoke runs, end to end: q13 (activations, depth, vanishing gradients), q14
+"""The dense studies' smoke runs, end to end: q7 (the numpy two-layer net, its search and variants,
+Keras MLPs by depth), q13 (activations, depth, vanishing gradients), q14
 (regularisation from several seeds) and q15 (initialisation), each through ``python -m dlcv_keras.run <q> --profile smoke`` in a subprocess on
 the offline datasets (DLCV_DATA_DIR, else /work/shared/datasets; skipped without them). The tests
 read what the runs wrote (CSV tables, summaries, the report) and check it with their own arithmetic.
@@ -21,7 +22,7 @@ from test_cv_questions import run_cli, shared_data_dir
 pytestmark = pytest.mark.slow
 
 PROFILE = "smoke"
-PLAN = {"q13": ("cifar10",), "q14": ("gurmukhi",), "q15": ("mnist",)}
+PLAN = {"q7": ("cifar10",), "q13": ("cifar10",), "q14": ("gurmukhi",), "q15": ("mnist",)}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,61 @@ def test_every_run_completed_with_its_report(dense):
         assert stored["status"] == "complete" and stored["environment"]["keras_backend"] == "jax", question
         assert (root(dense, question) / "report.html").is_file()
     assert (root(dense, "q15") / "report.pdf").stat().st_size > 10_000
+
+
+# ================================================================================ q7
+def test_q7_numpy_runs_decay_their_learning_rate_each_epoch_and_count_iterations(dense):
+    import tomllib
+
+    space = tomllib.loads((Path(__file__).resolve().parents[1] / "tuners" / "q7.toml").read_text())["smoke"]
+    history = read_csv(experiment(dense, "q7", "default") / "history.csv")
+    (trial,) = read_csv(experiment(dense, "q7", "default") / "trials.csv")
+    setting = space["default"]
+    train = json.loads((root(dense, "q7") / "run.json").read_text())["dataset"]["splits"]["train"]
+    steps_per_epoch = max(train // setting["batch_size"], 1)
+    assert len(history) == math.ceil(setting["iterations"] / steps_per_epoch) == int(trial["epochs_run"])
+    rates = [float(row["learning_rate"]) for row in history]
+    assert rates[0] == pytest.approx(setting["lr"])
+    for before, after in zip(rates, rates[1:]):
+        assert after == pytest.approx(before * setting["lr_decay"])
+    summary = json.loads((experiment(dense, "q7", "search") / "summary.json").read_text())
+    assert summary["implementation"] == "scratch" and summary["model"] == "two_layer"
+
+
+def test_q7_best_setting_is_evaluated_and_its_weights_shown_as_images(dense):
+    import numpy as np
+
+    trials = read_csv(experiment(dense, "q7", "search") / "trials.csv")
+    best = max(trials, key=lambda t: float(t["val_accuracy"]))
+    evaluation = json.loads((experiment(dense, "q7", "best") / "summary.json").read_text())
+    assert evaluation["hyperparameters"]["units"] == int(best["units"])
+    images = np.load(experiment(dense, "q7", "weights") / "arrays.npz")["images"]
+    assert images.shape == (min(10, int(best["units"])), 32, 32, 3)
+    assert np.allclose(images.reshape(len(images), -1).min(axis=1), 0) and np.allclose(
+        images.reshape(len(images), -1).max(axis=1), 1)
+
+
+def test_q7_variants_are_the_best_setting_with_one_change_each(dense):
+    rows = {r["experiment"]: r for r in read_csv(experiment(dense, "q7", "variants") / "trials.csv")}
+    assert list(rows) == ["plain", "pca", "flip", "early_stop"]
+    assert rows["plain"]["settings"] == "none of these"
+    assert rows["pca"]["settings"] == "pca=40" and rows["flip"]["settings"] == "augment=flip"
+    assert rows["early_stop"]["settings"] == "patience=1"
+    best = json.loads((experiment(dense, "q7", "search") / "summary.json").read_text())["best_hyperparameters"]
+    for name in rows:
+        (trial,) = read_csv(experiment(dense, "q7", name) / "trials.csv")
+        for key, value in best.items():
+            assert trial[key] == str(value), (name, key)
+        assert 0 <= float(trial["test_accuracy"]) <= 1
+
+
+def test_q7_depth_study_measures_gradients_and_says_what_the_seed_saw(dense):
+    trials = read_csv(experiment(dense, "q7", "depth") / "trials.csv")
+    layers = layer_rows(dense, "q7", "depth")
+    assert sorted(int(t["depth"]) for t in trials) == [1, 2]
+    for trial in trials:
+        assert {int(r["index"]) for r in layers[trial["trial_id"]]} == set(range(1, int(trial["depth"]) + 2))
+    assert "The seed's nets fell to chance at depth 3" in report_text(dense, "q7")
 
 
 # ================================================================================ q13

@@ -82,6 +82,7 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
         lines.setdefault(_group_label(row, groups), []).append(row)
     reference_rows = reference.get("rows") or []
     chance = _at_chance(ok, groups, _num_classes(run))
+    chance["seed"] = _seed_at_chance(reference_rows, ok, _num_classes(run))
     gradients = _gradient_views(experiment, ok, groups, figures)
     return {
         "meta": _search_meta(summary, trials),
@@ -114,6 +115,28 @@ def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], classes
                  f"{_group_label(best_deepest, groups)}, depth {best_deepest['depth']}, reached "
                  f"{pct(best_deepest.get('accuracy'))} % train and {pct(best_deepest.get('val_accuracy'))} % val.")
     return {"stuck": listed, "stuck_rows": stuck, "words": words}
+
+
+def _seed_at_chance(reference_rows, rows, classes: int | None) -> str:
+    """The seed's settings that fell to chance beside what ours did at the same depths."""
+    if not classes:
+        return ""
+    bound = 1.5 / classes
+    fell = [r for r in reference_rows if is_finite(r.get("val_accuracy")) and r["val_accuracy"] < bound]
+    if not fell:
+        return ""
+    depths = sorted({r["depth"] for r in fell if isinstance(r.get("depth"), int)})
+    ours = [r for r in rows if r.get("depth") in depths]
+    seed_words = ", ".join(f"depth {r['depth']} ({fmt(r.get('units'))} units) {pct(r['val_accuracy'])} %" for r in fell)
+    if not ours:
+        return f"The seed's nets fell to chance at {seed_words} validation accuracy; we did not train those depths."
+    ours_stuck = [r for r in ours if is_finite(r.get("accuracy")) and r["accuracy"] < bound]
+    lowest = min(ours, key=lambda r: r.get("val_accuracy") or 0)
+    if ours_stuck:
+        return (f"The seed's nets fell to chance at {seed_words} validation accuracy; so did {len(ours_stuck)} of "
+                f"our {len(ours)} settings at those depths.")
+    return (f"The seed's nets fell to chance at {seed_words} validation accuracy; ours did not: at those depths our "
+            f"lowest validation accuracy was {pct(lowest.get('val_accuracy'))} % (depth {lowest['depth']}).")
 
 
 def _first_over_output(layers: Sequence[Mapping[str, Any]], epoch: int) -> float | None:

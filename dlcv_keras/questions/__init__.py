@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dlcv_keras.questions import q1, q2, q3, q4, q5, q6, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18
+from dlcv_keras.questions import q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18
 from dlcv_keras.questions.base import Question
 from dlcv_keras.validation import InvalidParameterError
 
 QUESTIONS: dict[str, Question] = {q.name: q for q in (q1.QUESTION, q2.QUESTION, q3.QUESTION, q4.QUESTION,
-                                                      q5.QUESTION, q6.QUESTION, q8.QUESTION, q9.QUESTION,
+                                                      q5.QUESTION, q6.QUESTION, q7.QUESTION, q8.QUESTION, q9.QUESTION,
                                                       q10.QUESTION, q11.QUESTION, q12.QUESTION, q13.QUESTION, q14.QUESTION, q15.QUESTION, q16.QUESTION,
                                                       q17.QUESTION, q18.QUESTION)}
 

@@ -262,6 +262,12 @@ class TwoLayerClassifier:
         """W1, b1, W2, b2: the live arrays an optimizer updates in place."""
         return self.net.params
 
+    def input_weights(self):
+        """W1 in the space of the input pixels, shape (D, H): mapped back through the principal
+        axes when the network sees PCA projections (what q7's weight images show)."""
+        w1 = self.net.params["W1"]
+        return w1 if self.axes is None else self.axes @ w1
+
     def count_params(self):
         """The trained parameters. The mean image and the principal axes are statistics of the
         training split, not trained, and are not counted (the exercise counts W1, b1, W2, b2)."""

@@ -31,7 +31,7 @@ def test_search_costs_time_every_trial_and_sample_memory():
 def test_each_backend_gets_one_child_and_the_search_runs_before_the_big_workloads():
     groups = bench.plan(q1_full=True)
     assert sorted(groups) == ["jax", "tensorflow"]
-    assert groups["jax"] == ["search", "ours:linear", "ours:mlp", "q1-full"]
+    assert groups["jax"] == ["search", "instrument", "ours:linear", "ours:mlp", "q1-full"]
     # Both paths of a TensorFlow workload run in one step, their epochs alternating; ResNet-18's
     # step also trains it through image_batches, then the pipeline and the convolution are timed.
     assert groups["tensorflow"] == ["plain:linear", "plain:mlp", "both:cnn", "both+images:resnet18",
@@ -66,6 +66,10 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
             if kind == "pipeline":
                 found[task] = {"seconds": 0.5, "samples": 5_000, "batch_size": 128, "backend": backend}
                 continue
+            if kind == "instrument":
+                found[task] = {"samples": 8_000, "batch_size": 1024, "plain_seconds": 0.5, "probed_seconds": 0.55,
+                               "first_probe_seconds": 0.4, "probe_rows": 1024, "backend": backend}
+                continue
             if kind == "conv-flops":
                 found[task] = {"flops_per_s": 2e11, "resnet18_training_flops_per_image": 4e9, "batch": 32,
                                "size": 32, "channels": 128, "kernel": 3, "backend": backend}
@@ -94,6 +98,8 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
                                         "plain": round(8.0 * 60_000 / mlp["samples"], 2),
                                         "matmul_bound": round(1.6 * 60_000 / mlp["samples"], 2)}
     assert results["search"]["peak_rss_growth"] == 0.05             # 840 / 800 - 1
+    assert results["instrument"]["ratio"] == 1.1                     # 0.55 s / 0.5 s
+    assert results["instrument"]["backend"] == bench.FASTEST_BACKEND["mlp"]
     resnet_samples = bench.WORKLOADS["resnet18"][2][1]
     pipeline = results["input_pipeline"]
     assert pipeline["pipeline_images_per_s"] == 10_000.0              # 5000 images in 0.5 s
@@ -106,6 +112,23 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
     assert bound["plain_numpy_fit_images_per_s"] == round(resnet_samples / 8.0, 1)
     assert bound["image_batches_fit_vs_bound"] == round(resnet_samples / 4.0 / 50, 3)
     assert bound["image_batches_fit_vs_plain"] == 2.0
+
+
+def test_the_instrument_cost_is_timed_on_one_model_with_and_without_the_probe(monkeypatch):
+    monkeypatch.setattr(bench, "INSTRUMENT_WORKLOAD", ((8, 8, 1), 64, (512, 256), 1))
+    found = bench.instrument_costs(quick=True)
+    assert found["samples"] == 256 and found["batch_size"] == 64 and found["probe_rows"] == 256
+    # Both epochs train 4 batches; measuring adds work, but on a busy machine either can be slower.
+    assert 0 < found["plain_seconds"] < 30 and 0 < found["probed_seconds"] < 30 and found["first_probe_seconds"] > 0
+
+
+def test_an_instrument_slower_than_its_target_prints_a_warning():
+    lines = []
+    measured = {"instrument": {"samples": 100, "batch_size": 10, "plain_seconds": 1.0, "probed_seconds": 1.5,
+                               "first_probe_seconds": 0.3, "probe_rows": 100, "backend": "jax"}}
+    row = bench.instrument_row(measured, lines.append)
+    assert row["ratio"] == 1.5
+    assert lines[-1].startswith("warning: the gradient instrument makes an epoch 1.50x as long")
 
 
 def test_a_pipeline_slower_than_three_times_training_prints_a_warning():

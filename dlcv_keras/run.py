@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from dlcv_keras import backends
-from dlcv_keras.questions import CATALOGUE, QUESTIONS, get_question
+from dlcv_keras.questions import QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
 from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
 
@@ -103,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_questions() -> str:
-    lines = ["question  status     title"]
-    for name, title in CATALOGUE.items():
-        status = "runs" if name in QUESTIONS else "planned"
-        lines.append(f"{name:<9} {status:<10} {title}")
+    width = max(len(q.seed_writeup) for q in QUESTIONS.values())
+    lines = [f"{'question':<9} {'seed write-up':<{width}}  title"]
+    for name, question in QUESTIONS.items():
+        lines.append(f"{name:<9} {question.seed_writeup:<{width}}  {question.title}")
     return "\n".join(lines)
 
 

@@ -275,7 +275,8 @@ def test_a_compared_run_must_be_one_setting_before_anything_trains(tmp_path, cap
         "l2 = 0.0001\n\n[smoke.dropout]", "\n[smoke.dropout]", 1))
     assert main(["q8", *SMOKE, "--space", str(space), "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("[smoke.l2] l2 must be a single value (compare compares one run of each), got several")
+    assert err.endswith("[smoke.l2] l2 must be a single value (compare compares one setting of each run; only "
+                        "repeat may be a list), got [0.0001, 0.001]")
     assert not (tmp_path / "r").exists()
 
 

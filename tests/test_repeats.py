@@ -90,11 +90,13 @@ def test_ranking_words_for_ties_missing_runs_and_single_runs():
     assert words["ours"] == "L1 = L2" and words["seed"] == "dropout > L2 > L1"
     assert words["agreement"] == ("Our ranking agrees with the seed's wherever the means differ. Tied here: L2 "
                                   "and L1. Not ranked here (no completed run with a test accuracy): dropout.")
-    assert words["gaps"] == ["L1 70.00 ± 1.00 = L2 70.00 ± 0.00: 0.00 points, within one standard deviation "
+    # The seed's neighbouring pairs with both runs here: L2 above L1 (dropout has no test accuracy).
+    assert words["gaps"] == ["L2 70.00 ± 0.00 = L1 70.00 ± 1.00: 0.00 points, within one standard deviation "
                              "(the larger of the two, 1.00)"]
     single = [{"run": "a", "status": "completed", "test_accuracy": 0.9}, {"run": "b", "status": "completed",
                                                                           "test_accuracy": 0.8}]
-    assert ranking_words(single, ["b", "a"])["gaps"] == ["a 90.00 > b 80.00: 10.00 points, one run each: no spread measured"]
+    assert ranking_words(single, ["b", "a"])["gaps"] == ["b 80.00 < a 90.00: -10.00 points, one run each: no spread measured"]
+    assert ranking_words(single, ["a", "b"])["gaps"] == ["a 90.00 > b 80.00: 10.00 points, one run each: no spread measured"]
     assert ranking_words(single, None) is None
 
 # -- a comparison of repeated runs, from a real smoke run of q8 -----------------------------------
@@ -202,9 +204,8 @@ def test_the_ranking_words_follow_the_stored_means(repeated):
                                    f"{best}, we find {best} above {second}.")
     assert ranking_words(compare["trials"], [third, second, best])["agreement"] == "Our ranking reverses the seed's."
     rows = {row["run"]: row for row in compare["trials"]}
-    for upper, lower in zip(_ranked(compare), _ranked(compare)[1:]):
-        if agrees["ours"].count(f"{upper['run']} > {lower['run']}"):
-            assert _gap_words(rows[upper["run"]], rows[lower["run"]]) in agrees["gaps"]
+    # One gap per neighbouring pair of the seed's ranking, here the same order as ours.
+    assert agrees["gaps"] == [_gap_words(rows[best], rows[second]), _gap_words(rows[second], rows[third])]
 
 
 @pytest.mark.slow

@@ -191,7 +191,8 @@ def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[st
     Returns None without a seed ranking, else {"ours", "seed", "agreement", "gaps"}: "ours" is
     "a > b = c" (= for equal means); "agreement" says whether every pair of runs the seed orders is
     in the same order here, which pairs swap and which tie; "gaps" gives, for each neighbouring pair
-    of ours, the difference of the means in percentage points against the spread (``_gap``).
+    of the seed's ranking (the claims it makes), our difference of the means in percentage points
+    against the spread (``_gap``).
     """
     if seed_ranking is None:
         return None
@@ -200,13 +201,17 @@ def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[st
     ours = str(ranked[0]["run"]) if ranked else DASH
     for upper, lower in zip(ranked, ranked[1:]):
         ours += f" {_order(upper, lower)} {lower['run']}"
+    by_label = {str(row["run"]): row for row in ranked}
+    claimed = [by_label[label] for label in seed_ranking if label in by_label]
     return {"ours": ours, "seed": " > ".join(seed_ranking),
-            "agreement": _agreement({str(row["run"]): row["test_accuracy"] for row in ranked}, seed_ranking),
-            "gaps": [_gap(upper, lower) for upper, lower in zip(ranked, ranked[1:])]}
+            "agreement": _agreement({label: row["test_accuracy"] for label, row in by_label.items()}, seed_ranking),
+            "gaps": [_gap(upper, lower) for upper, lower in zip(claimed, claimed[1:])]}
 
 
 def _order(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
-    return "=" if upper["test_accuracy"] == lower["test_accuracy"] else ">"
+    if upper["test_accuracy"] == lower["test_accuracy"]:
+        return "="
+    return ">" if upper["test_accuracy"] > lower["test_accuracy"] else "<"
 
 
 def _agreement(mean: Mapping[str, float], seed_ranking: Sequence[str]) -> str:
@@ -234,18 +239,19 @@ def _agreement(mean: Mapping[str, float], seed_ranking: Sequence[str]) -> str:
 
 def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
     """"dropout 71.20 ± 1.30 > L2 69.80 ± 2.00: 1.40 points, within one standard deviation (...)": the
-    gap between two neighbouring means against the larger of the two runs' standard deviations, the
-    spread a single seed's result could show for either."""
+    gap between the means of two runs the seed ranks ``upper`` above ``lower`` (negative, with "<",
+    where ours swap them) against the larger of the two runs' standard deviations, the spread a
+    single seed's result could show for either."""
     points = 100 * (upper["test_accuracy"] - lower["test_accuracy"])
     stds = [100 * as_number(row.get("test_accuracy_std")) for row in (upper, lower)
             if is_finite(as_number(row.get("test_accuracy_std")))]
     largest = max(stds, default=None)
     if largest is None:
         against = "one run each: no spread measured"
-    elif points <= largest:
+    elif abs(points) <= largest:
         against = f"within one standard deviation (the larger of the two, {largest:.2f})"
     elif largest > 0:
-        against = f"{points / largest:.1f} times the larger standard deviation ({largest:.2f})"
+        against = f"{abs(points) / largest:.1f} times the larger standard deviation ({largest:.2f})"
     else:
         against = "and no spread among the repeats"
     return (f"{upper['run']} {spread(upper, 'test_accuracy', pct)} {_order(upper, lower)} {lower['run']} "

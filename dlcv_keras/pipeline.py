@@ -48,7 +48,12 @@ def prepare(question: Question, settings: Settings, echo=print) -> tuple[Profile
     if question.dataset is None and settings.dataset is None:
         return space, None
     import_tensorflow_quietly()   # TensorFlow Datasets may import it while loading
-    return space, load_question_data(question, settings, space, echo)
+    data = load_question_data(question, settings, space, echo)
+    for experiment in question.experiments_for(question.implementation(settings.implementation)):
+        if experiment.HAS_TABLE:
+            experiment.check_data(question, settings, space.experiment(experiment.name), data,
+                                  f"{space.source} [{settings.profile}.{experiment.name}]")
+    return space, data
 
 
 def check_space(question: Question, settings: Settings) -> ProfileSpace:

@@ -78,3 +78,15 @@ def test_extra_tables_and_arrays_round_trip(tmp_path):
     assert found["points"] == [{"x": 1.5, "value": float("inf")}]
     np.testing.assert_array_equal(store.read_arrays("blur")["kernel"], kernel)
     assert not list(store.experiment_dir("blur").glob(".*.tmp"))
+
+
+def test_a_table_the_last_write_left_out_is_not_read_back_as_its_own(tmp_path):
+    store = ResultsStore(tmp_path, "q13", "smoke")
+    rows = [{"trial_id": "0", "epoch": 0, "layer": "dense_0", "grad_mean_abs": 0.1}]
+    store.write_experiment("depth", summary={"kind": "search"}, trials=[{"trial_id": "0"}],
+                           tables={"layer_stats": rows})
+    assert store.read_experiment("depth")["layer_stats"][0]["grad_mean_abs"] == 0.1
+    # Run again without instruments: the earlier layer_stats.csv must not pass for this run's.
+    store.write_experiment("depth", summary={"kind": "search"}, trials=[{"trial_id": "0"}])
+    assert sorted(store.read_experiment("depth")) == ["summary", "trials"]
+    assert not (store.experiment_dir("depth") / "layer_stats.csv").exists()

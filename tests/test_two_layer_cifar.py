@@ -365,7 +365,9 @@ def test_a_two_layer_search_is_declared_as_numpy(declared, fragments, q7, tmp_pa
 
 
 @pytest.mark.slow
-def test_pca_beyond_the_training_rows_is_one_line_when_the_trial_starts(q7, capsys):
+def test_pca_beyond_the_training_rows_is_one_line_once_the_data_is_loaded(q7, capsys, tmp_path):
     space = WITHOUT_MLP.replace("max_train = 500", "max_train = 100").replace("augment = \"flip\"", "pca = 200")
-    assert_one_line_error(capsys, q7(space, experiments=(TWO_LAYER,), extra=["--report", "none"]),
-                          "pca must be an int in [0, 80] (at most the number of training rows), got 200")
+    err = assert_one_line_error(capsys, q7(space, experiments=(TWO_LAYER,), extra=["--report", "none"]),
+                                "pca must be an int in [0, 80] (at most the 80 training rows it is fitted on), got 200")
+    assert "[smoke.two_layer]" in err
+    assert not (tmp_path / "results").exists()          # checked before anything is written

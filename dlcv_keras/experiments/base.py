@@ -63,6 +63,9 @@ class Experiment:
     def check_question(self, question, settings, space) -> None:
         """Checks that need other experiments' tables (a kind without a table of its own); none by default."""
 
+    def check_data(self, question, settings, table, data, where: str) -> None:
+        """Checks that need the loaded data (sizes), before anything is written; none by default."""
+
     def section(self) -> dict[str, Any]:
         """run.json's "sections" entry: which template shows which stored experiment."""
         return {"template": self.view, "experiment": self.name, "title": self.title}

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from dlcv_keras.experiments.search import _search_common, _search_meta
 from dlcv_keras.report.format import (DASH, fmt, fmt_sci, histories_by_trial, id_width, is_finite, is_trained, pct,
-                                      reference_table, trial_key, trial_table, varying_columns)
+                                      reference_table, require, trial_key, trial_table, varying_columns)
 from dlcv_keras.validation import InvalidParameterError
 
 IDENTICAL = 1e-9     # a unit spread below this is identical units (zero initialisation gives exactly 0)
@@ -38,9 +38,13 @@ def _values_label(row: Mapping[str, Any], groups: Sequence[str]) -> str:
     return ", ".join(fmt(row.get(g)) for g in groups) or "every trial"
 
 
-def _layer_rows(experiment: Mapping[str, Any]) -> dict[str, list[dict]]:
+def _layer_rows(experiment: Mapping[str, Any], store, section) -> dict[str, list[dict]]:
+    """layer_stats.csv by trial; a search whose summary lists instruments must have it."""
+    rows = experiment.get("layer_stats") or []
+    if experiment["summary"].get("instruments"):
+        rows = require(experiment, "layer_stats", store, section["experiment"], "layer_stats.csv", section["title"])
     found: dict[str, list[dict]] = defaultdict(list)
-    for row in experiment.get("layer_stats") or []:
+    for row in rows:
         found[str(row.get("trial_id"))].append(row)
     return found
 
@@ -81,13 +85,14 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
     for row in ok:
         lines.setdefault(_group_label(row, groups), []).append(row)
     reference_rows = reference.get("rows") or []
+    by_trial = _layer_rows(experiment, store, section)
     chance = _at_chance(ok, groups, _num_classes(run))
     chance["seed"] = _seed_at_chance(reference_rows, ok, _num_classes(run))
-    gradients = _gradient_views(experiment, ok, groups, figures)
+    gradients = _gradient_views(by_trial, ok, groups, figures)
     return {
         "meta": _search_meta(summary, trials),
         "figure": figures.data_uri(figures.depth_study(lines)) if lines else None,
-        "chance": {**chance, "why": _why(ok, chance["stuck_rows"], groups, _layer_rows(experiment))},
+        "chance": {**chance, "why": _why(ok, chance["stuck_rows"], groups, by_trial)},
         "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
         "note": str(reference.get("note") or ""),
@@ -148,40 +153,56 @@ def _first_over_output(layers: Sequence[Mapping[str, Any]], epoch: int) -> float
 
 def _why(rows, stuck, groups, by_trial) -> str:
     """Whether the gradients measured explain who stayed at chance: the first layer's share of the
-    output layer's mean |gradient| after training, in the settings at chance and in the others."""
-    def ratio(row):
+    output layer's mean |gradient| after training, in the settings at chance and in the others. A
+    setting whose output layer got no gradient at all (a saturated softmax, say) is said first."""
+    def last(row):
         layers = by_trial.get(trial_key(row), [])
-        return _first_over_output(layers, max((r["epoch"] for r in layers), default=0)) if layers else None
+        return layers, max((r["epoch"] for r in layers), default=0)
+
+    def output_gradient(row):
+        layers, epoch = last(row)
+        return _at(layers, epoch, max((r["index"] for r in layers), default=0), "grad_mean_abs")
 
     def named(item):
         row, value = item
         return f"{fmt_sci(value, 1)} ({_group_label(row, groups)}, depth {row['depth']})"
 
-    measured = [(r, ratio(r)) for r in rows if ratio(r) is not None]
+    def span(items):
+        return named(items[0]) if len(items) == 1 else f"from {named(items[0])} to {named(items[-1])}"
+
+    words = []
+    silent = [r for r in rows if by_trial.get(trial_key(r)) and output_gradient(r) == 0]
+    if silent:
+        words.append(f"No gradient reached any layer in {len(silent)} setting{'s' if len(silent) > 1 else ''} "
+                     f"(the output layer's mean |gradient| after training was 0): "
+                     + "; ".join(f"{_group_label(r, groups)}, depth {r['depth']}" for r in silent) + ".")
+    measured = [(r, _first_over_output(*last(r))) for r in rows if r not in silent and by_trial.get(trial_key(r))]
+    measured = [(r, v) for r, v in measured if v is not None]
     stuck_ids = {trial_key(r) for r in stuck}
     at_chance = sorted(((r, v) for r, v in measured if trial_key(r) in stuck_ids), key=lambda item: item[1])
     learning = sorted(((r, v) for r, v in measured if trial_key(r) not in stuck_ids), key=lambda item: item[1])
     share = "the first layer's share of the output layer's mean |gradient| after training"
-    if not at_chance and learning:
-        return (f"Gradients reached the input in every setting: {share} was at least {named(learning[0])}.")
-    if at_chance and not learning:
-        return f"In every setting {share} was at most {named(at_chance[-1])}."
-    if not at_chance:
-        return ""
-    if at_chance[-1][1] < learning[0][1]:
-        return (f"The settings at chance are exactly those whose first layer received the least gradient: "
-                f"{share} was at most {named(at_chance[-1])} there, against at least {named(learning[0])} where "
-                f"the network learned. The gradient vanished before it reached the layers near the input.")
-    return (f"The gradient alone does not separate them: {share} ranged from {named(at_chance[0])} to "
-            f"{named(at_chance[-1])} in the settings at chance, and from {named(learning[0])} to "
-            f"{named(learning[-1])} in those that learned; all {sum(v < learning[0][1] for _, v in at_chance)} "
-            f"settings with a share below {fmt_sci(learning[0][1], 1)} stayed at chance.")
+    every = "every other setting" if silent else "every setting"
+    if learning and not at_chance:
+        words.append(f"Gradients reached the input in {every}: {share} was at least {named(learning[0])}.")
+    elif at_chance and not learning:
+        words.append(f"In {every} {share} was at most {named(at_chance[-1])}.")
+    elif at_chance and at_chance[-1][1] < learning[0][1]:
+        words.append(f"The settings at chance are exactly those whose first layer received the least gradient: "
+                     f"{share} was at most {named(at_chance[-1])} there, against at least {named(learning[0])} "
+                     f"where the network learned. The gradient vanished before it reached the layers near the input.")
+    elif at_chance:
+        below = sum(v < learning[0][1] for _, v in at_chance)
+        words.append(f"The gradient alone does not separate them: {share} was {span(at_chance)} in the settings at "
+                     f"chance, and {span(learning)} in those that learned"
+                     + (f"; all {below} settings with a share below {fmt_sci(learning[0][1], 1)} stayed at chance."
+                        if below else "."))
+    return " ".join(words)
 
 
-def _gradient_views(experiment, rows, groups, figures) -> dict[str, Any]:
+def _gradient_views(by_trial, rows, groups, figures) -> dict[str, Any]:
     """Per group, small multiples of each layer's mean |gradient| and |weight| over training, one
     panel per depth; the first layer's gradient over the output layer's against depth; their table."""
-    by_trial = _layer_rows(experiment)
     measured = [r for r in rows if by_trial.get(trial_key(r))]
     if not measured:
         return {"layer_groups": [], "ratio_figure": None, "ratio_table": None}
@@ -226,7 +247,7 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
     ok = [r for r in trials if is_trained(r)]
     history = histories_by_trial(experiment.get("history") or [])
     curves = {_values_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
-    by_trial = _layer_rows(experiment)
+    by_trial = _layer_rows(experiment, store, section)
     # Activations of the hidden layers at initialisation (the output layer's are softmax probabilities).
     at_init = {}
     for r in trials:

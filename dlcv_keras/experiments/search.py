@@ -84,7 +84,19 @@ class Search(Experiment):
                 raise InvalidParameterError(f"{where} keeps its trials' models, which only Keras models can be "
                                             f"(model.save): a numpy search needs keep_models=False, got True")
 
+    def check_data(self, question, settings, table, data, where: str) -> None:
+        """PCA fits at most as many components as the training split has rows."""
+        pcas = ([table.fixed["pca"]] if "pca" in table.fixed else list(table.choices.get("pca", [])))
+        pcas += [table.ranges["pca"].high] if "pca" in table.ranges else []
+        rows = len(data.y_train)
+        if pcas and max(pcas) > rows:
+            raise InvalidParameterError(f"{where} pca must be an int in [0, {rows}] (at most the {rows} training "
+                                        f"rows it is fitted on), got {max(pcas)}")
+
     def _check_instruments(self, implementation: str, where: str) -> None:
+        if not isinstance(self.instruments, tuple):
+            raise InvalidParameterError(f"{where} instruments must be a tuple of names from {INSTRUMENTS}, got "
+                                        f"{self.instruments!r}")
         unknown = [name for name in self.instruments if name not in INSTRUMENTS]
         if unknown:
             raise InvalidParameterError(f"{where} instruments must be names from {INSTRUMENTS}, got {unknown[0]!r}")

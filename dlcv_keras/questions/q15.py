@@ -35,7 +35,7 @@ QUESTION = Question(
                          "gradient, but on the JAX backend Keras computes it from the probabilities, clipped to "
                          "[1e-7, 1 - 1e-7], and a clipped probability passes none. The mean |gradient| column "
                          "of the table below shows what this run's training saw."},
-        "init_depth": {"note": "Not in the seed: the same initialisations in a deeper network, to show each "
-                               "layer's activation scale at initialisation (Glorot and He keep it steady)."},
+        "init_depth": {"note": "Not in the seed: the same initialisations in a deeper network, to show how each "
+                               "one scales the activations from layer to layer at initialisation."},
     },
 )

@@ -136,13 +136,20 @@ class ResultsStore:
                          arrays: Mapping[str, Any] | None = None) -> None:
         """Write an experiment's files; summary.json last, so its presence means complete.
 
-        ``tables`` are further CSVs by stem (q2's ``points``); ``arrays`` go to arrays.npz.
+        ``tables`` are further CSVs by stem (q2's ``points``); ``arrays`` go to arrays.npz. CSVs of
+        the experiment's folder that this write does not include are removed (left by an earlier run).
         """
         base = f"experiments/{experiment}"
         csvs = {"trials": trials, "history": history, **(tables or {})}
         for stem, rows in csvs.items():
             if rows is not None:
                 self.write_table(f"{base}/{stem}.csv", rows)
+        # A table an earlier run wrote and this one did not (a search run again without instruments)
+        # would otherwise be read back as this run's.
+        written = {f"{stem}.csv" for stem, rows in csvs.items() if rows is not None}
+        for stale in self.experiment_dir(experiment).glob("*.csv"):
+            if stale.name not in written:
+                stale.unlink()
         if arrays:
             self.write_arrays(experiment, **arrays)
         if metrics is not None:

@@ -16,8 +16,10 @@ batch of training rows, at initialisation (epoch 0) and after every epoch:
 
 It uses epoch-level hooks only, so it runs under ``model.fit`` and on the JAX fast path
 (``training/scanned.py`` syncs the weights before ``on_epoch_end``), on JAX and TensorFlow.
-Each row is one layer at one epoch; ``probe_seconds`` is what measuring that epoch cost, kept
-apart so that the epoch times in history.csv stay comparable with uninstrumented runs.
+Each row is one layer at one epoch. Its measurement after an epoch runs inside that epoch's
+timed span (``fit_and_log`` adds its epoch log last), so history.csv's epoch ``seconds``
+include it; ``probe_seconds`` says how much of them it took. When early stopping puts an
+earlier epoch's weights back at the end, the last rows still describe the last epoch trained.
 """
 
 from __future__ import annotations

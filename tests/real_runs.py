@@ -39,6 +39,46 @@ RESULT_COLUMNS = ("trial_id", "status", "params", "epochs_run", "stop_reason", "
 FALLBACK_BANNER = "MNIST unavailable: ran on digits"   # pipeline.load_question_data's words for q3's fallback
 
 
+def shared_data_dir() -> Path | None:
+    """The real offline dataset copies: DLCV_DATA_DIR, else /work/shared/datasets; None when absent."""
+    for candidate in (os.environ.get("DLCV_DATA_DIR"), "/work/shared/datasets"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def offline_data(*names: str) -> Path:
+    """The offline copies' folder, holding every dataset in ``names``; the calling test skips without it."""
+    import pytest
+
+    data = shared_data_dir()
+    missing = [name for name in names if data is None or not (data / name).is_dir()]
+    if missing:
+        pytest.skip(f"no offline copy of {', '.join(missing)} (set DLCV_DATA_DIR, e.g. /work/shared/datasets)")
+    return data
+
+
+def kept_runs(variable: str, stem: str, tmp_path_factory) -> tuple[Path, dict | None]:
+    """A folder for a test module's real runs and the state its runs saved there, if any.
+
+    With ``$variable`` set, runs are kept in that folder and reused by later sessions (for working on
+    the tests; delete the folder after changing what a run writes); otherwise a fresh temporary one."""
+    import json
+
+    kept = os.environ.get(variable)
+    folder = Path(kept).resolve() if kept else tmp_path_factory.mktemp(stem)
+    saved = folder / f"{stem}-runs.json"
+    return folder, (json.loads(saved.read_text()) if kept and saved.is_file() else None)
+
+
+def save_runs(variable: str, stem: str, folder: Path, state: dict) -> None:
+    """Keep a module's run state for ``kept_runs`` when ``$variable`` asks for it."""
+    import json
+
+    if os.environ.get(variable):
+        (folder / f"{stem}-runs.json").write_text(json.dumps(state))
+
+
 def smoke_commands(folder: Path) -> list[list[str]]:
     """The runs, in order: arguments after ``python -m dlcv_keras.run``."""
     results, empty = folder / "results", folder / "no-data"

@@ -13,7 +13,6 @@ makes q10 run to completion without the offline banner) trains, and is marked sl
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,24 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from real_runs import REPO, child_env
+from real_runs import REPO, child_env, offline_data
 
 PROFILE = "smoke"
-
-
-def shared_data_dir() -> Path | None:
-    """The real offline dataset copies: DLCV_DATA_DIR, else /work/shared/datasets; None when absent."""
-    for candidate in (os.environ.get("DLCV_DATA_DIR"), "/work/shared/datasets"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def need_data(folder: str) -> Path:
-    root = shared_data_dir()
-    if root is None or not (root / folder).is_dir():
-        pytest.skip(f"no offline copy of {folder}/ (set DLCV_DATA_DIR, e.g. /work/shared/datasets)")
-    return root
 
 
 def run_cli(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -105,7 +89,7 @@ def test_unknown_augmentation_in_space_file(tmp_path):
 
 def tiny_cats_vs_dogs(tmp_path: Path, per_class: int = 4) -> Path:
     """data/cats_vs_dogs/{training_set,test_set}/{cats,dogs}/ with ``per_class`` real JPEGs each."""
-    source = need_data("cats_vs_dogs") / "cats_vs_dogs"
+    source = offline_data("cats_vs_dogs") / "cats_vs_dogs"
     data = tmp_path / "data"
     for split in ("training_set", "test_set"):
         for label in ("cats", "dogs"):
@@ -239,7 +223,7 @@ def test_q10_bad_weights_error_is_the_only_stderr_line(q10_bad_weights):
 
 @pytest.mark.slow
 def test_q10_good_weights_file_runs_without_banner(tmp_path, weights_folder):
-    data_dir = need_data("cifar10")
+    data_dir = offline_data("cifar10")
     good = backbone_file(weights_folder, q10_source_width())
     results = tmp_path / "results"
     done = run_cli(q10_command(results, good, data_dir), tmp_path, timeout=900)

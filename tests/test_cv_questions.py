@@ -15,7 +15,6 @@ import csv
 import itertools
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from real_runs import REPO, child_env, text_of
+from real_runs import REPO, child_env, kept_runs, offline_data, save_runs, text_of
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +32,6 @@ PROFILE = "smoke"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PROGRESS = re.compile(r"^(?P<label>\S+) trial (?P<i>\d+) of (?P<n>\d+) \| epoch (?P<e>\d+)/(?P<E>\d+) \| "
                       r"loss \d+\.\d+ acc \d\.\d+ \| left \S+, search \S+$")
-
-
-def shared_data_dir() -> Path | None:
-    for candidate in (os.environ.get("DLCV_DATA_DIR"), "/work/shared/datasets"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
 
 
 def run_cli(args: list[str], folder: Path, timeout: int = 1200) -> dict:
@@ -57,15 +49,9 @@ def cv(tmp_path_factory) -> dict:
 
     DLCV_CV_RESULTS=<folder> keeps the runs in that folder and reuses them in later sessions (for
     working on these tests; delete the folder after changing what a run writes)."""
-    data = shared_data_dir()
-    missing = [d for d in ("cifar10", "mnist", "cats_vs_dogs") if data is None or not (data / d).is_dir()]
-    if missing:
-        pytest.skip(f"no offline copy of {', '.join(missing)} (set DLCV_DATA_DIR, e.g. /work/shared/datasets)")
-    kept = os.environ.get("DLCV_CV_RESULTS")
-    folder = Path(kept).resolve() if kept else tmp_path_factory.mktemp("cv")
-    saved = folder / "cv-runs.json"
-    if kept and saved.is_file():
-        state = json.loads(saved.read_text())
+    data = offline_data("cifar10", "mnist", "cats_vs_dogs")
+    folder, state = kept_runs("DLCV_CV_RESULTS", "cv", tmp_path_factory)
+    if state is not None:
         return {**state, "results": Path(state["results"]), "data": Path(state["data"])}
     (folder / "tfds-cache").mkdir(parents=True, exist_ok=True)
     results = folder / "results"
@@ -90,8 +76,7 @@ def cv(tmp_path_factory) -> dict:
     runs["q10 again"] = run_cli(["q10", *common], folder)
     print("\nCV smoke runs (s): " + ", ".join(f"{k} {v['seconds']}" for k, v in runs.items()))
     state = {"results": str(results), "data": str(data), "runs": runs, "q10_weights_mtime": first_mtime}
-    if kept:
-        saved.write_text(json.dumps(state))
+    save_runs("DLCV_CV_RESULTS", "cv", folder, state)
     return {**state, "results": results, "data": data}
 
 

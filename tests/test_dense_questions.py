@@ -11,13 +11,12 @@ import csv
 import html
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 
-from real_runs import text_of
-from test_cv_questions import run_cli, shared_data_dir
+from real_runs import kept_runs, offline_data, save_runs, text_of
+from test_cv_questions import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +27,9 @@ PLAN = {"q7": ("cifar10",), "q13": ("cifar10",), "q14": ("gurmukhi",), "q15": ("
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory) -> dict:
     """{"results": folder, "runs": {question: run}}. DLCV_DENSE_RESULTS=<folder> keeps and reuses the runs."""
-    data = shared_data_dir()
-    needed = sorted({d for names in PLAN.values() for d in names})
-    missing = [d for d in needed if data is None or not (data / d).is_dir()]
-    if missing:
-        pytest.skip(f"no offline copy of {', '.join(missing)} (set DLCV_DATA_DIR, e.g. /work/shared/datasets)")
-    kept = os.environ.get("DLCV_DENSE_RESULTS")
-    folder = Path(kept).resolve() if kept else tmp_path_factory.mktemp("dense")
-    saved = folder / "dense-runs.json"
-    if kept and saved.is_file():
-        state = json.loads(saved.read_text())
+    data = offline_data(*sorted({d for names in PLAN.values() for d in names}))
+    folder, state = kept_runs("DLCV_DENSE_RESULTS", "dense", tmp_path_factory)
+    if state is not None:
         return {**state, "results": Path(state["results"])}
     results = folder / "results"
     common = ["--profile", PROFILE, "--results", str(results), "--data-dir", str(data), "--no-download", "-q"]
@@ -49,8 +41,7 @@ def dense(tmp_path_factory) -> dict:
                         pytrace=False)
     print("\ndense smoke runs (s): " + ", ".join(f"{k} {v['seconds']}" for k, v in runs.items()))
     state = {"results": str(results), "runs": runs}
-    if kept:
-        saved.write_text(json.dumps(state))
+    save_runs("DLCV_DENSE_RESULTS", "dense", folder, state)
     return {**state, "results": results}
 
 

@@ -122,12 +122,12 @@ def _repeating_space(folder) -> "Path":
 @pytest.fixture(scope="module")
 def repeated(tmp_path_factory):
     """q8's comparison over 3 repeats a run, on the offline MNIST copy's test split (600 training images)."""
-    from test_cv_bad_input import need_data
+    from real_runs import offline_data
 
     from dlcv_keras.results import ResultsStore
     from dlcv_keras.run import main
 
-    data = need_data("mnist")
+    data = offline_data("mnist")
     folder = tmp_path_factory.mktemp("repeats")
     results = folder / "results"
     assert main(["q8", "--profile", "smoke", "--space", str(_repeating_space(folder)), "--data-dir", str(data),

@@ -27,7 +27,7 @@ from dlcv_keras.scratch.two_layer import TwoLayerClassifier
 from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
 from dlcv_keras.validation import InvalidParameterError
 from test_cli import assert_one_line_error
-from test_cv_bad_input import need_data
+from real_runs import offline_data
 
 SHAPE = (4, 4, 3)           # small images: 48 input features, so central differences stay cheap
 
@@ -270,7 +270,7 @@ def q7(monkeypatch, tmp_path):
         monkeypatch.setitem(QUESTIONS, "q7", question(*experiments))
         space = tmp_path / "q7.toml"
         space.write_text(space_text)
-        data = data_dir or need_data("cifar10")
+        data = data_dir or offline_data("cifar10")
         return main(["q7", "--profile", "smoke", "--space", str(space), "--data-dir", str(data), "--no-download",
                      "--results", str(tmp_path / "results"), *extra])
     return run

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_runs import (DASH, FALLBACK_BANNER, PROFILE, between, copy_results, esc, hp,  # noqa: E402
                        hyperparameters, images, loss4, mark_diverged, pad_trial_ids, pct, section_texts, seed_row,
-                       shape, store, text_of, thousands, varying)
+                       seconds, shape, store, text_of, thousands, varying)
 
 from dlcv_keras.report import build_report, report_context  # noqa: E402
 from dlcv_keras.report.__main__ import main  # noqa: E402
@@ -55,12 +55,13 @@ def q1_sections(combined_html, runs) -> dict[str, str]:
 
 
 def _trial_cells(row: dict, shown: list[str], seed: str) -> str:
-    """A row of the report's trial tables: id, status, shown hyperparameters, epochs, accuracies, val loss, seed."""
+    """A row of the report's trial tables: id, status, shown hyperparameters, epochs, accuracies, val loss,
+    training time, seed."""
     cells = [hp(row["trial_id"]), row["status"], *(hp(row[c]) for c in shown), hp(row["epochs_run"]),
              pct(row["accuracy"]), pct(row["val_accuracy"])]
     if "test_accuracy" in row:
         cells.append(pct(row["test_accuracy"]))
-    return " ".join(cells + [loss4(row["val_loss"]), seed])
+    return " ".join(cells + [loss4(row["val_loss"]), seconds(row["seconds"]), seed])
 
 
 # -- rendering without files -----------------------------------------------------

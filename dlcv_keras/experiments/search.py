@@ -86,12 +86,10 @@ class Search(Experiment):
 
     def check_data(self, question, settings, table, data, where: str) -> None:
         """PCA fits at most as many components as the training split has rows."""
-        pcas = ([table.fixed["pca"]] if "pca" in table.fixed else list(table.choices.get("pca", [])))
-        pcas += [table.ranges["pca"].high] if "pca" in table.ranges else []
-        rows = len(data.y_train)
-        if pcas and max(pcas) > rows:
+        pca, rows = table.largest("pca"), len(data.y_train)
+        if pca is not None and pca > rows:
             raise InvalidParameterError(f"{where} pca must be an int in [0, {rows}] (at most the {rows} training "
-                                        f"rows it is fitted on), got {max(pcas)}")
+                                        f"rows it is fitted on), got {pca}")
 
     def _check_instruments(self, implementation: str, where: str) -> None:
         if not isinstance(self.instruments, tuple):
@@ -118,9 +116,7 @@ class Search(Experiment):
 def _check_combinations(question, settings, table, where: str) -> None:
     """Settings that are each valid but cannot go together, caught before anything is written
     (inside a trial they would stop the search half-way)."""
-    def values(name):
-        return [table.fixed[name]] if name in table.fixed else list(table.choices.get(name, []))
-
+    values = table.values
     one_cycle = "one_cycle" in values("schedule")
     if one_cycle and not values("max_lr") and "max_lr" not in table.ranges:
         raise InvalidParameterError(f"{where} must set max_lr for schedule 'one_cycle' (the cycle's peak rate)")
@@ -135,17 +131,17 @@ def _check_combinations(question, settings, table, where: str) -> None:
                                     f"got epochs={values('epochs')!r}, iterations={values('iterations')!r}")
     augments = values("augment")
     dataset = settings.dataset or question.dataset
-    pcas = values("pca") + ([table.ranges["pca"].high] if "pca" in table.ranges else [])
-    if pcas and dataset is not None:
+    pca = table.largest("pca")
+    if pca is not None and dataset is not None:
         from dlcv_keras.data.catalog import SPECS
 
         spec = SPECS[dataset]
         height, width = (settings.image_size,) * 2 if settings.image_size else spec.image_size
         features = height * width * spec.channels
-        if max(pcas) > features:
+        if pca > features:
             raise InvalidParameterError(f"{where} pca must be an int in [0, {features}] (0 = off; {dataset} images "
                                         f"have {height}x{width}x{spec.channels} = {features} input features), "
-                                        f"got {max(pcas)}")
+                                        f"got {pca}")
     if augments and dataset is not None:
         from dlcv_keras.data.augment import check_channels, parse_augment
         from dlcv_keras.data.catalog import SPECS

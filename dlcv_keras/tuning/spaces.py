@@ -95,6 +95,15 @@ class ExperimentSpace:
     def grid_size(self) -> int:
         return math.prod(len(v) for v in self.choices.values()) if self.choices else 1
 
+    def values(self, name: str) -> list:
+        """The values listed for ``name``: its pinned value or its grid (a range has none listed)."""
+        return [self.fixed[name]] if name in self.fixed else list(self.choices.get(name, []))
+
+    def largest(self, name: str) -> Any:
+        """The largest value ``name`` may take (a range's upper end included), or None if unset."""
+        found = self.values(name) + ([self.ranges[name].high] if name in self.ranges else [])
+        return max(found) if found else None
+
     def without(self, names) -> "ExperimentSpace":
         """The same space less ``names`` (an experiment's own settings, which are not hyperparameters)."""
         return ExperimentSpace(self.name, {k: v for k, v in self.fixed.items() if k not in names},

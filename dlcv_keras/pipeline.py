@@ -139,6 +139,8 @@ def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
         "implementation": implementation, "seed": settings.seed, "run_id": run_id, "status": "running",
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None, "wall_seconds": None, "space_file": space.source,
+        # The seed's own dataset: a run on another one is not compared with the seed's numbers.
+        "seed_dataset": question.dataset,
         "dataset": dataset, "environment": env, "sections": question.sections(implementation),
         "reference": question.reference,
     }

@@ -34,6 +34,25 @@ def _generic(store, section, experiment, reference, run=None) -> dict[str, Any]:
 
 
 # -- questions ----------------------------------------------------------------
+def seed_dataset(run: Mapping[str, Any], question: str) -> str | None:
+    """The dataset the seed's numbers were measured on: run.json's, else (runs stored before it was
+    recorded) the question catalogue's."""
+    if "seed_dataset" in run:
+        return run["seed_dataset"]
+    from dlcv_keras.questions import QUESTIONS
+
+    return QUESTIONS[question].dataset if question in QUESTIONS else None
+
+
+def other_dataset(run: Mapping[str, Any], question: str) -> str | None:
+    """The dataset a run asked for (``--dataset``) when it is not the seed's, else None. A fallback
+    (asked for MNIST, ran on digits) is not another dataset: it is compared, with the cause named."""
+    dataset = run.get("dataset") or {}
+    requested = dataset.get("requested") or dataset.get("name")
+    seed = seed_dataset(run, question)
+    return str(requested) if seed and requested and requested != seed else None
+
+
 def read_run(store: ResultsStore) -> dict[str, Any]:
     run = read_json(store, "run.json")
     if not isinstance(run, dict):
@@ -72,11 +91,15 @@ def section_context(store: ResultsStore, run: Mapping[str, Any], section: Mappin
     section = check_section(store, section, known_templates)
     template = str(section["template"])
     experiment = read_experiment(store, section["experiment"], section["title"])
+    # A run on another dataset than the seed's has no reference: the seed's numbers measure something else.
+    if other_dataset(run, store.question):
+        run = {**run, "reference": {}}
     reference = (run.get("reference") or {}).get(section["experiment"]) or {}
     values = VIEWS.get(template, _generic)(store, section, experiment, reference, run)
     return {"template": template, "title": section["title"], "experiment": section["experiment"],
             "kind": fmt(experiment["summary"].get("kind")), "stale": stale_note(run, experiment["summary"]),
-            "description": experiment["summary"].get("title") or "", "has_reference": bool(reference), **values}
+            "description": experiment["summary"].get("title") or "", "has_reference": bool(reference),
+            "observations": [], **values}
 
 
 def stale_note(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None:
@@ -101,7 +124,11 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
     for section in sections:  # fail fast, before any figure is drawn
         check_section(store, section, known_templates)
     implementation = implementation_key(store, run)
+    other = other_dataset(run, store.question)
     return {
+        "other_dataset": other,
+        "other_dataset_note": (f"Ran on {other}, not on the seed's {seed_dataset(run, store.question)}: the seed's "
+                               f"numbers measure another dataset, so they are not shown beside ours.") if other else None,
         "question": store.question,
         "anchor": "-".join([store.question, store.profile] + ([store.implementation] if store.implementation else [])),
         "implementation": implementation,
@@ -109,7 +136,7 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
         # report_context also names it when the question has several implementations
         "show_implementation": bool(store.implementation),
         "comparison": None,  # set on a question's last part when it has several implementations
-        "title": str(run.get("title") or store.question),
+        "title": str(run.get("title") or store.question) + (f" (run on {other})" if other else ""),
         "seed_writeup": fmt(run.get("seed_writeup")),
         "profile": fmt(run.get("profile", store.profile)),
         "tuner": fmt(run.get("tuner")),

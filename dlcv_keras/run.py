@@ -244,13 +244,21 @@ def run(name: str, settings: Settings, *, quiet: bool = False) -> int:
 
     echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
     started = time.perf_counter()
-    space, data = pipeline.prepare(question, settings, echo)
-    store = pipeline.run_question(question, settings, space=space, data=data, echo=echo)
-    if settings.report != "none":
-        from dlcv_keras.report import build_report
-        formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
-        for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
-            print(f"report: {path}")
+    store = pipeline.results_store(question, settings)
+    try:
+        space, data = pipeline.prepare(question, settings, echo)
+        store = pipeline.run_question(question, settings, space=space, data=data, echo=echo)
+        if settings.report != "none":
+            from dlcv_keras.report import build_report
+            formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
+            for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
+                print(f"report: {path}")
+    finally:
+        # results/index.html follows every run that got as far as recording itself, finished or not
+        # (a run stopped before its run.json leaves no trace at all).
+        if store.exists():
+            from dlcv_keras.report.index import refresh_index
+            refresh_index(settings.results_dir)
     print(f"{name}: results in {store.root}")
     if not quiet:
         print(f"total wall time {time.perf_counter() - started:.0f} s")

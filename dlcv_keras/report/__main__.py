@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in paths:
         print(path)
+    from dlcv_keras.report.index import refresh_index
+    refresh_index(results.expanduser())     # the overview links the reports just written
     return 0
 
 

@@ -185,7 +185,7 @@ def implementation_label(key: str) -> str:
     return IMPLEMENTATION_LABELS.get(key) or f"{key} (--impl {key})"
 
 
-def _evaluation(store: ResultsStore, run: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def evaluation_of(store: ResultsStore, run: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """The run's evaluation of its best setting: the "best" section's experiment, else the experiment
     named "best", else the last section whose summary kind is "evaluation"."""
     sections = [s for s in run.get("sections") or [] if isinstance(s, Mapping) and isinstance(s.get("experiment"), str)]
@@ -201,7 +201,7 @@ def _evaluation(store: ResultsStore, run: Mapping[str, Any]) -> tuple[str | None
 
 
 def _best_comparison(runs, labels) -> dict[str, Any]:
-    found = [_evaluation(store, run) for store, run in runs]
+    found = [evaluation_of(store, run) for store, run in runs]
     first_name = next((name for name, _ in found if name), None)
     seed = ((runs[0][1].get("reference") or {}).get(first_name) or {}) if first_name else {}
     hp_names: list[str] = []

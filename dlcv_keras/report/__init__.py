@@ -35,6 +35,12 @@ def _check_questions(questions: Sequence[str]) -> list[str]:
     return questions
 
 
+def _check_profile(profile: str) -> str:
+    if not isinstance(profile, str) or not _PROFILE.fullmatch(profile):
+        raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
+    return profile
+
+
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = (formats,)
@@ -113,8 +119,7 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
     from dlcv_keras.report.context import compare_implementations, question_context
 
     questions = _check_questions(questions)
-    if not isinstance(profile, str) or not _PROFILE.fullmatch(profile):
-        raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
+    _check_profile(profile)
     results_dir = Path(results_dir)
     known = _known_templates()
     found_runs = {q: question_stores(results_dir, q, profile) for q in questions}
@@ -138,11 +143,9 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
         title = f"{parts[0]['question']}: {parts[0]['title']}"
     else:
         title = f"dlcv_keras write-up: {', '.join(questions)} (profile {profile})"
+    # What is left out of the document is said at its top; a question's own banner (the digits
+    # fallback) heads that question only, so each is said once.
     banners = [{"question": q, "text": note} for q in questions for note in found_runs[q][1]]
-    for p in parts:
-        banner = {"question": p["question"], "text": p["banner"]}
-        if p["banner"] and banner not in banners:  # two implementations of a question share their data
-            banners.append(banner)
     return {"title": title, "profile": profile, "questions": parts, "banners": banners,
             "several": len(parts) > 1}
 
@@ -155,21 +158,29 @@ def build_report(results_dir: Path, questions: list[str], profile: str = "quick"
     format. Everything is rendered in memory first, then each file is written
     atomically, so an error never leaves a partial report behind.
     """
-    from dlcv_keras.report.render import pdf_bytes, render_html
+    from dlcv_keras.report.render import render_html
 
     formats = _check_formats(formats)
     questions = _check_questions(questions)
     context = report_context(results_dir, questions, profile)
     base = Path(output) if output is not None else default_output(results_dir, questions, profile)
+    return write_rendered(base, render_html("base.html.jinja2", context), formats, results_dir)
+
+
+def write_rendered(base: Path, html: str, formats: tuple[str, ...], results_dir: Path) -> list[Path]:
+    """Write ``html`` as ``base``.html and/or its PDF rendering as ``base``.pdf, each atomically, after
+    both are rendered. The PDF embeds nothing from outside ``results_dir`` (render.pdf_bytes)."""
+    from dlcv_keras.report.render import pdf_bytes
+
+    base = Path(base)
     if base.suffix.lower() in (".html", ".htm", ".pdf"):
         base = base.with_suffix("")
-    html = render_html("base.html.jinja2", context)
     rendered: list[tuple[Path, str | bytes]] = []
     if "html" in formats:
         rendered.append((base.with_name(base.name + ".html"), html))
     if "pdf" in formats:
         target = base.with_name(base.name + ".pdf")
-        rendered.append((target, pdf_bytes(html, base_url=target.parent.resolve())))
+        rendered.append((target, pdf_bytes(html, base_url=target.parent.resolve(), allowed_root=results_dir)))
     for path, data in rendered:
         if isinstance(data, str):
             atomic_write_text(path, data)

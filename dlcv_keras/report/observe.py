@@ -132,10 +132,10 @@ def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epoc
     profile = run.get("profile")
     if profile and profile != "full":
         causes.append(f"the {profile} profile (fewer epochs and smaller grids than the seed's settings)")
-    if dataset.get("fallback_banner") or (dataset.get("requested") and dataset.get("name")
-                                          and dataset["requested"] != dataset["name"]):
-        causes.append(f"the {dataset.get('name')} fallback (ran on {dataset.get('name')}, "
-                      f"not {dataset.get('requested')})")
+    if dataset.get("requested") and dataset.get("name") and dataset["requested"] != dataset["name"]:
+        causes.append(f"the {dataset['name']} fallback (ran on {dataset['name']}, not {dataset['requested']})")
+    elif dataset.get("fallback_banner"):      # same data, a substitute elsewhere (q10's offline weights)
+        causes.append(str(dataset["fallback_banner"]).rstrip("."))
     notes = " ".join(str(n) for n in dataset.get("notes") or [])
     train = split_size(run, "train")
     if train and any(word in notes for word in ("subset", "missing", "built from", "first ")):

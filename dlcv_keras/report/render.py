@@ -64,13 +64,40 @@ def enable_weasyprint_logging(level: int = logging.WARNING) -> None:
         logger.addHandler(logging.StreamHandler())
 
 
-def pdf_bytes(html: str, base_url: str | Path | None = None) -> bytes:
-    """The only WeasyPrint call. Images are ``data:`` URIs, so ``base_url`` rarely matters."""
+def confined_fetcher(root: str | Path):
+    """A WeasyPrint ``url_fetcher`` that fetches ``data:`` URIs and files inside ``root`` only.
+
+    Our figures are ``data:`` URIs; anything else in a page came from stored text (a run name, a
+    note) or a hand-edited template, and must not pull a local file or the network into a PDF.
+    A refused URL is logged by WeasyPrint and left out of the page."""
+    from urllib.parse import unquote, urlparse
+
+    import weasyprint
+
+    root = Path(root).resolve()
+
+    def fetch(url: str, *args, **kwargs):
+        parsed = urlparse(url)
+        if parsed.scheme == "data":
+            return weasyprint.default_url_fetcher(url, *args, **kwargs)
+        if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+            path = Path(unquote(parsed.path)).resolve()
+            if path.is_relative_to(root):
+                return weasyprint.default_url_fetcher(url, *args, **kwargs)
+        raise ValueError(f"not embedded: {url[:120]!r} is outside the results folder {root}")
+
+    return fetch
+
+
+def pdf_bytes(html: str, base_url: str | Path | None = None, allowed_root: str | Path | None = None) -> bytes:
+    """The only WeasyPrint call. Images are ``data:`` URIs; nothing outside ``allowed_root`` (default:
+    ``base_url``'s folder) is fetched (``confined_fetcher``)."""
     import weasyprint  # imported here: slow to import and only needed for PDF output
 
     enable_weasyprint_logging()
     base = str(base_url) if base_url is not None else str(Path.cwd())
-    return weasyprint.HTML(string=html, base_url=base).write_pdf()
+    fetcher = confined_fetcher(allowed_root if allowed_root is not None else base)
+    return weasyprint.HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf()
 
 
 def write_pdf(html: str, path: Path, base_url: str | Path | None = None) -> Path:

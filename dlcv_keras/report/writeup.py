@@ -1,0 +1,252 @@
+"""Assignment write-ups: one document per seed assignment (a1 ... a5), from stored results only.
+
+``build_writeup(results_dir, "a1", profile="quick", formats=("html", "pdf"))`` writes
+``<results>/writeups/a1-quick.html`` (and ``.pdf``): a title page, a table of contents, one numbered
+chapter per question in the seed's order (its sections, figures and tables numbered, each section
+ending with its observations), questions not run listed with the command that runs them, and an
+appendix with each run's provenance, the command lines that reproduce it and its search spaces.
+Like the per-question reports it reads only the results store and never trains.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from dlcv_keras.questions import QUESTIONS
+from dlcv_keras.questions.assignments import ASSIGNMENTS, get_assignment
+from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands
+from dlcv_keras.results import ResultsStore
+from dlcv_keras.validation import InvalidParameterError
+
+__all__ = ["writeup_context", "build_writeup", "writeup_path", "number_floats", "reproduce_command"]
+
+# Options of a stored command line that do not change a number: how it printed and what it wrote after.
+_NOT_REPRODUCING = {"--report", "-q", "--quiet", "--fresh"}
+
+
+def writeup_path(results_dir: Path, assignment: str, profile: str) -> Path:
+    """``<results>/writeups/<assignment>-<profile>`` (no suffix: .html and .pdf are put on it)."""
+    return Path(results_dir) / "writeups" / f"{assignment}-{profile}"
+
+
+def run_command(question: str, profile: str) -> str:
+    """The command that runs a question not run yet."""
+    return f"python -m dlcv_keras.run {question}" + ("" if profile == "quick" else f" --profile {profile}")
+
+
+def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
+    """The command line that made this run, as the user can type it again.
+
+    run.json records the process's arguments; a run started through ``python -m dlcv_keras.run``
+    (directly, or as one of ``all``'s children) is given back as that command, less the options that
+    only change what is printed or written after. A run started otherwise (from Python) is described
+    by its recorded settings."""
+    recorded = str((run.get("environment") or {}).get("command") or "")
+    try:
+        argv = shlex.split(recorded)
+    except ValueError:
+        argv = []
+    if argv and re.search(r"dlcv_keras[/\\.]run(\.py)?$", argv[0]):
+        kept = [arg for arg in argv[1:] if arg.split("=", 1)[0] not in _NOT_REPRODUCING]
+        return shlex.join(["python", "-m", "dlcv_keras.run", *kept])
+    words = ["python", "-m", "dlcv_keras.run", store.question, "--profile", str(run.get("profile", store.profile))]
+    if run.get("tuner") not in (None, "grid"):
+        words += ["--tuner", str(run["tuner"])]
+    if run.get("seed") not in (None, 0):
+        words += ["--seed", str(run["seed"])]
+    requested = (run.get("dataset") or {}).get("requested")
+    if requested and requested != run.get("seed_dataset", requested):
+        words += ["--dataset", str(requested)]
+    if store.implementation:
+        words += ["--impl", store.implementation]
+    return shlex.join(words)
+
+
+def _provenance(part: Mapping[str, Any], run: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What a reader needs to trust and redo one stored run, as (name, value) rows."""
+    dataset = run.get("dataset") or {}
+    environment = run.get("environment") or {}
+    packages = environment.get("packages") or {}
+    splits = dataset.get("splits") or {}
+    rows = [
+        ("status", f"{fmt(run.get('status'))}, finished {fmt(run.get('finished'))}, wall time "
+                   f"{fmt_seconds(run.get('wall_seconds'))}"),
+        ("profile, tuner, seed", f"{fmt(run.get('profile'))}, {fmt(run.get('tuner'))}, {fmt(run.get('seed'))}"),
+        ("dataset", fmt(dataset.get("name")) + (f" (asked for {dataset['requested']})"
+                                                 if dataset.get("requested") not in (None, dataset.get("name")) else "")),
+        ("source", fmt(dataset.get("source"))),
+        ("content hash", fmt(dataset.get("content_hash"))),
+        ("split sizes", ", ".join(f"{k} {thousands(v)}" for k, v in splits.items()) or DASH),
+        ("versions", ", ".join([f"Python {fmt(environment.get('python'))}",
+                                f"Keras backend {fmt(environment.get('keras_backend'))}"]
+                               + [f"{name} {fmt(version)}" for name, version in packages.items()])),
+        ("platform", fmt(environment.get("platform"))),
+        ("git revision", fmt(environment.get("git_revision"))),
+    ]
+    notes = [str(n) for n in dataset.get("notes") or []]
+    if notes:
+        rows.append(("data notes", " ".join(notes)))
+    return [{"name": name, "value": value} for name, value in rows]
+
+
+def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every search the run stored: its title and the values it searched and fixed (summary.json)."""
+    spaces = []
+    for section in run.get("sections") or []:
+        name = section.get("experiment") if isinstance(section, Mapping) else None
+        if not isinstance(name, str) or not (store.experiment_dir(name) / "summary.json").is_file():
+            continue
+        summary = read_json(store, f"experiments/{name}/summary.json")
+        if not isinstance(summary, Mapping) or summary.get("kind") != "search":
+            continue
+        rows = [{"name": k, "values": ", ".join(fmt(v) for v in (vals if isinstance(vals, list) else [vals])),
+                 "how": "searched"} for k, vals in (summary.get("space") or {}).items()]
+        rows += [{"name": k, "values": _range_words(span), "how": "range"} for k, span in (summary.get("ranges") or {}).items()]
+        rows += [{"name": k, "values": fmt(v), "how": "fixed"} for k, v in (summary.get("fixed") or {}).items()]
+        spaces.append({"experiment": name, "title": str(section.get("title") or name), "tuner": fmt(summary.get("tuner")),
+                       "trials": fmt(summary.get("n_trials")), "rows": rows})
+    return spaces
+
+
+def _range_words(span: Any) -> str:
+    if isinstance(span, Mapping):
+        sampling = f", {span['sampling']} sampling" if span.get("sampling") else ""
+        return f"{fmt(span.get('min', span.get('low')))} to {fmt(span.get('max', span.get('high')))}{sampling}"
+    return fmt(span)
+
+
+def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", *,
+                    today: dt.date | None = None) -> dict[str, Any]:
+    """The plain dict ``writeup.html.jinja2`` renders (no files written)."""
+    import dlcv_keras
+    from dlcv_keras.report import _check_profile, _known_templates, question_stores
+    from dlcv_keras.report.context import compare_implementations, question_context, read_run
+
+    chosen = get_assignment(assignment)
+    _check_profile(profile)
+    results_dir = Path(results_dir)
+    known = _known_templates()
+    chapters, appendix, notices = [], [], []
+    for number, question in enumerate(chosen.questions, 1):
+        stores, left_out = question_stores(results_dir, question, profile)
+        notices += left_out
+        chapter = {"number": number, "question": question, "anchor": f"chapter-{question}",
+                   "title": QUESTIONS[question].title, "not_run": not stores,
+                   "command": run_command(question, profile), "parts": []}
+        if stores:
+            parts = [question_context(store, known) for store in stores]
+            if len(parts) > 1:
+                for part in parts:
+                    part["show_implementation"] = True
+                parts[-1]["comparison"] = compare_implementations(stores)
+            count = 0
+            for part in parts:
+                for section in part["sections"]:
+                    count += 1
+                    section["number"] = f"{number}.{count}"
+            chapter.update(parts=parts, title=parts[0]["title"])
+            for store, part in zip(stores, parts):
+                run = read_run(store)
+                appendix.append({"question": question, "label": part["implementation_label"] if len(parts) > 1 else "",
+                                 "provenance": _provenance(part, run), "command": reproduce_command(run, store),
+                                 "spaces": _search_spaces(store, run)})
+        chapters.append(chapter)
+    run_count = sum(1 for c in chapters if not c["not_run"])
+    return {
+        "title": f"{chosen.course}: {chosen.title}",
+        "course": chosen.course, "assignment_title": chosen.title, "assignment": chosen.name,
+        "seed_file": chosen.seed_file, "profile": profile, "version": dlcv_keras.__version__,
+        "date": (today or dt.date.today()).isoformat(), "chapters": chapters, "appendix": appendix,
+        "notices": notices, "run_count": run_count, "question_count": len(chapters),
+    }
+
+
+# -- numbering figures and tables ---------------------------------------------------------------
+_FLOATS = re.compile(
+    r'(?P<section><section class="part[^"]*")'
+    r'|(?P<figure><figure>)'
+    r'|(?P<figcaption><figcaption>)'
+    r'|(?:<h4>(?P<heading>[^<]*)</h4>\s*)?<table(?P<attrs>[^>]*)>(?P<caption>\s*<caption>)?'
+    r'|(?P<observations><h4>Observations</h4>)')
+
+
+def number_floats(html: str) -> str:
+    """Number every figure and table of the rendered write-up in reading order ("Figure 3.", "Table 5.")
+    and head each section's observations with the figures and tables they read.
+
+    A table headed by an ``<h4>`` right above it takes the heading as its caption, so the PDF never
+    leaves a heading at the foot of a page and its table on the next. Tables of class "meta" (the
+    front matter's) are not numbered."""
+    counts = {"figure": 0, "table": 0}
+    in_section: dict[str, list[int]] = {"figure": [], "table": []}
+
+    def replace(match: re.Match) -> str:
+        if match.group("section"):
+            in_section["figure"], in_section["table"] = [], []
+            return match.group(0)
+        if match.group("figure"):
+            counts["figure"] += 1
+            in_section["figure"].append(counts["figure"])
+            return f'<figure id="figure-{counts["figure"]}">'
+        if match.group("figcaption"):
+            return f'<figcaption><span class="float-label">Figure {counts["figure"]}.</span> '
+        if match.group("observations"):
+            return f"<h4>Observations{_refs(in_section)}</h4>"
+        attrs = match.group("attrs")
+        if re.search(r'class="[^"]*\bmeta\b', attrs):
+            return match.group(0)
+        counts["table"] += 1
+        in_section["table"].append(counts["table"])
+        label = f'<span class="float-label">Table {counts["table"]}.</span>'
+        heading = (match.group("heading") or "").strip()
+        title = f" {heading}" if heading else ""
+        opening = f'<table id="table-{counts["table"]}"{attrs}>'
+        if match.group("caption"):
+            return f"{opening}<caption>{label}{title} "
+        return f"{opening}<caption>{label}{title}</caption>"
+
+    return _FLOATS.sub(replace, html)
+
+
+def _refs(in_section: Mapping[str, Sequence[int]]) -> str:
+    words = [_span("Figure", in_section["figure"]), _span("Table", in_section["table"])]
+    words = [w for w in words if w]
+    return f" (from {' and '.join(words)})" if words else ""
+
+
+def _span(name: str, numbers: Sequence[int]) -> str:
+    if not numbers:
+        return ""
+    if len(numbers) == 1:
+        return f"{name} {numbers[0]}"
+    return f"{name}s {numbers[0]}–{numbers[-1]}"
+
+
+def build_writeup(results_dir: Path, assignment: str, profile: str = "quick", formats: tuple = ("html",),
+                  output: Path | None = None, *, today: dt.date | None = None) -> list[Path]:
+    """Render assignment ``assignment``'s write-up and return the paths written (atomically, after
+    everything rendered, so an error never leaves half a write-up)."""
+    from dlcv_keras.report import _check_formats, write_rendered
+    from dlcv_keras.report.render import render_html
+
+    formats = _check_formats(formats)
+    context = writeup_context(results_dir, assignment, profile, today=today)
+    html = number_floats(render_html("writeup.html.jinja2", context))
+    base = Path(output) if output is not None else writeup_path(results_dir, assignment, profile)
+    return write_rendered(base, html, formats, results_dir)
+
+
+def check_assignments(names: Sequence[str]) -> list[str]:
+    """``["a1", "a3"]`` or ``["all"]`` -> assignment names, in order; anything else is an error."""
+    names = list(names)
+    if names == ["all"]:
+        return list(ASSIGNMENTS)
+    for name in names:
+        get_assignment(name)
+    if len(set(names)) != len(names):
+        raise InvalidParameterError(f"assignments must not repeat, got {names!r}")
+    return names

@@ -258,7 +258,7 @@ def seed_row(row: dict, reference_rows: list[dict], columns: list[str]) -> dict 
 
 def text_of(html: str) -> str:
     """The visible text of a report, whitespace collapsed."""
-    html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    html = re.sub(r"<(style|script)>.*?</\1>", "", html, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 

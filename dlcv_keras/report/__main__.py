@@ -1,9 +1,10 @@
-"""``python -m dlcv_keras.report q1 q3 [--pdf]``: rebuild write-ups from stored results.
+"""``python -m dlcv_keras.report a1 [--pdf]`` or ``... q1 q3``: rebuild write-ups from stored results.
 
-Reads ``results/<question>/<profile>/`` (or ``--results`` / ``DLCV_RESULTS_DIR``), and each
-implementation subfolder there (``scratch/`` from ``--impl scratch``), and writes
-``report.html`` (and ``report.pdf``) next to it, or one combined ``report-<profile>.html``
-for several questions. Never trains.
+An assignment (a1 ... a5, or ``all`` for the five) writes its write-up to
+``<results>/writeups/<assignment>-<profile>.html`` (and ``.pdf``): every question of the seed
+assignment in order, those not run listed with their command. Questions write their reports to
+``results/<question>/<profile>/report.html``, or one combined ``report-<profile>.html`` for several.
+Either way ``<results>/index.html``, the overview of every question, is rewritten. Never trains.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ class OneLineParser(argparse.ArgumentParser):
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m dlcv_keras.report",
-        description="Rebuild the HTML (and PDF) write-up of one or more questions from their stored "
+        description="Rebuild assignment write-ups (a1 ... a5, or all) or question reports (q1 q3) from stored "
                     "results. Nothing is trained: run `python -m dlcv_keras.run q1` first.",
-        epilog="One question writes <results>/<q>/<profile>/report.html; several write one combined "
-               "<results>/report-<profile>.html. A question stored with several implementations "
-               "(<q>/<profile>/scratch/ from --impl scratch) shows each and compares them. "
-               "Exit status 2 means bad input or missing results.")
-    parser.add_argument("questions", nargs="+", metavar="QUESTION", help="question names, e.g. q1 q3")
+        epilog="An assignment writes <results>/writeups/<a>-<profile>.html: a title page, contents, one "
+               "numbered chapter per question of the seed assignment (a question not run yet is listed "
+               "with the command that runs it), observations computed from the stored numbers, and an "
+               "appendix with provenance, commands and search spaces. One question writes "
+               "<results>/<q>/<profile>/report.html; several write one combined <results>/report-<profile>.html. "
+               "Every call also rewrites <results>/index.html. Exit status 2 means bad input or missing results.")
+    parser.add_argument("questions", nargs="+", metavar="NAME",
+                        help="assignments a1 ... a5 or all (write-ups), or questions, e.g. q1 q3 (reports)")
     parser.add_argument("--pdf", action="store_true", help="also write a PDF (WeasyPrint) beside the HTML")
     parser.add_argument("--profile", default="quick", help="which stored run to report: smoke, quick or full (default: quick)")
     parser.add_argument("--results", type=Path, default=None, metavar="DIR",
@@ -47,10 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results or Path(os.environ.get("DLCV_RESULTS_DIR") or "results")
     formats = ("html", "pdf") if args.pdf else ("html",)
     from dlcv_keras.report import build_report
+    from dlcv_keras.report.writeup import build_writeup, check_assignments, is_assignment
 
     try:
-        paths = build_report(results.expanduser(), args.questions, profile=args.profile,
-                             formats=formats, output=args.output)
+        if any(is_assignment(name) for name in args.questions):
+            assignments = check_assignments(args.questions)
+            if args.output is not None and len(assignments) > 1:
+                raise InvalidParameterError(f"--output names one file; it cannot hold {len(assignments)} "
+                                            f"write-ups ({', '.join(assignments)})")
+            paths = [path for name in assignments
+                     for path in build_writeup(results.expanduser(), name, profile=args.profile,
+                                               formats=formats, output=args.output)]
+        else:
+            paths = build_report(results.expanduser(), args.questions, profile=args.profile,
+                                 formats=formats, output=args.output)
     except InvalidParameterError as error:
         message = " ".join(str(error).split())  # one line, whatever the message held
         print(f"error: {message}", file=sys.stderr)

@@ -64,27 +64,40 @@ def enable_weasyprint_logging(level: int = logging.WARNING) -> None:
         logger.addHandler(logging.StreamHandler())
 
 
+def outside(url: str, root: Path) -> bool:
+    """Whether a URL a page asks for is anything but a ``data:`` URI or a file inside ``root``."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme == "data":
+        return False
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return not Path(unquote(parsed.path)).resolve().is_relative_to(root)
+    return True
+
+
 def confined_fetcher(root: str | Path):
     """A WeasyPrint ``url_fetcher`` that fetches ``data:`` URIs and files inside ``root`` only.
 
     Our figures are ``data:`` URIs; anything else in a page came from stored text (a run name, a
     note) or a hand-edited template, and must not pull a local file or the network into a PDF.
     A refused URL is logged by WeasyPrint and left out of the page."""
-    from urllib.parse import unquote, urlparse
-
     import weasyprint
 
     root = Path(root).resolve()
 
-    def fetch(url: str, *args, **kwargs):
-        parsed = urlparse(url)
-        if parsed.scheme == "data":
-            return weasyprint.default_url_fetcher(url, *args, **kwargs)
-        if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-            path = Path(unquote(parsed.path)).resolve()
-            if path.is_relative_to(root):
-                return weasyprint.default_url_fetcher(url, *args, **kwargs)
+    def refuse(url: str):
         raise ValueError(f"not embedded: {url[:120]!r} is outside the results folder {root}")
+
+    if hasattr(weasyprint, "URLFetcher"):          # WeasyPrint >= 68: a fetcher is a class
+        class Confined(weasyprint.URLFetcher):
+            def fetch(self, url, headers=None):
+                return refuse(url) if outside(url, root) else super().fetch(url, headers)
+
+        return Confined()
+
+    def fetch(url: str, *args, **kwargs):          # older WeasyPrint: a function
+        return refuse(url) if outside(url, root) else weasyprint.default_url_fetcher(url, *args, **kwargs)
 
     return fetch
 

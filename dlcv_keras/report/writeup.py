@@ -24,8 +24,9 @@ from dlcv_keras.validation import InvalidParameterError
 
 __all__ = ["writeup_context", "build_writeup", "writeup_path", "number_floats", "reproduce_command"]
 
-# Options of a stored command line that do not change a number: how it printed and what it wrote after.
-_NOT_REPRODUCING = {"--report", "-q", "--quiet", "--fresh"}
+# Options of a stored command line that do not change a number: how it printed and what it wrote after
+# (the value: whether the option takes one).
+_NOT_REPRODUCING = {"--report": True, "-q": False, "--quiet": False, "--fresh": False}
 
 
 def writeup_path(results_dir: Path, assignment: str, profile: str) -> Path:
@@ -51,7 +52,13 @@ def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
     except ValueError:
         argv = []
     if argv and re.search(r"dlcv_keras[/\\.]run(\.py)?$", argv[0]):
-        kept = [arg for arg in argv[1:] if arg.split("=", 1)[0] not in _NOT_REPRODUCING]
+        kept, words = [], iter(argv[1:])
+        for arg in words:
+            name = arg.split("=", 1)[0]
+            if name not in _NOT_REPRODUCING:
+                kept.append(arg)
+            elif _NOT_REPRODUCING[name] and "=" not in arg:
+                next(words, None)       # "--report none": its value goes with it
         return shlex.join(["python", "-m", "dlcv_keras.run", *kept])
     words = ["python", "-m", "dlcv_keras.run", store.question, "--profile", str(run.get("profile", store.profile))]
     if run.get("tuner") not in (None, "grid"):
@@ -103,10 +110,10 @@ def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str
         summary = read_json(store, f"experiments/{name}/summary.json")
         if not isinstance(summary, Mapping) or summary.get("kind") != "search":
             continue
-        rows = [{"name": k, "values": ", ".join(fmt(v) for v in (vals if isinstance(vals, list) else [vals])),
+        rows = [{"name": k, "choices": ", ".join(fmt(v) for v in (vals if isinstance(vals, list) else [vals])),
                  "how": "searched"} for k, vals in (summary.get("space") or {}).items()]
-        rows += [{"name": k, "values": _range_words(span), "how": "range"} for k, span in (summary.get("ranges") or {}).items()]
-        rows += [{"name": k, "values": fmt(v), "how": "fixed"} for k, v in (summary.get("fixed") or {}).items()]
+        rows += [{"name": k, "choices": _range_words(span), "how": "range"} for k, span in (summary.get("ranges") or {}).items()]
+        rows += [{"name": k, "choices": fmt(v), "how": "fixed"} for k, v in (summary.get("fixed") or {}).items()]
         spaces.append({"experiment": name, "title": str(section.get("title") or name), "tuner": fmt(summary.get("tuner")),
                        "trials": fmt(summary.get("n_trials")), "rows": rows})
     return spaces
@@ -240,12 +247,20 @@ def build_writeup(results_dir: Path, assignment: str, profile: str = "quick", fo
     return write_rendered(base, html, formats, results_dir)
 
 
+def is_assignment(name: str) -> bool:
+    """Whether a command-line name asks for write-ups ("a1", "all", "a9"), not question reports ("q1")."""
+    return name == "all" or bool(re.fullmatch(r"a[0-9]+", name))
+
+
 def check_assignments(names: Sequence[str]) -> list[str]:
     """``["a1", "a3"]`` or ``["all"]`` -> assignment names, in order; anything else is an error."""
     names = list(names)
     if names == ["all"]:
         return list(ASSIGNMENTS)
     for name in names:
+        if not is_assignment(name) or name == "all":
+            raise InvalidParameterError(f"name write-ups (a1 ... a5, or all alone) or question reports (q1 q3), "
+                                        f"not both: got {' '.join(names)}")
         get_assignment(name)
     if len(set(names)) != len(names):
         raise InvalidParameterError(f"assignments must not repeat, got {names!r}")

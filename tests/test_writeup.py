@@ -1,0 +1,274 @@
+"""Assignment write-ups (report/writeup.py) built from the real smoke runs (q1-q6, q3 --impl scratch).
+
+a1 (q1-q5) has every question stored; a2 (q6, q7) has q7 not run. The tests read the write-up as a
+reader would: its HTML text, its PDF text (pypdf), its PDF layout (WeasyPrint's boxes) and, when a
+browser is installed, the page in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_module
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import find_chromium, inspect_page  # noqa: E402
+from real_runs import PROFILE, copy_results, store, text_of  # noqa: E402
+
+from dlcv_keras import __version__  # noqa: E402
+from dlcv_keras.questions import QUESTIONS  # noqa: E402
+from dlcv_keras.questions.assignments import ASSIGNMENTS  # noqa: E402
+from dlcv_keras.report.__main__ import main as report_main  # noqa: E402
+from dlcv_keras.report.render import pdf_bytes  # noqa: E402
+from dlcv_keras.report.writeup import build_writeup, number_floats, writeup_context  # noqa: E402
+
+TODAY = dt.date(2026, 11, 30)
+
+
+@pytest.fixture(scope="module")
+def a1(smoke_results, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("a1")
+    html_path, pdf_path = build_writeup(smoke_results, "a1", profile=PROFILE, formats=("html", "pdf"),
+                                        output=folder / "a1", today=TODAY)
+    html = html_path.read_text(encoding="utf-8")
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(pdf_path.read_bytes()))
+    pages = [page.extract_text() or "" for page in reader.pages]
+    context = writeup_context(smoke_results, "a1", PROFILE, today=TODAY)
+    return {"html": html, "html_path": html_path, "pdf": pdf_path, "pages": pages, "context": context,
+            "text": html_module.unescape(text_of(html))}
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# -- front matter and body -------------------------------------------------------------------------
+def test_title_page_names_course_assignment_profile_date_and_version(a1):
+    first = _words(a1["pages"][0])
+    assignment = ASSIGNMENTS["a1"]
+    for words in (assignment.course, assignment.title, f"dlcv_keras {__version__}", f"profile {PROFILE}",
+                  "2026-11-30", assignment.seed_file, "5 of 5"):
+        assert words in first, words
+
+
+def test_chapters_follow_the_seed_order_and_the_contents_link_to_each(a1):
+    html = a1["html"]
+    positions = [html.index(f'id="chapter-{q}"') for q in ASSIGNMENTS["a1"].questions]
+    assert positions == sorted(positions)
+    links = re.findall(r'<a href="#([^"]+)">', html)
+    assert links and all(f'id="{target}"' in html for target in links)
+    for number, question in enumerate(ASSIGNMENTS["a1"].questions, 1):
+        assert f"chapter-{question}" in links
+        chapter = next(c for c in a1["context"]["chapters"] if c["question"] == question)
+        numbers = [s["number"] for part in chapter["parts"] for s in part["sections"]]
+        assert numbers == [f"{number}.{i}" for i in range(1, len(numbers) + 1)]
+
+
+def test_figures_and_tables_are_numbered_in_reading_order_and_observations_cite_them(a1):
+    html = a1["html"]
+    figures = [int(n) for n in re.findall(r'<figure id="figure-(\d+)">', html)]
+    tables = [int(n) for n in re.findall(r'<table id="table-(\d+)"', html)]
+    assert figures == list(range(1, html.count("<figure") + 1)) and len(figures) > 5
+    assert tables == list(range(1, len(tables) + 1)) and len(tables) > 10
+    for n in figures:
+        assert f'<span class="float-label">Figure {n}.</span>' in html
+    # every observation heading names exactly the figures and tables of its own section
+    for section in re.findall(r'<section class="part.*?</section>', html, flags=re.S):
+        heading = re.search(r"<h4>Observations([^<]*)</h4>", section)
+        if heading is None:
+            continue
+        own_figures = re.findall(r'<figure id="figure-(\d+)">', section)
+        own_tables = re.findall(r'<table id="table-(\d+)"', section)
+        for n in (own_figures[:1] + own_tables[:1]):
+            assert n in heading.group(1)
+
+
+def test_number_floats_folds_a_heading_into_its_table_caption():
+    html = ('<section class="part x"><h4>All trials</h4>\n<table class="trials"><tr><td>1</td></tr></table>'
+            '<table class="meta"><tr><td>m</td></tr></table><figure><img src="data:,"><figcaption>Curves</figcaption>'
+            '</figure><div class="observations"><h4>Observations</h4></div></section>')
+    out = number_floats(html)
+    assert '<table id="table-1" class="trials"><caption><span class="float-label">Table 1.</span> All trials</caption>' in out
+    assert "<h4>All trials</h4>" not in out and '<table class="meta">' in out
+    assert '<figcaption><span class="float-label">Figure 1.</span> Curves' in out
+    assert "<h4>Observations (from Figure 1 and Table 1)</h4>" in out
+
+
+def test_a_question_on_another_dataset_is_titled_so_and_compared_with_nothing(a1, smoke_results):
+    run = store(smoke_results, "q1").read_json("run.json")
+    assert run["dataset"]["requested"] == "digits"
+    assert f"q1. {run['title']} (run on digits)" in a1["text"]
+    chapter = a1["html"].split('id="chapter-q1"')[1].split('id="chapter-q2"')[0]
+    assert "Ran on digits, not on the seed&#39;s mnist" in chapter
+
+
+def test_a_question_not_run_is_listed_with_its_command(smoke_results, tmp_path):
+    (path,) = build_writeup(smoke_results, "a2", profile=PROFILE, output=tmp_path / "a2", today=TODAY)
+    text = html_module.unescape(text_of(path.read_text(encoding="utf-8")))
+    assert f"q7. {QUESTIONS['q7'].title}" in text
+    assert f"Not run: no stored results for profile {PROFILE}. This command runs it: python -m dlcv_keras.run q7 --profile {PROFILE}" in text
+    assert "1 of 2" in text and f"q6. {QUESTIONS['q6'].title}" in text
+
+
+# -- appendix ----------------------------------------------------------------------------------
+def test_appendix_gives_provenance_commands_and_search_spaces(a1, smoke_results):
+    appendix = a1["text"].split("Appendix: provenance, commands and search spaces")[-1]
+    for question in ASSIGNMENTS["a1"].questions:
+        run = store(smoke_results, question).read_json("run.json")
+        assert run["dataset"].get("content_hash", "—") in appendix if run["dataset"].get("content_hash") else True
+        assert run["environment"]["keras_backend"] in appendix
+        # the command the run recorded, given back as one the user can type
+        recorded = run["environment"]["command"].split()
+        report = recorded.index("--report")
+        kept = [a for i, a in enumerate(recorded[1:], 1) if a not in ("-q", "--quiet") and i not in (report, report + 1)]
+        assert "python -m dlcv_keras.run " + " ".join(kept) in appendix
+        assert kept[0] == question and "--report" not in kept
+        for name, size in run["dataset"].get("splits", {}).items():
+            assert f"{name} {size:,}" in appendix
+    grid = store(smoke_results, "q1").read_json("experiments/full_grid/summary.json")
+    for name, values in grid["space"].items():
+        assert f"{name} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)} searched" in appendix
+
+
+# -- the PDF ------------------------------------------------------------------------------------
+def test_pdf_holds_every_table_number_and_observation_sentence(a1):
+    text = _words(" ".join(a1["pages"]))
+    squeezed = text.replace(" ", "")
+    html = a1["html"]
+    observations = [html_module.unescape(re.sub(r"<[^>]+>", "", s)) for s in
+                    re.findall(r'<div class="observations">.*?<ul>(.*?)</ul>', html, flags=re.S)]
+    sentences = [_words(li) for block in observations for li in re.findall(r"<li>(.*?)</li>", block, flags=re.S)]
+    sentences = [s for s in sentences if s]
+    for sentence in sentences:
+        assert sentence.replace(" ", "") in squeezed, sentence
+    cells = [html_module.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", html)]
+    numbers = {c for c in cells if re.fullmatch(r"-?[0-9][0-9.,e+-]*( %| s)?", c)}
+    missing = [n for n in numbers if n.replace(" ", "") not in squeezed]
+    assert not missing, missing[:10]
+
+
+def test_pdf_has_a_running_header_and_page_numbers_but_not_on_the_title_page(a1):
+    pages = a1["pages"]
+    total = len(pages)
+    assert total > 3
+    assert f"1 / {total}" not in _words(pages[0])
+    for number, page in enumerate(pages[1:], 2):
+        words = _words(page)
+        assert f"{number} / {total}" in words
+        assert ASSIGNMENTS["a1"].course in words
+
+
+def test_pdf_layout_keeps_tables_whole_within_the_page_and_numbers_unbroken(a1):
+    """WeasyPrint's own layout: no table that fits on a page is split across two, none is wider than
+    the page's text, a one-word cell takes one line, and no heading ends a page."""
+    import weasyprint
+
+    document = weasyprint.HTML(string=a1["html"], base_url=str(a1["html_path"].parent)).render()
+    fragments: dict[int, list[tuple[int, float]]] = {}     # table element -> (page, height) per fragment
+    headings_last = []
+    for index, page in enumerate(document.pages):
+        box = page._page_box
+        content_width, content_height = box.width, box.height
+        blocks = []
+        for child in box.descendants():
+            tag = getattr(child, "element_tag", None)
+            if tag == "table" and type(child).__name__ == "TableBox":
+                fragments.setdefault(id(child.element), []).append((index, child.margin_height()))
+                assert child.margin_width() <= content_width + 1, f"table wider than the page on page {index + 1}"
+            if tag == "td" and type(child).__name__ == "TableCellBox":
+                text = "".join(child.element.itertext()).strip()
+                lines = [c for c in child.descendants() if type(c).__name__ == "LineBox"]
+                if text and " " not in text:
+                    assert len(lines) <= 1, f"{text!r} breaks across lines on page {index + 1}"
+            if tag in ("h2", "h3", "h4", "p", "table", "figure", "ul", "pre", "div") and hasattr(child, "position_y"):
+                blocks.append((child.position_y + child.margin_height(), tag, child))
+        if blocks and index < len(document.pages) - 1:
+            bottom, tag, last = max(blocks, key=lambda b: b[0])
+            if tag in ("h3", "h4"):
+                headings_last.append((index + 1, "".join(last.element.itertext())))
+    for parts in fragments.values():
+        pages = {page for page, _ in parts}
+        if len(pages) > 1:   # split: only a table taller than a page may be
+            assert sum(height for _, height in parts) > 0.8 * content_height, (pages, parts)
+    assert not headings_last, f"headings left at the foot of a page: {headings_last}"
+
+
+# -- nothing from outside the results folder ------------------------------------------------------
+def _images_in(pdf: bytes) -> int:
+    import pypdf
+
+    return sum(len(page.images) for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_pdf_embeds_only_data_uris_and_files_inside_the_results_folder(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inside = tmp_path / "results" / "q1" / "figure.png"
+    inside.parent.mkdir(parents=True)
+    plt.imsave(inside, [[0.0, 1.0], [1.0, 0.0]])
+    plt.imsave(inside.with_name("other.png"), [[1.0, 0.0], [0.0, 0.5]])
+    outside = tmp_path / "elsewhere.png"
+    plt.imsave(outside, [[0.0, 1.0], [1.0, 0.5]])
+    page = ('<html><body><img src="file:///etc/passwd"><img src="http://example.invalid/x.png">'
+            f'<img src="{outside.as_uri()}"><img src="{inside.as_uri()}"><img src="q1/other.png"></body></html>')
+    assert _images_in(pdf_bytes(page, base_url=tmp_path / "results", allowed_root=tmp_path / "results")) == 2
+    assert _images_in(pdf_bytes(page, base_url=tmp_path / "results", allowed_root=tmp_path / "nowhere")) == 0
+
+
+def test_stored_text_holding_an_image_tag_embeds_nothing(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path / "results", "q2")
+    q2 = store(results, "q2")
+    run = q2.read_json("run.json")
+    clean = build_writeup(results, "a1", profile=PROFILE, formats=("pdf",), output=tmp_path / "clean", today=TODAY)[0]
+    run["title"] = 'q2 <img src="file:///etc/passwd"> <img src="http://example.invalid/x.png">'
+    run["sections"][0]["title"] = '<img src="file:///etc/hostname">'
+    q2.write_json("run.json", run)
+    html, pdf = build_writeup(results, "a1", profile=PROFILE, formats=("html", "pdf"), output=tmp_path / "a1", today=TODAY)
+    text = html.read_text(encoding="utf-8")
+    assert '&lt;img src=&#34;file:///etc/passwd&#34;&gt;' in text and '<img src="file:' not in text
+    assert _images_in(pdf.read_bytes()) == _images_in(clean.read_bytes())
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_report_all_writes_five_writeups_and_the_index(smoke_results, tmp_path, capsys):
+    results = copy_results(smoke_results, tmp_path / "results", "q1", "q2", "q6")
+    assert report_main(["all", "--profile", PROFILE, "--results", str(results)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(results / "writeups" / f"{a}-{PROFILE}.html") for a in ASSIGNMENTS]
+    index = (results / "index.html").read_text(encoding="utf-8")
+    assert f'href="writeups/a1-{PROFILE}.html"' in index
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["a1", "q1"], "not both"),
+    (["a9"], "'a9'"),
+    (["all", "a1"], "not both"),
+    (["a1", "a1"], "must not repeat"),
+    (["a1", "a2", "--output", "x"], "--output"),
+    (["a1", "--profile", "../x"], "profile"),
+])
+def test_bad_writeup_names_are_one_line_errors(smoke_results, tmp_path, capsys, argv, words):
+    results = copy_results(smoke_results, tmp_path / "results", "q1")
+    assert report_main([*argv, "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+    assert not (results / "writeups").exists()
+
+
+# -- in a real browser ------------------------------------------------------------------------------
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium, chromium-browser or google-chrome on PATH")
+def test_writeup_in_a_real_browser(a1):
+    report = inspect_page(a1["html_path"], click_sort=False)
+    assert report.problems() == []
+    assert report.images_total == a1["html"].count("<img ")
+    assert report.toc_links >= len(ASSIGNMENTS["a1"].questions)

@@ -110,14 +110,27 @@ def _run_status(store: ResultsStore) -> str:
     return str(run.get("status")) if isinstance(run, dict) else "unreadable"
 
 
+def question_parts(stores: Sequence[ResultsStore], known: Sequence[str]) -> list[dict]:
+    """One part per stored implementation of a question (``question_stores``), in order. With several,
+    each is named, the last carries their comparison, and a banner they share is said once, on the first."""
+    from dlcv_keras.report.context import compare_implementations, question_context
+
+    parts = [question_context(store, known) for store in stores]
+    if len(parts) > 1:
+        for part in parts:
+            part["show_implementation"] = True
+            if part is not parts[0] and part["banner"] == parts[0]["banner"]:
+                part["banner"] = None
+        parts[-1]["comparison"] = compare_implementations(stores)
+    return parts
+
+
 def report_context(results_dir: Path, questions: Sequence[str], profile: str = "quick") -> dict:
     """The plain dict ``base.html.jinja2`` renders (no files written).
 
     ``questions`` holds one part per stored implementation of each question, in order; a
     question with several implementations has their comparison on its last part.
     """
-    from dlcv_keras.report.context import compare_implementations, question_context
-
     questions = _check_questions(questions)
     _check_profile(profile)
     results_dir = Path(results_dir)
@@ -131,16 +144,11 @@ def report_context(results_dir: Path, questions: Sequence[str], profile: str = "
             raise InvalidParameterError(
                 f"no stored results for {q} (profile {profile}) in {results_dir}; stored runs: "
                 f"{listing or 'none'} (a run of `python -m dlcv_keras.run` makes them)")
-    parts = []
-    for q in questions:
-        found = [question_context(store, known) for store in stores[q]]
-        if len(found) > 1:
-            for part in found:
-                part["show_implementation"] = True
-            found[-1]["comparison"] = compare_implementations(stores[q])
-        parts += found
+    parts = [part for q in questions for part in question_parts(stores[q], known)]
     if len(questions) == 1:
         title = f"{parts[0]['question']}: {parts[0]['title']}"
+        if len(parts) == 1 and parts[0]["show_implementation"]:    # one run, not the default implementation
+            title += f" — {parts[0]['implementation_label']}"
     else:
         title = f"dlcv_keras write-up: {', '.join(questions)} (profile {profile})"
     # What is left out of the document is said at its top; a question's own banner (the digits

@@ -130,8 +130,8 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
                     today: dt.date | None = None) -> dict[str, Any]:
     """The plain dict ``writeup.html.jinja2`` renders (no files written)."""
     import dlcv_keras
-    from dlcv_keras.report import _check_profile, _known_templates, question_stores
-    from dlcv_keras.report.context import compare_implementations, question_context, read_run
+    from dlcv_keras.report import _check_profile, _known_templates, question_parts, question_stores
+    from dlcv_keras.report.context import read_run
 
     chosen = get_assignment(assignment)
     _check_profile(profile)
@@ -145,11 +145,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
                    "title": QUESTIONS[question].title, "not_run": not stores,
                    "command": run_command(question, profile), "parts": []}
         if stores:
-            parts = [question_context(store, known) for store in stores]
-            if len(parts) > 1:
-                for part in parts:
-                    part["show_implementation"] = True
-                parts[-1]["comparison"] = compare_implementations(stores)
+            parts = question_parts(stores, known)
             count = 0
             for part in parts:
                 for section in part["sections"]:

@@ -217,6 +217,21 @@ def test_effect_of_lr_follows_the_best_accuracy_at_each_lr(many, tmp_path):
     assert words == f"{metric} falls as lr grows: {path(trials)}."
 
 
+@pytest.mark.slow   # the extra real runs
+def test_main_effect_within_the_noise_is_said_to_be_unclear(many, tmp_path):
+    results = copy_results(many["grid"], tmp_path, "q1")
+    n_val = store(results, "q1").read_json("run.json")["dataset"]["splits"]["val"]
+    for step, clear in ((0.2, True), (0.5 / n_val, False)):     # lr's values 20 points, or half an image, apart
+        def by_lr(trials, step=step):
+            for row in trials:
+                row["val_accuracy"] = 0.3 + step * round(math.log10(row["lr"] / 1e-3)) + 0.1 * (row["batch_size"] == 64) / n_val
+        rewrite_trials(store(results, "q1"), "lr_batch", by_lr)
+        words = sentence(section(results, "q1", "lr_batch")["observations"], "In this full grid, lr's main effect")
+        assert ("no effect is clear" not in words) == clear, words
+        if not clear:
+            assert f"are within noise: {200 * step:.2f} points apart" in words
+
+
 def test_train_val_gap_of_the_best_trial_follows_its_history(smoke_results, tmp_path):
     results = copy_results(smoke_results, tmp_path, "q1")
     run = store(results, "q1")

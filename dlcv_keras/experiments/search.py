@@ -596,7 +596,7 @@ def _search_observations(run, trials, columns, by_trial, reference, importance) 
         ranked = [(f"the setting {_setting(row, varying)}", row["val_accuracy"]) for row in ok]
         out.append(winner(ranked, noise(run, "val", [row["val_accuracy"] for row in ok[:2]])))
         out.append(_effect_trend(run, ok, varying))
-        out.append(_importance_words(importance))
+        out.append(_importance_words(importance, ok, run))
         out.append(_gap_change(by_trial.get(trial_key(best), []), noise(run, "val", [best["val_accuracy"]]),
                                "the best trial"))
         out.extend(_against_seed_rows(run, trials, ok, columns, varying, reference))
@@ -625,15 +625,26 @@ def _effect_trend(run, ok, varying) -> str | None:
     return trend(list(best_at.items()), x, noise(run, "val", best_at.values()), metric=metric)
 
 
-def _importance_words(importance: Importance | None) -> str | None:
+def _importance_words(importance: Importance | None, ok, run) -> str | None:
+    """What matters most, by the importance computed; a main effect whose values' mean accuracies are
+    no further apart than one trial's noise is said to be within noise (a thin grid's shares are noise too)."""
     if importance is None or not importance.scores:
         return None
     (top, score), *rest = sorted(importance.scores.items(), key=lambda kv: -kv[1])
     if importance.method == "main effects":
         nxt = f" (next: {rest[0][0]}, {100 * rest[0][1]:.1f} %)" if rest else ""
+        groups: dict[str, list[float]] = {}
+        for row in ok:
+            groups.setdefault(fmt(row.get(top)), []).append(row["val_accuracy"])
+        means = [sum(g) / len(g) for g in groups.values()]
+        noise_ = noise(run, "val", means)
+        spread = points(max(means), min(means))
+        hedge = ("" if noise_.separates(spread) else
+                 f" Its values' mean validation accuracies are {gap_words(spread, noise_)}, so no effect is clear "
+                 f"on these trials.")
         return (f"In this full grid, {top}'s main effect explains {100 * score:.1f} % of the variance of validation "
                 f"accuracy, the most of any hyperparameter{nxt}; {100 * importance.interactions:.1f} % is left "
-                f"to interactions.")
+                f"to interactions.{hedge}")
     nxt = f" (next: {rest[0][0]}, {rest[0][1]:.2f})" if rest else ""
     return (f"By permutation importance of a random forest fitted to {importance.trials} trials, {top} matters most: "
             f"shuffling it lowers the forest's R² by {score:.2f}{nxt}.")

@@ -2,7 +2,8 @@
 
 A single-point grid is a plain training run (a base run). Every trial's epochs are stored
 (trials.csv, history.csv); the report shows a search as learning curves, an effect plot,
-a top-k table or a training-fraction study (``VIEWS``).
+a top-k table or a training-fraction study (``VIEWS``), each ending with observations computed
+from those numbers by the rules in report/observe.py.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any, ClassVar, Mapping, Sequence
 from dlcv_keras.experiments.base import Experiment
 from dlcv_keras.models.options import (COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS, RUN_KEYS, SCRATCH_MODELS,
                                       SOLVER_KEYS)
-from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, as_number, diverged_rows, fmt, fmt_seconds,
-                                      hyperparameter_columns, histories_by_trial, id_width, is_diverged, is_finite, is_trained,
-                                      metric_header, pct, reference_match, reference_table, require, trial_key,
-                                      thousands, trial_table, by_val_accuracy, varying_columns)
+from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_number, by_val_accuracy,
+                                      diverged_rows, fmt, fmt_seconds, histories_by_trial, hyperparameter_columns,
+                                      id_width, is_diverged, is_finite, is_trained, metric_header, pct,
+                                      reference_match, reference_table, require, same_value, thousands, trial_key,
+                                      trial_table, varying_columns)
+from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, gap_words, known_causes, noise, points,
+                                       ranking_agreement, split_size, trend, winner)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -318,6 +322,13 @@ def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict], list
 
 
 # -- report views ---------------------------------------------------------------------------
+# From this many trained trials a search also gets parallel coordinates and a hyperparameter importance
+# chart (and, if random, its running best); a curves section then colours its curves by a hyperparameter,
+# as one colour per trial no longer tells them apart.
+MANY_TRIALS = 8
+# A trend over more values than this (a random search's continuous range) would list every sample.
+TREND_POINTS = 8
+
 
 def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
@@ -342,6 +353,7 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
 
     single = len(trials) == 1
     comparison = []
+    extra: dict[str, Any] = {}
     if single:
         row = trials[0]
         comparison = [
@@ -353,6 +365,10 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         if row.get("test_accuracy") is not None or "test_accuracy" in reference:
             comparison.append({"metric": "test accuracy (%)", "ours": pct(row.get("test_accuracy")),
                                "seed": pct(as_number(reference.get("test_accuracy")))})
+        extra["observations"] = _single_run_observations(run, row, by_trial.get(trial_key(row), []), reference)
+    else:
+        # learning_curves already gives each trial its own colour: the coloured overlay only from many trials.
+        extra = _search_extras(run, summary, trials, columns, history, reference, curves_from=MANY_TRIALS)
     return {
         "figure": figure,
         "single": single,
@@ -365,13 +381,19 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         "reference_summary": _reference_summary(reference) if not single else [],
         "reference": reference_table(reference["rows"]) if not single and reference.get("rows") else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
+        **extra,
     }
+
+
+def _setting(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """A trial's setting in words: "lr=0.01, batch_size=32"."""
+    return ", ".join(f"{column}={fmt(row.get(column))}" for column in columns)
 
 
 def _curve_label(trial_id: str, row: Mapping[str, Any], varying: Sequence[str]) -> str:
     if not varying:
         return str(trial_id)
-    return f"{trial_id}: " + ", ".join(f"{column}={fmt(row.get(column))}" for column in varying[:3])
+    return f"{trial_id}: " + _setting(row, varying[:3])
 
 
 def _reference_summary(reference: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -413,20 +435,26 @@ def _constraint_words(constraint: Any) -> str:
     return f"[{thousands(low)}, {thousands(high)}]" if high is not None else f">= {thousands(low)}"
 
 
+def _effect_x(varying: Sequence[str]) -> str | None:
+    """The hyperparameter an effect is shown against: the learning rate when it varies, else the first that does."""
+    return "lr" if "lr" in varying else (varying[0] if varying else None)
+
+
 def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
     summary, trials, columns = _search_common(store, section, experiment)
     ok = [row for row in trials if is_trained(row)]
     varying = varying_columns(trials, columns) or columns[:1]
-    x = "lr" if "lr" in varying else (varying[0] if varying else None)
+    x = _effect_x(varying)
     group = [c for c in varying if c != x]
     if "batch_size" in group:  # one line per batch size, as in the seed's figure
         group = ["batch_size"] + [c for c in group if c != "batch_size"]
     figure = None
     if x is not None and ok:
         figure = figures.data_uri(figures.effect_plot(ok, x, group, log_x=(x == "lr")))
-    return {"figure": figure, "x": x, "group": group, **_search_tables(summary, trials, trials, columns, reference)}
+    return {"figure": figure, "x": x, "group": group, **_search_tables(summary, trials, trials, columns, reference),
+            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference)}
 
 
 def _search_tables(summary, trials, shown, columns, reference) -> dict[str, Any]:
@@ -448,7 +476,264 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidParameterError(f"section {section['title']!r}: top_k must be an int >= 1, got {top_k!r}")
     ranked = sorted((row for row in trials if is_trained(row)), key=by_val_accuracy)[:top_k]
-    return {"top_k": top_k, **_search_tables(summary, trials, ranked, columns, reference)}
+    return {"top_k": top_k, **_search_tables(summary, trials, ranked, columns, reference),
+            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference)}
+
+
+# -- a search's figures and observations -------------------------------------------------------
+@dataclass(frozen=True)
+class Importance:
+    """How much each varying hyperparameter matters to the validation accuracy, and how it was measured."""
+    method: str                         # "main effects" (a full grid) or "permutation" (a random forest's)
+    scores: dict[str, float]            # main effects: share of the variance; permutation: mean drop in R²
+    interactions: float | None = None   # main effects: the share no single hyperparameter explains
+    trials: int = 0                     # trained trials it was computed from
+
+
+def is_full_grid(trials: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bool:
+    """Every combination of the values the trials list (diverged and rejected ones too) was trained."""
+    varying = varying_columns(trials, columns)
+    if not varying:
+        return False
+    levels = [len({fmt(row.get(c)) for row in trials}) for c in varying]
+    trained = {tuple(fmt(row.get(c)) for c in varying) for row in trials
+               if is_trained(row) and is_finite(row.get("val_accuracy"))}
+    return len(trained) == math.prod(levels)
+
+
+def hyperparameter_importance(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                              objective: str = "val_accuracy") -> Importance | None:
+    """A full grid: its main effects, for each varying hyperparameter the variance of the mean ``objective``
+    across its values (each mean weighted by its trials) over the total variance; what is left is
+    interactions. Otherwise (a random search, a grid with holes): scikit-learn's permutation importance of a
+    random forest fitted to the trained trials (log10 of lr-like values, categories as their rank), the mean
+    drop in its R² when one hyperparameter's values are shuffled. None when nothing varies."""
+    from dlcv_keras.report.figures import positions, scale_of
+
+    varying = varying_columns(trials, columns)
+    rows = [row for row in trials if is_trained(row) and is_finite(row.get(objective))]
+    ys = [float(row[objective]) for row in rows]
+    mean = sum(ys) / len(ys) if ys else 0.0
+    total = sum((y - mean) ** 2 for y in ys)
+    if not varying or len(rows) < 2 or total == 0:
+        return None
+    if is_full_grid(trials, columns):
+        shares = {}
+        for column in varying:
+            groups: dict[str, list[float]] = {}
+            for row, y in zip(rows, ys):
+                groups.setdefault(fmt(row.get(column)), []).append(y)
+            shares[column] = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values()) / total
+        return Importance("main effects", shares, max(0.0, 1.0 - sum(shares.values())), len(rows))
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+
+    features = np.column_stack([positions(values, scale_of(values))
+                                for values in ([row.get(c) for row in rows] for c in varying)])
+    forest = RandomForestRegressor(n_estimators=100, random_state=0, n_jobs=1).fit(features, ys)
+    found = permutation_importance(forest, features, ys, n_repeats=10, random_state=0, n_jobs=1)
+    return Importance("permutation", {c: float(v) for c, v in zip(varying, found.importances_mean)}, None, len(rows))
+
+
+def _importance_caption(importance: Importance) -> str:
+    if importance.method == "main effects":
+        return (f"Hyperparameter importance, main-effects share of variance (a full grid of {importance.trials} "
+                f"trained trials): for each hyperparameter, the variance of the mean validation accuracy across "
+                f"its values over the total variance of validation accuracy; the grey bar is the share left to "
+                f"interactions.")
+    return (f"Hyperparameter importance by scikit-learn's permutation importance (not a full grid, so no exact "
+            f"decomposition): a random forest (RandomForestRegressor, 100 trees, random_state 0) fitted to the "
+            f"validation accuracy of {importance.trials} trained trials, log10 of lr-like values; each bar is the "
+            f"mean drop in the forest's R² when that hyperparameter's values are shuffled (10 repeats).")
+
+
+def _search_extras(run, summary, trials, columns, history, reference, curves_from: int = 2) -> dict[str, Any]:
+    """A search's figures beyond the table (drawn from trials.csv and history.csv; diverged and rejected
+    trials left out) and its observations. ``curves_from``: trained trials with a history needed for the
+    curves coloured by a hyperparameter."""
+    from dlcv_keras.report import figures  # matplotlib: loaded only to draw
+
+    ok = [row for row in trials if is_trained(row)]
+    varying = varying_columns(trials, columns)
+    many = len(ok) >= MANY_TRIALS
+    importance = hyperparameter_importance(trials, columns) if many else None
+    colour_by = max(importance.scores, key=importance.scores.get) if importance else _effect_x(varying)
+    by_trial = histories_by_trial(history or [])
+    curves = {trial_key(row): by_trial[trial_key(row)] for row in ok if by_trial.get(trial_key(row))}
+    found: dict[str, Any] = {"colour_by": colour_by, "colour_scale": None, "trial_curves": None, "parallel": None,
+                             "importance": None, "importance_caption": None, "running_best": None}
+    if colour_by and len(curves) >= max(2, curves_from):
+        found["colour_scale"] = figures.scale_of([row.get(colour_by) for row in ok])
+        found["trial_curves"] = figures.data_uri(figures.trial_curves(
+            curves, {trial_key(row): row.get(colour_by) for row in ok}, colour_by))
+    if many and varying:
+        found["parallel"] = figures.data_uri(figures.parallel_coordinates(ok, varying))
+    if importance:
+        main = importance.method == "main effects"
+        found["importance"] = figures.data_uri(figures.importance_chart(
+            importance.scores, x_label="share of the variance of val accuracy" if main else "mean drop in R² when shuffled",
+            rest=("interactions", importance.interactions) if main else None))
+        found["importance_caption"] = _importance_caption(importance)
+    if summary.get("tuner") == "random" and len(trials) >= MANY_TRIALS and ok:
+        # Trials in the order they ran; one without an accuracy (rejected, diverged) keeps its number.
+        found["running_best"] = figures.data_uri(figures.running_best(
+            [row.get("val_accuracy") if is_trained(row) else None for row in trials]))
+    found["observations"] = _search_observations(run, trials, columns, by_trial, reference, importance)
+    return found
+
+
+def _search_observations(run, trials, columns, by_trial, reference, importance) -> list[str]:
+    """Which setting won and by how much, the effect of lr (or the first varying hyperparameter), what
+    matters most, whether the best trial's train-val gap grew, the seed's best setting, ranking and
+    accuracy beside ours, and the diverged trials: every sentence from the stored numbers."""
+    ok = sorted((row for row in trials if is_trained(row) and is_finite(row.get("val_accuracy"))),
+                key=by_val_accuracy)
+    varying = varying_columns(trials, columns) or columns
+    out: list[str | None] = []
+    if ok:
+        best = ok[0]
+        ranked = [(f"the setting {_setting(row, varying)}", row["val_accuracy"]) for row in ok]
+        out.append(winner(ranked, noise(run, "val", [row["val_accuracy"] for row in ok[:2]])))
+        out.append(_effect_trend(run, ok, varying))
+        out.append(_importance_words(importance, ok, run))
+        out.append(_gap_change(by_trial.get(trial_key(best), []), noise(run, "val", [best["val_accuracy"]]),
+                               "the best trial"))
+        out.extend(_against_seed_rows(run, trials, ok, columns, varying, reference))
+    diverged = [row for row in trials if is_diverged(row)]
+    if diverged:
+        out.append(f"{len(diverged)} of {len(trials)} trials diverged (a loss that was not finite) and are left out "
+                   f"of the ranking and the figures: {'; '.join(_setting(row, varying) for row in diverged)}.")
+    rejected = [row for row in trials if row.get("status") == "rejected"]
+    if rejected:
+        out.append(f"{len(rejected)} of {len(trials)} sampled settings fell outside the parameter constraint and "
+                   f"were not trained.")
+    return [sentence for sentence in out if sentence]
+
+
+def _effect_trend(run, ok, varying) -> str | None:
+    """The trend of the best validation accuracy at each value of the effect's hyperparameter, the others free."""
+    x = _effect_x(varying)
+    best_at: dict[Any, float] = {}
+    for row in ok:
+        if is_finite(row.get(x)):
+            best_at[row[x]] = max(best_at.get(row[x], -math.inf), row["val_accuracy"])
+    if not 2 <= len(best_at) <= TREND_POINTS:
+        return None
+    others = [c for c in varying if c != x]
+    metric = f"the best validation accuracy over {', '.join(others)}" if others else "validation accuracy"
+    return trend(list(best_at.items()), x, noise(run, "val", best_at.values()), metric=metric)
+
+
+def _importance_words(importance: Importance | None, ok, run) -> str | None:
+    """What matters most, by the importance computed; a main effect whose values' mean accuracies are
+    no further apart than one trial's noise is said to be within noise (a thin grid's shares are noise too)."""
+    if importance is None or not importance.scores:
+        return None
+    (top, score), *rest = sorted(importance.scores.items(), key=lambda kv: -kv[1])
+    if importance.method == "main effects":
+        nxt = f" (next: {rest[0][0]}, {100 * rest[0][1]:.1f} %)" if rest else ""
+        groups: dict[str, list[float]] = {}
+        for row in ok:
+            groups.setdefault(fmt(row.get(top)), []).append(row["val_accuracy"])
+        means = [sum(g) / len(g) for g in groups.values()]
+        noise_ = noise(run, "val", means)
+        spread = points(max(means), min(means))
+        hedge = ("" if noise_.separates(spread) else
+                 f" Its values' mean validation accuracies are {gap_words(spread, noise_)}, so no effect is clear "
+                 f"on these trials.")
+        return (f"In this full grid, {top}'s main effect explains {100 * score:.1f} % of the variance of validation "
+                f"accuracy, the most of any hyperparameter{nxt}; {100 * importance.interactions:.1f} % is left "
+                f"to interactions.{hedge}")
+    nxt = f" (next: {rest[0][0]}, {rest[0][1]:.2f})" if rest else ""
+    return (f"By permutation importance of a random forest fitted to {importance.trials} trials, {top} matters most: "
+            f"shuffling it lowers the forest's R² by {score:.2f}{nxt}.")
+
+
+def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str | None:
+    """Whether training accuracy minus validation accuracy grew from the first epoch to the last."""
+    rows = [r for r in history if is_finite(r.get("accuracy")) and is_finite(r.get("val_accuracy"))]
+    if len(rows) < 2:
+        return None
+    first, last = (points(r["accuracy"], r["val_accuracy"]) for r in (rows[0], rows[-1]))
+    change = last - first
+    verb = ("stayed the same" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
+    return (f"For {who}, training minus validation accuracy went from {first:.2f} points at epoch "
+            f"{fmt(rows[0].get('epoch'))} to {last:.2f} points at epoch {fmt(rows[-1].get('epoch'))}: the gap "
+            f"{verb} ({gap_words(change, noise_)}).")
+
+
+def _seed_best(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The seed's best row: the highest validation accuracy, else (no accuracies) the one row it chose."""
+    scored = [r for r in rows if is_finite(as_number(r.get("val_accuracy")))]
+    if scored:
+        return max(scored, key=lambda r: as_number(r["val_accuracy"]))
+    return rows[0] if len(rows) == 1 else None
+
+
+def _against_seed_rows(run, trials, ok, columns, varying, reference) -> list[str | None]:
+    """Our best setting beside the seed's best, our ranking of the settings both tried beside the seed's,
+    and our best validation accuracy beside the seed's best."""
+    rows = reference.get("rows") or []
+    seed = _seed_best(rows)
+    if seed is None:
+        return []
+    ours = ok[0]
+    out: list[str | None] = []
+    keys = [k for k in seed if k not in ROW_METRIC_KEYS and k in columns]
+    if keys:
+        seed_label = _setting(seed, keys)
+        differ = [k for k in keys if not same_value(ours.get(k), seed[k])]
+        if not differ:
+            out.append(f"Our best setting matches the seed's best ({seed_label}).")
+        else:
+            words = (f"Our best setting ({_setting(ours, keys)}) differs from the seed's best ({seed_label}) in "
+                     f"{', '.join(differ)}")
+            untried = [k for k in differ if not any(same_value(row.get(k), seed[k]) for row in trials)]
+            if untried:
+                words += (f"; we did not try the seed's {', '.join(f'{k}={fmt(seed[k])}' for k in untried)}")
+            same = next((row for row in ok if reference_match(row, [seed], columns)), None)
+            if same is not None:
+                lead = points(ours["val_accuracy"], same["val_accuracy"])
+                words += (f"; the seed's best setting reached {pct(same['val_accuracy'])} % here, and our best's lead "
+                          f"over it is {gap_words(lead, noise(run, 'val', [ours['val_accuracy'], same['val_accuracy']]))}")
+            out.append(words + ".")
+    # Our ranking of the settings the seed also reports (each named as in our table), beside the seed's.
+    matched: dict[int, Mapping[str, Any]] = {}
+    for row in ok:
+        for i, ref in enumerate(rows):
+            if is_finite(as_number(ref.get("val_accuracy"))) and i not in matched and reference_match(row, [ref], columns):
+                matched[i] = row
+                break
+    label = {i: f"({_setting(row, varying)})" for i, row in matched.items()}
+    seed_order = sorted(matched, key=lambda i: -as_number(rows[i]["val_accuracy"]))
+    out.append(ranking_agreement([label[i] for i in sorted(matched, key=lambda i: by_val_accuracy(matched[i]))],
+                                 [label[i] for i in seed_order]))
+    seed_epochs = seed.get("epochs_run", seed.get("epochs"))
+    out.append(against_seed("best validation accuracy", ours["val_accuracy"], seed.get("val_accuracy"), run,
+                            noise(run, "val", [ours["val_accuracy"]]),
+                            causes=known_causes(run, epochs=ours.get("epochs_run"), seed_epochs=seed_epochs)))
+    return out
+
+
+def _single_run_observations(run, row, history, reference) -> list[str]:
+    """One run: its final accuracies and their gap, whether the gap grew, and its accuracies beside the seed's."""
+    out: list[str | None] = []
+    train, val = row.get("accuracy"), row.get("val_accuracy")
+    val_noise = noise(run, "val", [val])
+    if is_finite(train) and is_finite(val):
+        gap = points(train, val)
+        ahead = "training" if gap >= 0 else "validation"
+        apart = (f"{ahead} accuracy is ahead by " if val_noise.separates(gap) else "the two are ") + gap_words(gap, val_noise)
+        out.append(f"After {fmt(row.get('epochs_run'))} epochs ({fmt(row.get('stop_reason'))}), training accuracy is "
+                   f"{pct(train)} % and validation accuracy {pct(val)} %: {apart}.")
+    out.append(_gap_change(history, val_noise, "this run"))
+    causes = known_causes(run, epochs=row.get("epochs_run"), seed_epochs=reference.get("epochs_run"))
+    for split in ("val", "test"):
+        key = f"{split}_accuracy"
+        out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy", row.get(key), reference.get(key), run,
+                                noise(run, split, [row.get(key)]), causes=causes))
+    return [sentence for sentence in out if sentence]
 
 
 def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any]:
@@ -490,8 +775,29 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
         "other_columns": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c != key and trials
                           and len({fmt(r.get(c)) for r in trials}) == 1],
         "diverged": diverged_rows(trials, columns, id_width(summary)),
+        "observations": _fraction_observations(run, ok, key, y_key, reference_rows),
     }
 
+
+def _fraction_observations(run, ok, key, y_key, reference_rows) -> list[str]:
+    """Accuracy against the training fraction as a trend, and each fraction's accuracy beside the seed's."""
+    split = "test" if y_key == "test_accuracy" else "val"
+    n = None
+    if split == "val":
+        # The validation split is the rest of the train+val pool: smallest (noisiest) at the largest fraction.
+        pool = (split_size(run, "train") or 0) + (split_size(run, "val") or 0)
+        largest = max((row[key] for row in ok if is_finite(row.get(key))), default=None)
+        n = round(pool * (1 - largest)) if pool and largest is not None and largest < 1 else None
+    noise_ = noise(run, split, [row.get(y_key) for row in ok], n=n)
+    out = [trend([(row.get(key), row.get(y_key)) for row in ok], key, noise_, metric=f"{SPLIT_WORDS[split]} accuracy")]
+    for row in ok:
+        ref = reference_match(row, reference_rows, [key])
+        if ref and is_finite(row.get(key)):
+            out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy with {100 * row[key]:g} % of the training data",
+                                    row.get(y_key), ref.get(y_key), run, noise_,
+                                    causes=known_causes(run, epochs=row.get("epochs_run"),
+                                                        seed_epochs=ref.get("epochs_run"))))
+    return [sentence for sentence in out if sentence]
 
 
 VIEWS = {"curves": _curves, "effect": _effect, "top_table": _top_table, "fractions": _fractions}

@@ -44,10 +44,10 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
+def _new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1, width_ratios=None):
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes = fig.subplots(nrows, ncols, squeeze=False, width_ratios=width_ratios)
     return fig, axes
 
 
@@ -235,10 +235,10 @@ def _positive(value: Any) -> bool:
     return _finite(value) and value > 0
 
 
-def _wide_range(values: Sequence[float]) -> bool:
-    """True when positive values span more than two decades, so a log axis reads better."""
+def _wide_range(values: Sequence[float], decades: int = 2) -> bool:
+    """True when positive values span more than ``decades`` decades, so a log axis reads better."""
     values = [v for v in values if _positive(v)]
-    return bool(values) and max(values) / min(values) > 100
+    return bool(values) and max(values) / min(values) > 10 ** decades
 
 
 def kernel_heatmap(kernel: Sequence[Sequence[float]]) -> bytes:
@@ -606,4 +606,169 @@ def statistics_vs_layer(lines: Mapping[str, Sequence[Mapping[str, Any]]]) -> byt
         for ax in axes[0]:
             if ax.lines:
                 ax.legend(loc="best")
+        return _to_png(fig)
+
+
+# -- a search's trials (effect, top-table and multi-trial curve sections) ---------------------------
+def scale_of(values: Sequence[Any]) -> str:
+    """How a hyperparameter's values lie on an axis or a colour scale: "log" for positive numbers spanning
+    more than a decade (lr, l2: a grid of them is evenly spaced in log10), "linear" for other numbers,
+    "categories" for anything else (evenly spaced, in sorted order)."""
+    values = list(values)
+    if values and all(_finite(v) for v in values):
+        return "log" if all(v > 0 for v in values) and _wide_range(values, decades=1) else "linear"
+    return "categories"
+
+
+def categories(values: Sequence[Any]) -> list[Any]:
+    """The distinct values, numbers first in order, then the rest by their text."""
+    distinct = {_short(v): v for v in values}
+    return sorted(distinct.values(), key=lambda v: _sort_key((v,)))
+
+
+def positions(values: Sequence[Any], scale: str) -> list[float]:
+    """Where each value sits on a ``scale_of`` axis: log10, the number itself, or its category's index."""
+    if scale == "log":
+        return [math.log10(v) for v in values]
+    if scale == "linear":
+        return [float(v) for v in values]
+    index = {_short(v): i for i, v in enumerate(categories(values))}
+    return [float(index[_short(v)]) for v in values]
+
+
+def _tick(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else _plain(_short(value))
+
+
+def trial_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], colour: Mapping[str, Any], name: str) -> bytes:
+    """Every trial's validation accuracy (left) and loss (right) per epoch, one line per trial, coloured by its
+    value of hyperparameter ``name`` (``colour`` maps each label of ``curves`` to it): a colour bar for numbers
+    (log scale when ``scale_of`` says so), a legend below for categories."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.lines import Line2D
+
+    values = [colour[label] for label in curves]
+    scale = scale_of(values)
+    with matplotlib.rc_context(_RC):
+        if scale == "categories":
+            fig, axes = _new_figure(8.0, 3.2, 1, 2)
+            shown = categories(values)
+            by_value = {_short(v): f"C{i % 10}" for i, v in enumerate(shown)}
+            colour_of = lambda v: by_value[_short(v)]  # noqa: E731
+        else:
+            fig, axes = _new_figure(8.6, 3.2, 1, 3, width_ratios=[1, 1, 0.05])
+            low, high = min(values), max(values)
+            norm = (LogNorm if scale == "log" else Normalize)(low, high if high > low else low + 1)
+            cmap = colormaps["viridis"]
+            colour_of = lambda v: cmap(norm(v))  # noqa: E731
+        ax_acc, ax_loss = axes[0][0], axes[0][1]
+        losses = []
+        for label, history in curves.items():
+            for ax, key, factor in ((ax_acc, "val_accuracy", 100), (ax_loss, "val_loss", 1)):
+                xs, ys = _series(history, key)
+                if xs:
+                    ax.plot(xs, [factor * y for y in ys], "-", color=colour_of(colour[label]), linewidth=1.2,
+                            alpha=0.85, marker="." if len(xs) < 15 else None)
+                    losses += ys if key == "val_loss" else []
+        if _wide_range(losses) and all(v > 0 for v in losses):
+            ax_loss.set_yscale("log")
+        for ax, ylabel in ((ax_acc, "val accuracy (%)"), (ax_loss, "val loss")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if scale == "categories":
+            handles = [Line2D([], [], color=by_value[_short(v)]) for v in shown]
+            return _with_legend_below(fig, handles, [_plain(f"{name}={_short(v)}") for v in shown])
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=axes[0][2],
+                     label=_plain(name + (" (log scale)" if scale == "log" else "")))
+        return _to_png(fig)
+
+
+def parallel_coordinates(trials: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+                         objective: str = "val_accuracy") -> bytes:
+    """One vertical axis per hyperparameter in ``columns`` and a last one for ``objective`` (percent); each
+    trial a line through its values, coloured by ``objective`` (the best drawn on top). Numbers run from
+    low (bottom) to high, log-spaced when ``scale_of`` says so; categories are evenly spaced. Trials
+    without a finite ``objective`` are left out."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    rows = sorted((r for r in trials if _finite(r.get(objective))), key=lambda r: r[objective])
+    axes_spec = []                       # (axis name, each row's height in [0, 1], [(height, tick label)])
+    for column in [*columns, objective]:
+        values = [100 * r[objective] for r in rows] if column == objective else [r.get(column) for r in rows]
+        scale = scale_of(values)
+        raw = positions(values, scale)
+        low, high = (min(raw), max(raw)) if raw else (0.0, 0.0)
+        height = (lambda p, low=low, high=high: 0.5 if high == low else (p - low) / (high - low))
+        if scale == "categories":
+            ticks = [(height(i), _tick(v)) for i, v in enumerate(categories(values))]
+        else:
+            distinct = sorted(set(values))
+            if len(distinct) > 6 or column == objective:     # a range or accuracies: lowest, middle, highest
+                distinct = [distinct[0], distinct[len(distinct) // 2], distinct[-1]] if distinct else []
+            ticks = [(height(positions([v], scale)[0]), _tick(v)) for v in distinct]
+        axes_spec.append((f"{objective} (%)" if column == objective else column, [height(p) for p in raw], ticks))
+    cmap = colormaps["viridis"]
+    accuracies = [r[objective] for r in rows]
+    norm = Normalize(min(accuracies, default=0.0), max(accuracies, default=1.0))
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        fig, axes = _new_figure(min(10.0, 1.5 * len(axes_spec) + 1.5), 3.6)
+        ax = axes[0][0]
+        for i, row in enumerate(rows):
+            ax.plot(range(len(axes_spec)), [spec[1][i] for spec in axes_spec], "-", color=cmap(norm(row[objective])),
+                    linewidth=1.2, alpha=0.8)
+        for k, (_, _, ticks) in enumerate(axes_spec):
+            ax.axvline(k, color="0.3", linewidth=0.8)
+            for height, label in ticks:
+                ax.text(k + 0.04, height, label, fontsize=7, va="center", ha="left",
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
+        ax.set_xticks(range(len(axes_spec)))
+        ax.set_xticklabels([_plain(spec[0]) for spec in axes_spec])
+        ax.set_yticks([])
+        ax.set_xlim(-0.2, len(axes_spec) - 0.6)
+        ax.set_ylim(-0.06, 1.06)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        return _to_png(fig)
+
+
+def importance_chart(shares: Mapping[str, float], *, x_label: str, rest: tuple[str, float] | None = None) -> bytes:
+    """One horizontal bar per hyperparameter, the largest on top; ``rest`` (label, value) is a grey bar
+    below them (what no single hyperparameter explains)."""
+    bars = sorted(((name, value) for name, value in shares.items() if _finite(value)), key=lambda kv: kv[1])
+    colours = ["C0"] * len(bars)
+    if rest is not None and _finite(rest[1]):
+        bars, colours = [rest, *bars], ["0.6", *colours]
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(5.5, 0.35 * len(bars) + 1.2)
+        ax = axes[0][0]
+        ax.barh(range(len(bars)), [value for _, value in bars], color=colours)
+        ax.set_yticks(range(len(bars)))
+        ax.set_yticklabels([_plain(name) for name, _ in bars])
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_xlabel(_plain(x_label))
+        return _to_png(fig)
+
+
+def running_best(accuracies: Sequence[Any]) -> bytes:
+    """A search's trials in the order they ran: each one's validation accuracy (dots; a trial without one,
+    rejected or diverged, is skipped but keeps its number) and the best so far (steps)."""
+    points = [(i, 100 * a) for i, a in enumerate(accuracies, start=1) if _finite(a)]
+    best, steps = -math.inf, []
+    for i, value in points:
+        best = max(best, value)
+        steps.append((i, best))
+    with matplotlib.rc_context(_RC):
+        fig, axes = _new_figure(5.5, 3.2)
+        ax = axes[0][0]
+        if points:
+            ax.plot(*zip(*points), "o", color="C0", markersize=4, label="trial")
+            ax.step(*zip(*steps), where="post", color="C1", label="best so far")
+            ax.legend(loc="lower right")
+        ax.set_xlabel("trial (in the order the search ran them)")
+        ax.set_ylabel("val accuracy (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         return _to_png(fig)

@@ -1,0 +1,400 @@
+"""A search's figures and observations (experiments/search.py views), on real runs.
+
+The smoke runs (the shared ``smoke_results`` fixture) have two trials a search; what needs more comes
+from two extra real q1 runs made here through the command line with a space file: a 3 x 3 grid and an
+8-trial random search (``many``). Observations are checked against the stored numbers, then the stored
+numbers are changed in a copy, written back with the store's own writer, and the sentence must follow.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_runs import (PROFILE, REPO, child_env, copy_results, esc, hp, hyperparameters, images,  # noqa: E402
+                       kept_runs, pct, save_runs, store, varying)
+
+from dlcv_keras.experiments.search import MANY_TRIALS, hyperparameter_importance  # noqa: E402
+from dlcv_keras.report import build_report  # noqa: E402
+from dlcv_keras.report.context import read_run, section_context  # noqa: E402
+
+# The extra runs' spaces: q1's smoke tables with a 3 x 3 lr x batch grid, or (--tuner random) an lr range.
+SPACE = """
+[smoke]
+max_train = 600
+max_test = 300
+random_trials = 8
+
+[smoke.base]
+lr = 1e-2
+l2 = 1e-3
+batch_size = 64
+epochs = 2
+
+[smoke.lr_batch]
+lr = {lr}
+batch_size = {batch_size}
+l2 = 1e-3
+epochs = 2
+
+[smoke.full_grid]
+lr = [1e-1, 1e-2]
+l2 = [1e-3]
+epochs = [2]
+batch_size = [64]
+
+[smoke.fractions]
+train_fraction = [0.5]
+"""
+SPACES = {"grid": ([], SPACE.format(lr="[1e-1, 1e-2, 1e-3]", batch_size="[32, 64, 128]")),
+          "random": (["--tuner", "random"], SPACE.format(lr='{min = 1e-3, max = 0.3, sampling = "log"}',
+                                                          batch_size="[32, 64]"))}
+CAPTIONS = {"trial_curves": "Validation accuracy (left) and loss (right) per epoch of every trained trial", "parallel": "Parallel coordinates:",
+            "importance": "Hyperparameter importance", "running_best": "Random search: each trial"}
+WINNER = re.compile(r"^(?:The setting (?P<won>.+?) won with (?P<won_pct>[\d.]+) %"
+                    r"|No single winner: the setting (?P<tied>.+?) reached the highest validation accuracy "
+                    r"\((?P<tied_pct>[\d.]+) %\))")
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> dict[str, Path]:
+    """Results folders of two real q1 smoke runs on digits: "grid" (lr_batch a 3 x 3 grid) and "random"
+    (lr_batch 8 random trials). DLCV_SEARCH_RUNS=<folder> keeps them for later sessions."""
+    folder, state = kept_runs("DLCV_SEARCH_RUNS", "search", tmp_path_factory)
+    if state is None:
+        started, running = time.perf_counter(), {}
+        for label, (extra, space) in SPACES.items():     # both at once: each mostly waits on its own imports
+            (folder / f"{label}.toml").write_text(space)
+            args = ["q1", "--dataset", "digits", "--profile", PROFILE, "--space", str(folder / f"{label}.toml"),
+                    "--results", str(folder / label), "--report", "none", "-q", *extra]
+            running[label] = (args, subprocess.Popen([sys.executable, "-m", "dlcv_keras.run", *args], cwd=REPO,
+                                                     env=child_env(folder, None), stdout=subprocess.PIPE,
+                                                     stderr=subprocess.PIPE, text=True))
+        for label, (args, process) in running.items():
+            _, stderr = process.communicate(timeout=600)
+            if process.returncode != 0:
+                pytest.fail(f"`python -m dlcv_keras.run {' '.join(args)}` exited with {process.returncode}; "
+                            f"stderr:\n{stderr[-6000:]}", pytrace=False)
+        print(f"\nq1 grid and random search runs: {time.perf_counter() - started:.0f} s")
+        state = {label: str(folder / label) for label in SPACES}
+        save_runs("DLCV_SEARCH_RUNS", "search", folder, state)
+    return {label: Path(path) for label, path in state.items()}
+
+
+# -- reading a section's observations and figures ------------------------------------------------
+def section(results: Path, question: str, experiment: str) -> dict:
+    """One section's context, as the report builds it (only that section's figures are drawn)."""
+    run = store(results, question)
+    found = read_run(run)
+    return section_context(run, found, next(s for s in found["sections"] if s["experiment"] == experiment))
+
+
+def sentence(observations: list[str], start: str | re.Pattern) -> str:
+    found = [s for s in observations if (start.match(s) if isinstance(start, re.Pattern) else s.startswith(start))]
+    assert len(found) == 1, (start, observations)
+    return found[0]
+
+
+def stated_winner(observations: list[str]) -> tuple[str, str]:
+    """The setting the winner sentence names first, and the accuracy it gives it."""
+    found = WINNER.match(sentence(observations, WINNER))
+    return found["won"] or found["tied"], found["won_pct"] or found["tied_pct"]
+
+
+def setting(row: dict, shown: list[str]) -> str:
+    return ", ".join(f"{c}={hp(row[c])}" for c in shown)
+
+
+def search_rows(results: Path, experiment: str, question: str = "q1") -> tuple[list[dict], list[str]]:
+    trials = store(results, question).read_experiment(experiment)["trials"]
+    return trials, varying(trials, hyperparameters(trials))
+
+
+def section_html(html: str, title: str) -> str:
+    start = html.index(f"<h3>{esc(title)}</h3>")
+    end = html.find('<section class="part', start)
+    return html[start: end if end >= 0 else len(html)]
+
+
+def binomial_se_points(accuracy: float, n: int) -> float:
+    return 100 * math.sqrt(accuracy * (1 - accuracy) / n)
+
+
+# -- changing a copy the way the code writes it -------------------------------------------------------
+def rewrite_trials(run, experiment: str, change) -> list[dict]:
+    """Apply ``change(trials)`` to trials.csv and write it back with the store's writer, with the summary's
+    best trial updated as the search would pick it (the highest val accuracy)."""
+    path = run.experiment_dir(experiment) / "trials.csv"
+    before = path.read_bytes()
+    trials = run.read_experiment(experiment)["trials"]
+    run.write_table(f"experiments/{experiment}/trials.csv", trials)
+    assert path.read_bytes() == before        # read and written back unchanged: the format is the code's
+    change(trials)
+    run.write_table(f"experiments/{experiment}/trials.csv", trials)
+    summary = run.read_json(f"experiments/{experiment}/summary.json")
+    best = max((r for r in trials if r["status"] == "completed"), key=lambda r: r["val_accuracy"])
+    summary.update(best_trial=str(best["trial_id"]), best_val_accuracy=best["val_accuracy"],
+                   best_hyperparameters={c: best[c] for c in hyperparameters(trials)})
+    run.write_json(f"experiments/{experiment}/summary.json", summary)
+    return trials
+
+
+def ranked(trials: list[dict]) -> list[dict]:
+    return sorted((r for r in trials if r["status"] == "completed"), key=lambda r: -r["val_accuracy"])
+
+
+# -- the winner ------------------------------------------------------------------------------------------
+def test_winner_names_the_stored_best_setting_and_its_accuracy(smoke_results):
+    trials, shown = search_rows(smoke_results, "lr_batch")
+    best = ranked(trials)[0]
+    observations = section(smoke_results, "q1", "lr_batch")["observations"]
+    assert stated_winner(observations) == (setting(best, shown), pct(best["val_accuracy"]))
+
+
+def test_swapping_two_trials_accuracies_swaps_the_winner(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+    first, second = ranked(search_rows(results, "lr_batch")[0])[:2]
+
+    def swap(trials):
+        a, b = (next(r for r in trials if r["trial_id"] == t["trial_id"]) for t in (first, second))
+        a["val_accuracy"], b["val_accuracy"] = b["val_accuracy"], a["val_accuracy"]
+
+    trials = rewrite_trials(store(results, "q1"), "lr_batch", swap)
+    shown = varying(trials, hyperparameters(trials))
+    observations = section(results, "q1", "lr_batch")["observations"]
+    assert setting(first, shown) != setting(second, shown)
+    assert stated_winner(observations) == (setting(second, shown), pct(first["val_accuracy"]))
+    assert f"the setting {setting(first, shown)}" in sentence(observations, WINNER).split(" won with ")[-1]
+
+
+def test_a_lead_within_the_noise_is_not_a_win(smoke_results, tmp_path):
+    """Noise here: the binomial standard error on the validation split (one run per setting)."""
+    results = copy_results(smoke_results, tmp_path, "q1")
+    n_val = store(results, "q1").read_json("run.json")["dataset"]["splits"]["val"]
+    first, second = ranked(search_rows(results, "lr_batch")[0])[:2]
+    words = {}
+    for label, runner_up in (("clear", 0.6 - 4 * binomial_se_points(0.5, n_val) / 100), ("one image", 0.6 - 1 / n_val)):
+        def lead(trials, runner_up=runner_up):
+            for row in trials:          # any other trial far behind both
+                row["val_accuracy"] = {first["trial_id"]: 0.6, second["trial_id"]: runner_up}.get(row["trial_id"], 0.1)
+        rewrite_trials(store(results, "q1"), "lr_batch", lead)
+        words[label] = sentence(section(results, "q1", "lr_batch")["observations"], WINNER)
+    assert " won with 60.00 %" in words["clear"] and "within noise" not in words["clear"]
+    assert words["one image"].startswith("No single winner")
+    assert f"within noise: {100 / n_val:.2f} points apart" in words["one image"]
+    assert f"{n_val:,} validation images" in words["one image"]
+
+
+# -- the effect, the gap, the seed ---------------------------------------------------------------------
+@pytest.mark.slow   # the extra real runs
+def test_effect_of_lr_follows_the_best_accuracy_at_each_lr(many, tmp_path):
+    results = copy_results(many["grid"], tmp_path, "q1")
+    trials, shown = search_rows(results, "lr_batch")
+    others = [c for c in shown if c != "lr"]
+
+    def path(trials):
+        best = {lr: max(r["val_accuracy"] for r in trials if r["lr"] == lr) for lr in {r["lr"] for r in trials}}
+        return " → ".join(f"{hp(lr)}: {pct(best[lr])} %" for lr in sorted(best))
+
+    metric = f"The best validation accuracy over {', '.join(others)}"
+    words = sentence(section(results, "q1", "lr_batch")["observations"], re.compile(rf"({metric}|The effect of lr)"))
+    assert path(trials) in words
+
+    def falling(trials):       # the lower the lr, the better, by 10 points a step
+        for row in trials:
+            row["val_accuracy"] = 0.9 - 0.1 * round(math.log10(row["lr"] / 1e-3)) - 0.001 * row["batch_size"] / 32
+    trials = rewrite_trials(store(results, "q1"), "lr_batch", falling)
+    words = sentence(section(results, "q1", "lr_batch")["observations"], metric)
+    assert words == f"{metric} falls as lr grows: {path(trials)}."
+
+
+@pytest.mark.slow   # the extra real runs
+def test_main_effect_within_the_noise_is_said_to_be_unclear(many, tmp_path):
+    results = copy_results(many["grid"], tmp_path, "q1")
+    n_val = store(results, "q1").read_json("run.json")["dataset"]["splits"]["val"]
+    for step, clear in ((0.2, True), (0.5 / n_val, False)):     # lr's values 20 points, or half an image, apart
+        def by_lr(trials, step=step):
+            for row in trials:
+                row["val_accuracy"] = 0.3 + step * round(math.log10(row["lr"] / 1e-3)) + 0.1 * (row["batch_size"] == 64) / n_val
+        rewrite_trials(store(results, "q1"), "lr_batch", by_lr)
+        words = sentence(section(results, "q1", "lr_batch")["observations"], "In this full grid, lr's main effect")
+        assert ("no effect is clear" not in words) == clear, words
+        if not clear:
+            assert f"are within noise: {200 * step:.2f} points apart" in words
+
+
+def test_train_val_gap_of_the_best_trial_follows_its_history(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+    run = store(results, "q1")
+    found = run.read_experiment("lr_batch")
+    best = ranked(found["trials"])[0]
+    mine = [r for r in found["history"] if r["trial_id"] == best["trial_id"]]
+    first, last = mine[0], mine[-1]
+    start = 100 * (first["accuracy"] - first["val_accuracy"])
+    for target, verb in ((start + 20, "grew"), (start - 20, "shrank"), (start, "stayed the same")):
+        last["accuracy"] = last["val_accuracy"] + target / 100
+        run.write_table("experiments/lr_batch/history.csv", found["history"])
+        words = sentence(section(results, "q1", "lr_batch")["observations"], "For the best trial")
+        assert words.startswith(f"For the best trial, training minus validation accuracy went from {start:.2f} points "
+                                f"at epoch {first['epoch']} to {target:.2f} points at epoch {last['epoch']}: the gap "
+                                f"{verb} (")
+
+
+def test_ranking_and_accuracy_beside_the_seed(smoke_results, tmp_path):
+    """q3's smoke run fell back to digits: the seed's rows are still shown, and the fallback is a named cause."""
+    results = copy_results(smoke_results, tmp_path, "q3")
+    run = store(results, "q3")
+    rows = run.read_json("run.json")["reference"]["grid"]["rows"]
+    trials, shown = search_rows(results, "grid", "q3")
+
+    def seed_of(row):
+        return next((ref for ref in rows if all(math.isclose(row[k], ref[k]) for k in ref
+                                                if k in row and k != "val_accuracy")), None)
+
+    both = [r for r in ranked(trials) if seed_of(r)]
+    assert len(both) >= 2                              # the smoke grid's settings are among the seed's
+    for _ in range(2):                                 # as stored, then with the two settings swapped
+        ours = [f"({setting(r, shown)})" for r in both]
+        theirs = [f"({setting(r, shown)})" for r in sorted(both, key=lambda r: -seed_of(r)["val_accuracy"])]
+        observations = section(results, "q3", "grid")["observations"]
+        if ours == theirs:
+            assert f"Our ranking matches the seed's: {' > '.join(ours)}." in observations
+        else:
+            assert (f"Our ranking differs from the seed's: ours {' > '.join(ours)}, the seed's {' > '.join(theirs)}."
+                    in observations)
+        best, seed_best = both[0], max(rows, key=lambda r: r["val_accuracy"])
+        words = sentence(observations, "Our best validation accuracy")
+        assert words.startswith(f"Our best validation accuracy ({pct(best['val_accuracy'])} %)")
+        assert f"the seed's ({pct(seed_best['val_accuracy'])} %)" in words
+        if abs(best["val_accuracy"] - seed_best["val_accuracy"]) > 0.02:
+            assert "the digits fallback (ran on digits, not mnist)" in words and "the smoke profile" in words
+
+        def swap(trials, a=both[0]["trial_id"], b=both[1]["trial_id"]):
+            x, y = (next(r for r in trials if r["trial_id"] == t) for t in (a, b))
+            x["val_accuracy"], y["val_accuracy"] = y["val_accuracy"], x["val_accuracy"]
+        trials = rewrite_trials(run, "grid", swap)
+        both = [r for r in ranked(trials) if seed_of(r)]
+
+
+def test_single_run_states_its_final_accuracies(smoke_results):
+    (row,) = store(smoke_results, "q1").read_experiment("base")["trials"]
+    observations = section(smoke_results, "q1", "base")["observations"]
+    words = sentence(observations, "After ")
+    assert words.startswith(f"After {row['epochs_run']} epochs ({row['stop_reason']}), training accuracy is "
+                            f"{pct(row['accuracy'])} % and validation accuracy {pct(row['val_accuracy'])} %: ")
+    gap = 100 * (row["accuracy"] - row["val_accuracy"])
+    se = binomial_se_points((row["val_accuracy"]), store(smoke_results, "q1").read_json("run.json")["dataset"]["splits"]["val"])
+    if abs(gap) > se:
+        assert f"{'training' if gap >= 0 else 'validation'} accuracy is ahead by {abs(gap):.2f} points, more than" in words
+    else:
+        assert f"the two are within noise: {abs(gap):.2f} points apart, not more than {se:.2f} points" in words
+
+
+def test_fractions_trend_follows_the_test_accuracies(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path, "q1")
+
+    def stated():
+        rows = sorted(store(results, "q1").read_experiment("fractions")["trials"], key=lambda r: r["train_fraction"])
+        path = " → ".join(f"{hp(r['train_fraction'])}: {pct(r['test_accuracy'])} %" for r in rows)
+        return path, sentence(section(results, "q1", "fractions")["observations"], re.compile(".*train_fraction"))
+
+    path, words = stated()
+    assert path in words
+
+    def reverse(trials):   # the most data now scores lowest, 20 points a step apart
+        for i, row in enumerate(sorted(trials, key=lambda r: -r["train_fraction"])):
+            row["test_accuracy"] = 0.5 + 0.2 * i
+    rewrite_trials(store(results, "q1"), "fractions", reverse)
+    path, words = stated()
+    assert words == f"Test accuracy falls as train_fraction grows: {path}."
+
+
+# -- importance: the computation alone ---------------------------------------------------------------------
+def grid(effect) -> list[dict]:
+    rows = []
+    for i, (lr, batch, l2) in enumerate((lr, b, l2) for lr in (1e-3, 1e-2, 1e-1) for b in (32, 64) for l2 in (0.0, 1e-3)):
+        rows.append({"trial_id": i, "status": "completed", "lr": lr, "batch_size": batch, "l2": l2,
+                     "val_accuracy": effect(lr, batch, l2)})
+    return rows
+
+
+def test_main_effects_give_the_only_hyperparameter_that_matters_all_the_share():
+    lr_effect = {1e-3: 0.70, 1e-2: 0.85, 1e-1: 0.80}
+    found = hyperparameter_importance(grid(lambda lr, b, l2: lr_effect[lr]), ["lr", "batch_size", "l2"])
+    assert found.method == "main effects" and found.trials == 12
+    assert math.isclose(found.scores["lr"], 1.0) and found.scores["batch_size"] < 1e-12 and found.scores["l2"] < 1e-12
+    assert found.interactions < 1e-12
+
+
+def test_main_effects_of_an_additive_grid_split_the_variance_between_them():
+    lr_effect, batch_effect = {1e-3: 0.0, 1e-2: 0.1, 1e-1: 0.2}, {32: 0.0, 64: 0.05}
+    found = hyperparameter_importance(grid(lambda lr, b, l2: 0.5 + lr_effect[lr] + batch_effect[b]),
+                                      ["lr", "batch_size", "l2"])
+    lr_var, batch_var = statistics.pvariance(lr_effect.values()), statistics.pvariance(batch_effect.values())
+    assert math.isclose(found.scores["lr"], lr_var / (lr_var + batch_var))
+    assert math.isclose(found.scores["batch_size"], batch_var / (lr_var + batch_var))
+    assert found.interactions < 1e-12
+
+
+def test_a_grid_with_a_hole_falls_back_to_permutation_importance():
+    lr_effect = {1e-3: 0.70, 1e-2: 0.85, 1e-1: 0.80}
+    rows = grid(lambda lr, b, l2: lr_effect[lr] + (0.001 if b == 64 else 0.0))
+    rows[3]["status"], rows[3]["val_accuracy"] = "diverged", float("nan")
+    found = hyperparameter_importance(rows, ["lr", "batch_size", "l2"])
+    assert found.method == "permutation" and found.interactions is None and found.trials == 11
+    assert max(found.scores, key=found.scores.get) == "lr"
+    assert found.scores["lr"] > 10 * max(found.scores["batch_size"], found.scores["l2"])
+    assert hyperparameter_importance(grid(lambda lr, b, l2: 0.5), ["lr", "batch_size", "l2"]) is None
+
+
+# -- figures only where the trial counts call for them ---------------------------------------------------
+def expected_figures(summary: dict, trials: list[dict], template: str) -> set[str]:
+    trained = [r for r in trials if r["status"] == "completed"]
+    many = len(trained) >= MANY_TRIALS
+    found = {"trial_curves"} if (len(trained) >= 2 and template != "curves") or many else set()
+    if many:
+        found |= {"parallel", "importance"}
+    if many and summary["tuner"] == "random":
+        found.add("running_best")
+    return found
+
+
+@pytest.mark.parametrize("which", ["smoke", "grid", "random"])
+def test_figures_appear_when_the_trial_counts_call_for_them(which, many, smoke_results, tmp_path):
+    results = smoke_results if which == "smoke" else many[which]
+    output = tmp_path / "report"
+    html = build_report(results, ["q1"], profile=PROFILE, output=output)[0].read_text(encoding="utf-8")
+    run = store(results, "q1").read_json("run.json")
+    for part in run["sections"]:
+        if part["experiment"] not in ("lr_batch", "full_grid"):
+            continue
+        found = store(results, "q1").read_experiment(part["experiment"])
+        expected = expected_figures(found["summary"], found["trials"], part["template"])
+        shown = section_html(html, part["title"])
+        drawn = {name for name, caption in CAPTIONS.items() if f"<figcaption>{caption}" in shown}
+        assert drawn == expected, (which, part["experiment"])
+        assert images(shown) == len(expected) + (part["template"] == "effect")
+        if "importance" in expected:
+            method = ("main-effects share of variance" if which == "grid" else "permutation importance")
+            assert method in shown
+    if which != "smoke":        # the extra runs are there to have many trials
+        trials = store(results, "q1").read_experiment("lr_batch")["trials"]
+        assert sum(r["status"] == "completed" for r in trials) >= MANY_TRIALS
+
+
+def test_axes_are_logarithmic_only_for_positive_values_spanning_more_than_a_decade():
+    from dlcv_keras.report.figures import positions, scale_of
+
+    assert scale_of([1e-3, 1e-2, 1e-1]) == "log" and positions([1e-3, 1e-1], "log") == [-3.0, -1.0]
+    assert scale_of([1e-3, 5e-3]) == "linear" and scale_of([0.0, 1e-3, 1e-1]) == "linear"
+    assert scale_of(["relu", "tanh"]) == "categories" and scale_of([64, None]) == "categories"
+    assert positions(["tanh", "relu", "tanh"], "categories") == [1.0, 0.0, 1.0]

@@ -26,6 +26,7 @@ from dlcv_keras.questions.assignments import ASSIGNMENTS  # noqa: E402
 from dlcv_keras.report.__main__ import main as report_main  # noqa: E402
 from dlcv_keras.report.render import pdf_bytes  # noqa: E402
 from dlcv_keras.report.writeup import build_writeup, number_floats, writeup_context  # noqa: E402
+from dlcv_keras.validation import InvalidParameterError  # noqa: E402
 
 TODAY = dt.date(2026, 11, 30)
 
@@ -115,6 +116,23 @@ def test_a_question_not_run_is_listed_with_its_command(smoke_results, tmp_path):
     assert f"q7. {QUESTIONS['q7'].title}" in text
     assert f"Not run: no stored results for profile {PROFILE}. This command runs it: python -m dlcv_keras.run q7 --profile {PROFILE}" in text
     assert "1 of 2" in text and f"q6. {QUESTIONS['q6'].title}" in text
+
+
+def test_an_unfinished_run_shows_what_it_stored_and_marks_the_rest(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path / "results", "q1")
+    q1 = store(results, "q1")
+    run = q1.read_json("run.json")
+    last = run["sections"][-1]
+    (q1.experiment_dir(last["experiment"]) / "summary.json").unlink()
+    with pytest.raises(InvalidParameterError, match="summary.json"):   # a complete run must hold everything
+        build_writeup(results, "a1", profile=PROFILE, output=tmp_path / "a1", today=TODAY)
+    q1.write_json("run.json", {**run, "status": "interrupted"})
+    (path,) = build_writeup(results, "a1", profile=PROFILE, output=tmp_path / "a1", today=TODAY)
+    chapter = html_module.unescape(text_of(path.read_text(encoding="utf-8").split('id="chapter-q1"')[1].split('id="chapter-q2"')[0]))
+    assert 'Run status is "interrupted"' in chapter.replace("“", '"').replace("”", '"')
+    assert f"{last['title']} Not stored yet: the run's status is \"interrupted\"" in chapter
+    for section in run["sections"][:-1]:
+        assert section["title"] in chapter
 
 
 # -- appendix ----------------------------------------------------------------------------------

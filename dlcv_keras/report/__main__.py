@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results or Path(os.environ.get("DLCV_RESULTS_DIR") or "results")
     formats = ("html", "pdf") if args.pdf else ("html",)
     from dlcv_keras.report import build_report
-    from dlcv_keras.report.writeup import build_writeup, check_assignments, is_assignment
+    from dlcv_keras.report.writeup import build_writeups, check_assignments, is_assignment
 
     try:
         if any(is_assignment(name) for name in args.questions):
@@ -59,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.output is not None and len(assignments) > 1:
                 raise InvalidParameterError(f"--output names one file; it cannot hold {len(assignments)} "
                                             f"write-ups ({', '.join(assignments)})")
-            paths = [path for name in assignments
-                     for path in build_writeup(results.expanduser(), name, profile=args.profile,
-                                               formats=formats, output=args.output)]
+            paths = build_writeups(results.expanduser(), assignments, profile=args.profile,
+                                   formats=formats, output=args.output)
         else:
             paths = build_report(results.expanduser(), args.questions, profile=args.profile,
                                  formats=formats, output=args.output)

@@ -102,6 +102,20 @@ def section_context(store: ResultsStore, run: Mapping[str, Any], section: Mappin
             "observations": [], **values}
 
 
+def not_stored(store: ResultsStore, section: Any) -> bool:
+    """A section whose experiment has no summary.json yet."""
+    name = section.get("experiment") if isinstance(section, Mapping) else None
+    return isinstance(name, str) and not (store.experiment_dir(name) / "summary.json").is_file()
+
+
+def pending_section(section: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The place of an experiment an unfinished run has not stored yet."""
+    return {"template": str(section.get("template")), "title": str(section.get("title") or section["experiment"]),
+            "experiment": str(section["experiment"]), "stale": None, "description": "", "observations": [],
+            "pending": (f"Not stored yet: the run's status is \"{fmt(run.get('status'))}\" and it has not stored this "
+                        f"experiment; once no run of it is going on, the same command finishes it.")}
+
+
 def stale_note(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None:
     """Why a stored summary is not this run's (it was written by an earlier run with other
     settings, data or code, and this run has not redone it yet), or None when it is current."""
@@ -121,8 +135,11 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
     sections = run.get("sections")
     if not isinstance(sections, list):
         raise InvalidParameterError(f"{store.root / 'run.json'} has no \"sections\" list")
+    # A run still going, interrupted or failed shows what it stored; a complete one must hold everything.
+    pending = [] if run.get("status") == "complete" else [s for s in sections if not_stored(store, s)]
     for section in sections:  # fail fast, before any figure is drawn
-        check_section(store, section, known_templates)
+        if section not in pending:
+            check_section(store, section, known_templates)
     implementation = implementation_key(store, run)
     other = other_dataset(run, store.question)
     return {
@@ -166,7 +183,8 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
             "packages": [{"name": k, "version": fmt(v)} for k, v in (environment.get("packages") or {}).items()],
             "git_revision": fmt(environment.get("git_revision")),
         },
-        "sections": [section_context(store, run, s, known_templates) for s in sections],
+        "sections": [pending_section(s, run) if s in pending else section_context(store, run, s, known_templates)
+                     for s in sections],
     }
 
 

@@ -22,7 +22,7 @@ from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousand
 from dlcv_keras.results import ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
-__all__ = ["writeup_context", "build_writeup", "writeup_path", "number_floats", "reproduce_command"]
+__all__ = ["writeup_context", "build_writeup", "build_writeups", "writeup_path", "number_floats", "reproduce_command"]
 
 # Options of a stored command line that do not change a number: how it printed and what it wrote after
 # (the value: whether the option takes one).
@@ -241,6 +241,22 @@ def build_writeup(results_dir: Path, assignment: str, profile: str = "quick", fo
     html = number_floats(render_html("writeup.html.jinja2", context))
     base = Path(output) if output is not None else writeup_path(results_dir, assignment, profile)
     return write_rendered(base, html, formats, results_dir)
+
+
+def build_writeups(results_dir: Path, assignments: Sequence[str], profile: str = "quick",
+                   formats: tuple = ("html",), output: Path | None = None) -> list[Path]:
+    """``build_writeup`` for each assignment, in order; several are built side by side, one process
+    per core (drawing figures and laying out PDFs is CPU-bound, and the write-ups share nothing)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(assignments), os.cpu_count() or 1)
+    if workers < 2:
+        return [path for name in assignments
+                for path in build_writeup(results_dir, name, profile, formats, output)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = [pool.submit(build_writeup, results_dir, name, profile, formats, output) for name in assignments]
+        return [path for job in jobs for path in job.result()]
 
 
 def is_assignment(name: str) -> bool:

@@ -100,6 +100,9 @@ def test_number_floats_folds_a_heading_into_its_table_caption():
     assert "<h4>All trials</h4>" not in out and '<table class="meta">' in out
     assert '<figcaption><span class="float-label">Figure 1.</span> Curves' in out
     assert "<h4>Observations (from Figure 1 and Table 1)</h4>" in out
+    row = "".join(f"<th>c{i}</th>" for i in range(11))
+    assert '<table id="table-1" class="wide trials">' in number_floats(f'<table class="trials"><tr>{row}</tr></table>')
+    assert 'class="wide' not in number_floats(f'<table class="trials"><tr>{row[:-12]}</tr></table>')
 
 
 def test_a_question_on_another_dataset_is_titled_so_and_compared_with_nothing(a1, smoke_results):

@@ -177,13 +177,16 @@ _FLOATS = re.compile(
     r'|(?P<observations><h4>Observations</h4>)')
 
 
+WIDE_COLUMNS = 11   # columns from which a table is set in a smaller type (writeup.css: table.wide)
+
+
 def number_floats(html: str) -> str:
     """Number every figure and table of the rendered write-up in reading order ("Figure 3.", "Table 5.")
     and head each section's observations with the figures and tables they read.
 
     A table headed by an ``<h4>`` right above it takes the heading as its caption, so the PDF never
     leaves a heading at the foot of a page and its table on the next. Tables of class "meta" (the
-    front matter's) are not numbered."""
+    front matter's) are not numbered; tables of ``WIDE_COLUMNS`` columns or more get class "wide"."""
     counts = {"figure": 0, "table": 0}
     in_section: dict[str, list[int]] = {"figure": [], "table": []}
 
@@ -207,6 +210,10 @@ def number_floats(html: str) -> str:
         label = f'<span class="float-label">Table {counts["table"]}.</span>'
         heading = (match.group("heading") or "").strip()
         title = f" {heading}" if heading else ""
+        first_row = html[match.end():html.find("</tr>", match.end())]
+        if first_row.count("<th") + first_row.count("<td") >= WIDE_COLUMNS:   # set smaller to fit the page
+            attrs = (re.sub(r'class="', 'class="wide ', attrs, count=1) if 'class="' in attrs
+                     else f'{attrs} class="wide"')
         opening = f'<table id="table-{counts["table"]}"{attrs}>'
         if match.group("caption"):
             return f"{opening}<caption>{label}{title} "

@@ -64,7 +64,24 @@ def _augmented_examples(store, section, experiment, reference, run=None) -> dict
     labels = [names[int(k)] if int(k) < len(names) else str(int(k)) for k in arrays["labels"]]
     columns = ["original", *(f"augmented {j + 1}" for j in range(augmented.shape[1]))]
     return {"figure": figures.data_uri(figures.image_grid(rows, row_labels=labels, col_labels=columns)),
-            "augment": ", ".join(summary.get("augment") or []) or "none"}
+            "augment": ", ".join(summary.get("augment") or []) or "none",
+            "observations": _observations(arrays["originals"], arrays["augmented"])}
+
+
+def _observations(originals, augmented) -> list[str]:
+    """How many augmented copies came out identical to their original (a random transform can draw
+    "no change"), and how far the others moved a pixel on average (0-255 pixel values)."""
+    import numpy as np
+
+    if augmented.ndim != originals.ndim + 1 or not augmented.size:
+        return []
+    difference = np.abs(augmented.astype(np.float64) - originals[:, None].astype(np.float64))
+    per_copy = difference.reshape(augmented.shape[0] * augmented.shape[1], -1).mean(axis=1)
+    changed = per_copy[per_copy > 0]
+    sentence = f"{len(per_copy) - len(changed)} of the {len(per_copy)} augmented copies are identical to their original"
+    if len(changed):
+        sentence += f"; the others differ from it by {changed.mean():.1f} of 255 per pixel value on average"
+    return [sentence + "."]
 
 
 VIEWS = {"augmented_examples": _augmented_examples}

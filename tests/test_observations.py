@@ -569,3 +569,6 @@ def test_activation_maps_and_augmented_copies_are_described_from_the_stored_arra
     assert _observations(originals, copies) == [
         f"{9 - len(changed)} of the 9 augmented copies are identical to their original; the others differ from it by "
         f"{np.mean(changed):.1f} of 255 per pixel value on average."]
+    assert _observations(originals, copies[:, 1:]) == [
+        f"All 6 augmented copies differ from their original, by {np.mean(changed[1:]):.1f} of 255 per pixel value "
+        f"on average."]

@@ -161,7 +161,8 @@ def _model_observation(model: Mapping[str, Any], early, late) -> str:
     def flat(maps) -> int:
         return int((maps.reshape(maps.shape[0], maps.shape[1], -1).max(axis=(0, 2)) == 0).sum())
 
-    label = f"{model.get('label')} ({model.get('question')})"
+    label, question = str(model.get("label")), str(model.get("question"))
+    label = label if question in label else f"{label} ({question})"
     early_shape, late_shape = model.get("early_shape") or [], model.get("late_shape") or []
     sentence = f"{label}: "
     if len(early_shape) >= 2 and len(late_shape) >= 2 and late_shape[0]:

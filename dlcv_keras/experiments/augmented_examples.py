@@ -78,10 +78,11 @@ def _observations(originals, augmented) -> list[str]:
     difference = np.abs(augmented.astype(np.float64) - originals[:, None].astype(np.float64))
     per_copy = difference.reshape(augmented.shape[0] * augmented.shape[1], -1).mean(axis=1)
     changed = per_copy[per_copy > 0]
+    by = f"by {changed.mean():.1f} of 255 per pixel value on average" if len(changed) else ""
+    if len(changed) == len(per_copy):
+        return [f"All {len(per_copy)} augmented copies differ from their original, {by}."]
     sentence = f"{len(per_copy) - len(changed)} of the {len(per_copy)} augmented copies are identical to their original"
-    if len(changed):
-        sentence += f"; the others differ from it by {changed.mean():.1f} of 255 per pixel value on average"
-    return [sentence + "."]
+    return [sentence + (f"; the others differ from it {by}." if by else ".")]
 
 
 VIEWS = {"augmented_examples": _augmented_examples}

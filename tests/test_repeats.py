@@ -91,12 +91,16 @@ def test_ranking_words_for_ties_missing_runs_and_single_runs():
     assert words["agreement"] == ("Our ranking agrees with the seed's wherever the means differ. Tied here: L2 "
                                   "and L1. Not ranked here (no completed run with a test accuracy): dropout.")
     # The seed's neighbouring pairs with both runs here: L2 above L1 (dropout has no test accuracy).
-    assert words["gaps"] == ["L2 70.00 ± 0.00 = L1 70.00 ± 1.00: 0.00 points, within one standard deviation "
-                             "(the larger of the two, 1.00)"]
+    assert words["gaps"] == ["The seed ranks L2 above L1; ours: L2 70.00 ± 0.00 %, L1 70.00 ± 1.00 %: within noise: "
+                             "0.00 points apart, not more than 1.00 points, the run-to-run standard deviation we measured."]
+    # One run each: the noise is the binomial standard error on the run's test split, sqrt(0.85 * 0.15 / 400).
     single = [{"run": "a", "status": "completed", "test_accuracy": 0.9}, {"run": "b", "status": "completed",
                                                                           "test_accuracy": 0.8}]
-    assert ranking_words(single, ["b", "a"])["gaps"] == ["b 80.00 < a 90.00: -10.00 points, one run each: no spread measured"]
-    assert ranking_words(single, ["a", "b"])["gaps"] == ["a 90.00 > b 80.00: 10.00 points, one run each: no spread measured"]
+    run = {"dataset": {"splits": {"test": 400}}}
+    assert ranking_words(single, ["b", "a"], run)["gaps"] == [
+        "The seed ranks b above a; ours: b 80.00 %, a 90.00 %, b below by 10.00 points, more than 1.79 points, "
+        "the binomial standard error on 400 test images."]
+    assert "within noise: 10.00 points apart" in ranking_words(single, ["a", "b"], {"dataset": {"splits": {"test": 4}}})["gaps"][0]
     assert ranking_words(single, None) is None
 
 # -- a comparison of repeated runs, from a real smoke run of q8 -----------------------------------
@@ -180,13 +184,16 @@ def _ranked(compare) -> list[dict]:
 
 
 def _gap_words(upper: dict, lower: dict) -> str:
+    """The seed's claim that ``upper`` beats ``lower`` against our means and the larger measured spread."""
     points = 100 * (upper["test_accuracy"] - lower["test_accuracy"])
     largest = 100 * max(upper["test_accuracy_std"], lower["test_accuracy_std"])
-    against = (f"within one standard deviation (the larger of the two, {largest:.2f})" if points <= largest else
-               f"{points / largest:.1f} times the larger standard deviation ({largest:.2f})")
-    return (f"{upper['run']} {100 * upper['test_accuracy']:.2f} ± {100 * upper['test_accuracy_std']:.2f} > "
-            f"{lower['run']} {100 * lower['test_accuracy']:.2f} ± {100 * lower['test_accuracy_std']:.2f}: "
-            f"{points:.2f} points, {against}")
+    ours = (f"The seed ranks {upper['run']} above {lower['run']}; ours: {upper['run']} {100 * upper['test_accuracy']:.2f} "
+            f"± {100 * upper['test_accuracy_std']:.2f} %, {lower['run']} {100 * lower['test_accuracy']:.2f} ± "
+            f"{100 * lower['test_accuracy_std']:.2f} %")
+    spread = f"{largest:.2f} points, the run-to-run standard deviation we measured."
+    if abs(points) <= largest:
+        return f"{ours}: within noise: {abs(points):.2f} points apart, not more than {spread}"
+    return f"{ours}, {upper['run']} {'above' if points > 0 else 'below'} by {abs(points):.2f} points, more than {spread}"
 
 
 @pytest.mark.slow

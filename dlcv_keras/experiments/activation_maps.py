@@ -150,7 +150,27 @@ def _activation_maps(store, section, experiment, reference, run=None) -> dict[st
         shown.append({"label": model.get("label"), "question": model.get("question"), "panels": panels,
                       "filters": filter_figure, "first_conv": fmt(model.get("first_conv")),
                       "n_filters": model.get("filters")})
-    return {"inputs": figures.data_uri(inputs), "models": shown}
+    return {"inputs": figures.data_uri(inputs), "models": shown,
+            "observations": [_model_observation(model, arrays[f"early_{i}"], arrays[f"late_{i}"])
+                             for i, model in enumerate(models)]}
+
+
+def _model_observation(model: Mapping[str, Any], early, late) -> str:
+    """How much coarser the late maps are than the early ones, and how many of the shown channels are flat
+    on every image (one value over the map, a dead ReLU's 0 say: ``_scaled`` stores such a map as 0)."""
+    def flat(maps) -> int:
+        return int((maps.reshape(maps.shape[0], maps.shape[1], -1).max(axis=(0, 2)) == 0).sum())
+
+    label, question = str(model.get("label")), str(model.get("question"))
+    label = label if question in label else f"{label} ({question})"
+    early_shape, late_shape = model.get("early_shape") or [], model.get("late_shape") or []
+    sentence = f"{label}: "
+    if len(early_shape) >= 2 and len(late_shape) >= 2 and late_shape[0]:
+        sentence += (f"the late maps are {late_shape[0]} x {late_shape[1]} against the early {early_shape[0]} x "
+                     f"{early_shape[1]}, {early_shape[0] / late_shape[0]:g} times coarser; ")
+    images = early.shape[0]
+    return sentence + (f"{flat(early)} of the {early.shape[1]} early channels shown and {flat(late)} of the "
+                       f"{late.shape[1]} late ones are flat (one value over the whole map) on all {images} images.")
 
 
 VIEWS = {"activation_maps": _activation_maps}

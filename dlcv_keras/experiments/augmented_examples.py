@@ -64,7 +64,25 @@ def _augmented_examples(store, section, experiment, reference, run=None) -> dict
     labels = [names[int(k)] if int(k) < len(names) else str(int(k)) for k in arrays["labels"]]
     columns = ["original", *(f"augmented {j + 1}" for j in range(augmented.shape[1]))]
     return {"figure": figures.data_uri(figures.image_grid(rows, row_labels=labels, col_labels=columns)),
-            "augment": ", ".join(summary.get("augment") or []) or "none"}
+            "augment": ", ".join(summary.get("augment") or []) or "none",
+            "observations": _observations(arrays["originals"], arrays["augmented"])}
+
+
+def _observations(originals, augmented) -> list[str]:
+    """How many augmented copies came out identical to their original (a random transform can draw
+    "no change"), and how far the others moved a pixel on average (0-255 pixel values)."""
+    import numpy as np
+
+    if augmented.ndim != originals.ndim + 1 or not augmented.size:
+        return []
+    difference = np.abs(augmented.astype(np.float64) - originals[:, None].astype(np.float64))
+    per_copy = difference.reshape(augmented.shape[0] * augmented.shape[1], -1).mean(axis=1)
+    changed = per_copy[per_copy > 0]
+    by = f"by {changed.mean():.1f} of 255 per pixel value on average" if len(changed) else ""
+    if len(changed) == len(per_copy):
+        return [f"All {len(per_copy)} augmented copies differ from their original, {by}."]
+    sentence = f"{len(per_copy) - len(changed)} of the {len(per_copy)} augmented copies are identical to their original"
+    return [sentence + (f"; the others differ from it {by}." if by else ".")]
 
 
 VIEWS = {"augmented_examples": _augmented_examples}

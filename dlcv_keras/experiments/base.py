@@ -14,7 +14,7 @@ Nothing here imports Keras.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.validation import InvalidParameterError
 
@@ -132,3 +132,59 @@ def already_done(runner, experiment: Experiment, fingerprint: str) -> bool:
                                     {**stored, "run_id": runner.store.run_id})
         return True
     return False
+
+
+# -- observations several kinds share (the general rules are report/observe.py's) -----------------
+# A float64 gradient check lands below this relative error; 1e-2 or more means a bug
+# (scratch/gradient_check.rel_error, the exercises' convention).
+RELATIVE_TOLERANCE = 1e-7
+
+
+def tolerance_words(subject: str, other: str, value: Any, tolerance: float, measure: str, detail: str = "") -> str | None:
+    """"<subject> agrees with <other> to 3.6e-09 (<measure>; <detail>; tolerance 1e-07)." or the sentence
+    saying it does not; None when the value is not stored. A nan or inf never agrees."""
+    from dlcv_keras.report.format import as_number, fmt_sci, is_finite
+
+    value = as_number(value)
+    if value is None or value == "" or isinstance(value, str):
+        return None
+    if is_finite(value) and abs(value) <= tolerance:
+        return f"{subject} agrees with {other} to {fmt_sci(value)} ({measure}{'; ' + detail if detail else ''}; " \
+               f"tolerance {tolerance:g})."
+    return (f"{subject} does not agree with {other}: the {measure} reaches {fmt_sci(value)}, more than the "
+            f"{tolerance:g} tolerance{f' ({detail})' if detail else ''}.")
+
+
+def run_causes(store, run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epochs: Any = None,
+               extra: Sequence[str] = ()) -> list[str]:
+    """observe.known_causes, plus the offline pretrained-weights substitute when the question has one."""
+    from dlcv_keras.experiments.pretrained_source import substitute
+    from dlcv_keras.report.observe import known_causes
+
+    found = substitute(store, run)
+    if found is not None:
+        cause, banner = found
+        dataset = (run or {}).get("dataset") or {}
+        if banner and dataset.get("fallback_banner") == banner and dataset.get("requested") in (None, dataset.get("name")):
+            # The substitute's banner is not a dataset fallback (same dataset, another task): its own cause says it.
+            run = {**run, "dataset": {**dataset, "fallback_banner": None}}
+        extra = [*extra, cause]
+    return known_causes(run, epochs=epochs, seed_epochs=seed_epochs, extra=extra)
+
+
+def seed_observations(items: Sequence[tuple], run: Mapping[str, Any] | None) -> list[str]:
+    """observe.against_seed for several numbers, each item (what, ours, seed, noise, causes); a list
+    of causes is spelled out once, later sentences with the same list refer back to it."""
+    from dlcv_keras.report.observe import against_seed
+
+    sentences, said = [], {}
+    for what, ours, seed, noise_, causes in items:
+        key = tuple(causes)
+        shown = [f"as for the {said[key]}"] if key in said else list(causes)
+        sentence = against_seed(what, ours, seed, run, noise_, shown)
+        if sentence is None:
+            continue
+        if causes and key not in said and "; ".join(causes) in sentence:
+            said[key] = what
+        sentences.append(sentence)
+    return sentences

@@ -7,8 +7,9 @@ run's curves overlaid. The compared searches are usually declared with ``show=Fa
 
 A compared run may repeat its setting from several seeds (a ``repeat`` list, q14): its row then
 holds the mean over its completed repeats, with their sample standard deviation and count beside
-it, and its curve the mean per epoch, shaded from the lowest to the highest repeat. With a seed
-ranking in the reference, the report says whether ours agrees and how far apart the runs are.
+it, and its curve the mean per epoch, shaded from the lowest to the highest repeat. The observations
+name the winner, say whether our ranking agrees with the seed's and how far apart the runs are against
+the spread we measured (or, with one run each, the binomial error on the test split).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
-from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.validation import InvalidParameterError
+from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, histories_by_trial, is_finite,
                                       pct, require)
+from dlcv_keras.report.observe import Noise, gap_words, noise, points, winner
+from dlcv_keras.validation import InvalidParameterError
 
 # A run's numbers in the table, in column order: for a run of repeats, the mean over its completed
 # repeats, with "<key>_std" (their sample standard deviation, n - 1 in the denominator) beside it.
@@ -171,8 +173,47 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
             # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
             "repeated": any(is_finite(row.get("n")) and row["n"] > 1 for row in trials),
             "figure": figures.data_uri(figures.learning_curves(curves)) if curves else None,
-            "ranking": ranking_words(trials, _seed_ranking(reference, section)),
-            "note": str(reference.get("note") or DASH)}
+            "note": str(reference.get("note") or DASH),
+            "observations": _observations(store, trials, reference, section, run)}
+
+
+def _ranked_runs(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The completed runs with a test accuracy, best (mean) first."""
+    return sorted((row for row in trials if row.get("status") == "completed" and is_finite(row.get("test_accuracy"))),
+                  key=lambda row: -row["test_accuracy"])
+
+
+def _stds(*rows: Mapping[str, Any]) -> list[float]:
+    """The runs' measured test-accuracy standard deviations, in points (none for single runs)."""
+    return [100 * as_number(row.get("test_accuracy_std")) for row in rows
+            if is_finite(as_number(row.get("test_accuracy_std")))]
+
+
+def _noise(run, *rows: Mapping[str, Any]) -> Noise:
+    """Run-to-run spread we measured among ``rows`` (repeats), else the binomial error on the test split."""
+    return noise(run, "test", [row["test_accuracy"] for row in rows], spread_points=_stds(*rows))
+
+
+def _observations(store, trials, reference, section, run) -> list[str]:
+    """The winner by test accuracy, the ranking against the seed's, each run against the seed's number."""
+    ranked = _ranked_runs(trials)
+    sentences = []
+    if ranked:
+        sentences.append(winner([(str(row["run"]), row["test_accuracy"]) for row in ranked], _noise(run, *ranked),
+                                "test accuracy"))
+    ranking = ranking_words(trials, _seed_ranking(reference, section), run)
+    if ranking:
+        sentences.append(f"Ranking by test accuracy, ours: {ranking['ours']}; the seed's: {ranking['seed']}. "
+                         f"{ranking['agreement']}")
+        sentences.extend(ranking["gaps"])
+    seed = {str(r.get("run")): r for r in reference.get("rows") or []}
+    items = []
+    for row in ranked:
+        ref = seed.get(str(row["run"])) or {}
+        causes = run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"))
+        items.append((f"test accuracy with {row['run']}", row["test_accuracy"], ref.get("test_accuracy"),
+                      _noise(run, row, {"test_accuracy": as_number(ref.get("test_accuracy"))}), causes))
+    return sentences + seed_observations(items, run)
 
 
 def _seed_ranking(reference: Mapping[str, Any], section: Mapping[str, Any]) -> list[str] | None:
@@ -185,19 +226,19 @@ def _seed_ranking(reference: Mapping[str, Any], section: Mapping[str, Any]) -> l
     return ranking
 
 
-def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[str] | None) -> dict[str, Any] | None:
+def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[str] | None,
+                  run: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Our ranking by (mean) test accuracy beside the seed's, in words computed from the stored rows.
 
     Returns None without a seed ranking, else {"ours", "seed", "agreement", "gaps"}: "ours" is
     "a > b = c" (= for equal means); "agreement" says whether every pair of runs the seed orders is
     in the same order here, which pairs swap and which tie; "gaps" gives, for each neighbouring pair
-    of the seed's ranking (the claims it makes), our difference of the means in percentage points
-    against the spread (``_gap``).
+    of the seed's ranking (the claims it makes), our difference of the means against the noise
+    (``_gap``).
     """
     if seed_ranking is None:
         return None
-    ranked = sorted((row for row in trials if row.get("status") == "completed" and is_finite(row.get("test_accuracy"))),
-                    key=lambda row: -row["test_accuracy"])
+    ranked = _ranked_runs(trials)
     ours = str(ranked[0]["run"]) if ranked else DASH
     for upper, lower in zip(ranked, ranked[1:]):
         ours += f" {_order(upper, lower)} {lower['run']}"
@@ -205,7 +246,7 @@ def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[st
     claimed = [by_label[label] for label in seed_ranking if label in by_label]
     return {"ours": ours, "seed": " > ".join(seed_ranking),
             "agreement": _agreement({label: row["test_accuracy"] for label, row in by_label.items()}, seed_ranking),
-            "gaps": [_gap(upper, lower) for upper, lower in zip(claimed, claimed[1:])]}
+            "gaps": [_gap(upper, lower, run) for upper, lower in zip(claimed, claimed[1:])]}
 
 
 def _order(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
@@ -237,25 +278,19 @@ def _agreement(mean: Mapping[str, float], seed_ranking: Sequence[str]) -> str:
     return words
 
 
-def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
-    """"dropout 71.20 ± 1.30 > L2 69.80 ± 2.00: 1.40 points, within one standard deviation (...)": the
-    gap between the means of two runs the seed ranks ``upper`` above ``lower`` (negative, with "<",
-    where ours swap them) against the larger of the two runs' standard deviations, the spread a
-    single seed's result could show for either."""
-    points = 100 * (upper["test_accuracy"] - lower["test_accuracy"])
-    stds = [100 * as_number(row.get("test_accuracy_std")) for row in (upper, lower)
-            if is_finite(as_number(row.get("test_accuracy_std")))]
-    largest = max(stds, default=None)
-    if largest is None:
-        against = "one run each: no spread measured"
-    elif abs(points) <= largest:
-        against = f"within one standard deviation (the larger of the two, {largest:.2f})"
-    elif largest > 0:
-        against = f"{abs(points) / largest:.1f} times the larger standard deviation ({largest:.2f})"
-    else:
-        against = "and no spread among the repeats"
-    return (f"{upper['run']} {spread(upper, 'test_accuracy', pct)} {_order(upper, lower)} {lower['run']} "
-            f"{spread(lower, 'test_accuracy', pct)}: {points:.2f} points, {against}")
+def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any], run: Mapping[str, Any] | None) -> str:
+    """"The seed ranks dropout above L2; ours: dropout 71.20 ± 1.30 %, L2 69.80 ± 2.00 %: within noise: ...":
+    our difference of the means of two runs the seed ranks ``upper`` above ``lower``, against the larger
+    of their measured standard deviations (the spread a single seed's result could show for either), or
+    with one run each the binomial standard error on the test split."""
+    difference = points(upper["test_accuracy"], lower["test_accuracy"])
+    noise_ = _noise(run, upper, lower)
+    ours = (f"The seed ranks {upper['run']} above {lower['run']}; ours: {upper['run']} "
+            f"{spread(upper, 'test_accuracy', pct)} %, {lower['run']} {spread(lower, 'test_accuracy', pct)} %")
+    if not noise_.separates(difference):
+        return f"{ours}: {gap_words(difference, noise_)}."
+    side = "above" if difference > 0 else "below"
+    return f"{ours}, {upper['run']} {side} by {gap_words(difference, noise_)}."
 
 
 VIEWS = {"run_comparison": _run_comparison}

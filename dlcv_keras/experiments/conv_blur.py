@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcv_keras.experiments.base import Experiment, pick, table_values
+from dlcv_keras.experiments.base import RELATIVE_TOLERANCE, Experiment, pick, table_values, tolerance_words
 from dlcv_keras.report.format import DASH, fmt, fmt_sci, fmt_sig, read_arrays, settings_rows
 from dlcv_keras.validation import InvalidParameterError
 
@@ -163,7 +163,37 @@ def _conv_blur(store, section, experiment, reference, run=None) -> dict[str, Any
         "checks": checks,
         "notes": notes,
         "reference_note": str(reference.get("note") or ""),
+        "observations": _observations(summary, reference, blurred, names),
     }
+
+
+# Keras Conv2D computes in float32: agreement to this fraction of the largest output (at least 1: the
+# check adds a bias of unit size) is float32 rounding; numpy's allclose default rtol.
+FLOAT32_RELATIVE = 1e-5
+
+
+def _observations(summary, reference, blurred, names) -> list[str]:
+    """Forward against Keras Conv2D (float32 rounding of the largest output), backward against TensorFlow
+    (the float64 tolerance), and whether our settings are the seed's."""
+    import numpy as np
+
+    finite = blurred[np.isfinite(blurred)]
+    scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    sentences = [
+        tolerance_words("The forward pass", "Keras Conv2D", summary.get("keras_max_abs_diff"), FLOAT32_RELATIVE * scale,
+                        "largest absolute difference in float32", f"outputs up to {fmt_sig(scale, 3)}"),
+        tolerance_words("The backward pass (dx, dw, db)", "TensorFlow's autodiff", summary.get("backward_max_rel_error"),
+                        RELATIVE_TOLERANCE, "largest relative error in float64"),
+    ]
+    shared = [key for key in names if key in summary and key in reference]
+    differ = [f"{names[key]} {fmt(summary[key])} (the seed's {fmt(reference[key])})" for key in shared
+              if fmt(summary[key]) != fmt(reference[key])]
+    if differ:
+        sentences.append(f"Our settings differ from the seed's: {'; '.join(differ)}.")
+    elif shared:
+        sentences.append("Every setting the seed printed is ours: "
+                         + ", ".join(f"{names[key]} {fmt(summary[key])}" for key in shared) + ".")
+    return [sentence for sentence in sentences if sentence]
 
 
 VIEWS = {"conv_blur": _conv_blur}

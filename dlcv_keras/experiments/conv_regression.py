@@ -14,6 +14,7 @@ from dlcv_keras.experiments.base import Experiment, already_done, experiment_fin
 from dlcv_keras.report.format import (DASH, as_number, diverged_rows, fixed_decimals, fmt, fmt_seconds, fmt_sig,
                                       histories_by_trial, is_diverged, is_finite, reference_match, require,
                                       settings_rows, trial_key)
+from dlcv_keras.report.observe import ranking_agreement
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,44 @@ def _conv_l2_divergence(store, section, experiment, reference, run=None) -> dict
                                                            first_nan=ours["first_nan_epoch"])) if rows else None,
         "comparison": comparison,
         "reference_note": str(reference.get("note") or ""),
+        "observations": _divergence_observations(ours, first_loss, summary.get("epochs_run", len(rows) or None),
+                                                 reference),
     }
+
+
+def _divergence_observations(ours: Mapping[str, Any], first_loss: Any, epochs_run: Any,
+                             reference: Mapping[str, Any]) -> list[str]:
+    """When our loss became inf and NaN against the seed's epochs (both counted from 1), and how far
+    apart the losses after the first epoch are."""
+    parts, compared = [], False
+    for key, word in (("first_inf_epoch", "inf"), ("first_nan_epoch", "NaN")):
+        value, theirs = as_number(ours.get(key)), as_number(reference.get(key))
+        compared = compared or is_finite(theirs)
+        seed_words = f"the seed's (epoch {fmt(theirs)})"
+        if is_finite(value):
+            part = f"{word} from epoch {fmt(value)}"
+            if is_finite(theirs):
+                later = value - theirs
+                part += (f", as {seed_words}" if not later else
+                         f", {abs(later):g} epoch{'s' if abs(later) != 1 else ''} "
+                         f"{'after' if later > 0 else 'before'} {seed_words}")
+            parts.append(part)
+        elif is_finite(theirs):
+            parts.append(f"never {word} in {fmt(epochs_run)} epochs, where the seed's was from epoch {fmt(theirs)}")
+    sentences = []
+    if parts:
+        blew = any(is_finite(as_number(ours.get(key))) for key in ("first_inf_epoch", "first_nan_epoch"))
+        sentences.append(("The loss blew up: " if blew else "The loss stayed finite: ") + "; ".join(parts)
+                         + ("; epochs counted from 1 in both." if compared else "."))
+    else:
+        sentences.append(f"The loss stayed finite for all {fmt(epochs_run)} epochs.")
+    ours_first, seed_first = as_number(first_loss), as_number(reference.get("first_loss"))
+    if is_finite(ours_first) and is_finite(seed_first) and seed_first > 0 and ours_first > 0:
+        ratio = ours_first / seed_first
+        sentences.append(f"After the first epoch our loss was {_seed_loss(ours_first)}, "
+                         + (f"{ratio:.3g} times the seed's {_seed_loss(seed_first)}." if ratio >= 1 else
+                            f"{1 / ratio:.3g} times smaller than the seed's {_seed_loss(seed_first)}."))
+    return sentences
 
 
 def _conv_l2_batches(store, section, experiment, reference, run=None) -> dict[str, Any]:
@@ -195,7 +233,34 @@ def _conv_l2_batches(store, section, experiment, reference, run=None) -> dict[st
         "plot": figures.data_uri(figures.value_vs_batch_size(ours_points, seed_points)) if ours_points else None,
         "table": table,
         "diverged": diverged_rows(trials, ["batch_size"]),
+        "observations": _batch_observations(ours_points, seed_points, [r["batch_size"] for r in table if r["diverged"]]),
     }
+
+
+def _batch_observations(ours: Sequence[tuple[Any, Any]], seed: Sequence[tuple[Any, Any]],
+                        diverged: Sequence[str]) -> list[str]:
+    """The final L2 norms ordered over batch sizes (smallest, the closest fit, first) against the seed's
+    order, and the largest over the smallest, ours and the seed's."""
+    def ordered(pairs):
+        return sorted(((size, norm) for size, norm in pairs if is_finite(size) and is_finite(norm)), key=lambda p: p[1])
+
+    ours, seed = ordered(ours), ordered(seed)
+    sentences = []
+    if diverged:
+        sentences.append(f"Batch size {', '.join(diverged)} diverged: left out of the order below.")
+    if len(ours) >= 2:
+        sentences.append("Final L2 norm, smallest (the closest fit) first: "
+                         + ", ".join(f"batch size {fmt(size)}: {fixed_decimals(norm)}" for size, norm in ours) + ".")
+        agreement = ranking_agreement([f"batch size {fmt(size)}" for size, _ in ours],
+                                      [f"batch size {fmt(size)}" for size, _ in seed])
+        if agreement:
+            sentences.append(agreement)
+        if ours[0][1] > 0:
+            ratio = f"The largest final L2 norm is {ours[-1][1] / ours[0][1]:.2f} times the smallest"
+            if len(seed) >= 2 and seed[0][1] > 0:
+                ratio += f" (the seed's: {seed[-1][1] / seed[0][1]:.2f} times)"
+            sentences.append(ratio + ".")
+    return sentences
 
 
 VIEWS = {"conv_l2_batches": _conv_l2_batches, "conv_l2_divergence": _conv_l2_divergence}

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, pct, require, thousands)
+from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
+from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, is_finite, pct, require,
+                                      thousands)
+from dlcv_keras.report.observe import SPLIT_WORDS, Noise, gap_words, noise, points
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,94 @@ def _class_entry(entry: Any) -> dict[str, str]:
     return {"name": fmt(entry.get("name")), "accuracy": pct(as_number(entry.get("accuracy")))}
 
 
+def _budget(summary: Mapping[str, Any], reference: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """How long we trained against the seed, like for like: the epochs setting when both name one,
+    else the epochs run (as observe.known_causes takes them); fewer iterations as a cause of its own."""
+    ours_hp, ref_hp = summary.get("hyperparameters") or {}, reference.get("hyperparameters") or {}
+    if "epochs" in ref_hp and "epochs" in ours_hp:
+        epochs = {"epochs": ours_hp["epochs"], "seed_epochs": ref_hp["epochs"]}
+    else:
+        epochs = {"epochs": summary.get("epochs_run"), "seed_epochs": reference.get("epochs_run")}
+    ours, seed = as_number(ours_hp.get("iterations")), as_number(ref_hp.get("iterations"))
+    extra = [f"fewer iterations ({fmt(ours)} against the seed's {fmt(seed)})"] \
+        if is_finite(ours) and is_finite(seed) and ours < seed else []
+    return epochs, extra
+
+
+def _class_counts(matrix: Any) -> list[int]:
+    """Test images per true class: the confusion matrix's row sums."""
+    if not isinstance(matrix, list):
+        return []
+    return [int(sum(v for v in row if is_finite(v))) if isinstance(row, list) else 0 for row in matrix]
+
+
+def _observations(store, summary, metrics, reference, run) -> list[str]:
+    """Our accuracies against the seed's, the train-test gap, and the best and worst class, each
+    against the binomial noise of the split (or class) it was measured on."""
+    epochs, extra = _budget(summary, reference)
+    causes = run_causes(store, run, extra=extra, **epochs)
+    items = []
+    for split in ("test", "val", "train"):
+        ours, seed = as_number(summary.get(f"{split}_accuracy")), as_number(reference.get(f"{split}_accuracy"))
+        items.append((f"{SPLIT_WORDS[split]} accuracy", ours, seed, noise(run, split, [ours, seed]), causes))
+    sentences = seed_observations(items, run)
+    train, test = as_number(summary.get("train_accuracy")), as_number(summary.get("test_accuracy"))
+    if is_finite(train) and is_finite(test):
+        test_noise = noise(run, "test", [test])
+        gap = points(train, test)
+        words = (f"Training accuracy is {'above' if gap >= 0 else 'below'} test accuracy by {gap_words(gap, test_noise)}"
+                 if test_noise.separates(gap) else f"Training and test accuracy are {gap_words(gap, test_noise)}")
+        seed_train, seed_test = as_number(reference.get("train_accuracy")), as_number(reference.get("test_accuracy"))
+        if is_finite(seed_train) and is_finite(seed_test):
+            change = gap - points(seed_train, seed_test)
+            same = Noise(test_noise.points, "the same standard error")
+            words += f"; the seed's gap was {points(seed_train, seed_test):.2f} points, " + (
+                f"so ours is {'wider' if change > 0 else 'narrower'} by {gap_words(change, same)}"
+                if same.separates(change) else f"and ours and the seed's gap are {gap_words(change, same)}")
+        sentences.append(words + ".")
+    sentences.extend(_class_observations(metrics, reference))
+    return sentences
+
+
+def _class_observations(metrics, reference) -> list[str]:
+    """Best and worst class, whether they are the seed's, and whether their spread beats the noise of
+    a class's few hundred test images (the smaller class of the two)."""
+    names = [str(c) for c in metrics.get("class_names") or []]
+    accuracy = [as_number(a) for a in metrics.get("per_class_accuracy") or []]
+    counts = _class_counts(metrics.get("confusion_matrix"))
+    tested = [k for k, a in enumerate(accuracy) if is_finite(a) and k < len(names)]
+    if len(tested) < 2:
+        return []
+    best, worst = max(tested, key=accuracy.__getitem__), min(tested, key=accuracy.__getitem__)
+
+    def class_noise(*classes):
+        # A class's own images, never the whole split's: without the matrix there is no measure.
+        sizes = [counts[k] for k in classes if k < len(counts) and counts[k] > 0]
+        return noise({}, "test", [accuracy[k] for k in classes], n=min(sizes) if len(sizes) == len(classes) else None)
+
+    spread = class_noise(best, worst)
+    lead = points(accuracy[best], accuracy[worst])
+    sentences = [f"Best class {names[best]} ({pct(accuracy[best])} %), worst {names[worst]} "
+                 f"({pct(accuracy[worst])} %): " + (f"{gap_words(lead, spread)}." if spread.separates(lead) else
+                                                    f"{gap_words(lead, spread)}, so no class is reliably the hardest.")]
+    for role, ours, entry in (("best", best, reference.get("best_class")), ("worst", worst, reference.get("worst_class"))):
+        seed_name = str(entry.get("name")) if isinstance(entry, Mapping) and entry.get("name") is not None else None
+        if seed_name is None:
+            continue
+        if seed_name == names[ours]:
+            sentences.append(f"Our {role} class is the seed's ({seed_name}: ours {pct(accuracy[ours])} %, the seed's "
+                             f"{pct(as_number(entry.get('accuracy')))} %).")
+        elif seed_name in names and is_finite(accuracy[names.index(seed_name)]):
+            theirs = names.index(seed_name)
+            difference = points(accuracy[ours], accuracy[theirs])
+            sentences.append(f"Our {role} class is {names[ours]} ({pct(accuracy[ours])} %), not the seed's {seed_name}, "
+                             f"which reaches {pct(accuracy[theirs])} % here: "
+                             f"{gap_words(difference, class_noise(ours, theirs))}.")
+        else:
+            sentences.append(f"The seed's {role} class ({seed_name}) is not one of ours.")
+    return sentences
+
+
 def _best(store, section, experiment, reference, run=None) -> dict[str, Any]:
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
@@ -154,6 +244,7 @@ def _best(store, section, experiment, reference, run=None) -> dict[str, Any]:
         "confusion": figures.data_uri(figures.confusion_matrix(matrix, class_names)) if matrix else None,
         "seconds": fmt_seconds(summary.get("seconds")),
         "kept_trial": summary.get("kept_trial"),
+        "observations": _observations(store, summary, metrics, reference, run),
     }
 
 

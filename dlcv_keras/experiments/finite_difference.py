@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from dlcv_keras.experiments.base import Experiment, pick, table_values
+from dlcv_keras.experiments.base import RELATIVE_TOLERANCE, Experiment, pick, table_values, tolerance_words
 from dlcv_keras.report.format import (as_number, by_number, fmt, fmt_sci, is_finite, largest, require,
                                       settings_rows)
 
@@ -193,7 +193,33 @@ def _finite_difference(store, section, experiment, reference, run=None) -> dict[
         "skipped": skipped,
         "numeric_figure": figures.data_uri(figures.numeric_vs_n(series)) if series else None,
         "table": table,
+        "observations": _observations(points, sweep),
     }
+
+
+def _observations(points: list[tuple[Any, Any]], sweep) -> list[str]:
+    """How fast the gap falls at the largest steps (central differences: as epsilon squared), where it is
+    smallest, that smallest gap against the checked gradients' size and the float64 tolerance, and
+    whether it rises again at smaller steps (rounding)."""
+    if len(points) < 2:
+        return []
+    (n1, gap1), (n2, gap2) = points[0], points[1]
+    sentences = [f"From N = {fmt(n1)} to N = {fmt(n2)} the largest gap goes from {fmt_sci(gap1, 2)} to "
+                 f"{fmt_sci(gap2, 2)}, as epsilon to the power {math.log(gap1 / gap2) / math.log(n2 / n1):.2f} "
+                 f"(central differences' truncation error goes as epsilon squared)."]
+    n_best, smallest = min(points, key=lambda point: point[1])
+    scale = largest([abs(row["analytic"]) for row in sweep if is_finite(row.get("analytic"))])
+    if is_finite(scale) and scale > 0:
+        sentences.append(tolerance_words("The analytic gradient", "central differences", smallest / scale,
+                                         RELATIVE_TOLERANCE, "smallest gap relative to the gradient",
+                                         f"{fmt_sci(smallest, 2)} at N = {fmt(n_best)}, over the largest checked "
+                                         f"|gradient| {fmt_sci(scale, 2)}"))
+    last_n, last = points[-1]
+    if last_n != n_best and last > smallest:
+        sentences.append(f"Below epsilon = 1/{fmt(n_best)} the gap grows again, to {fmt_sci(last, 2)} at N = {fmt(last_n)} "
+                         f"({last / smallest:.1f} times the smallest): rounding error in the loss, divided by a smaller "
+                         f"step, takes over.")
+    return [sentence for sentence in sentences if sentence]
 
 
 VIEWS = {"finite_difference": _finite_difference}

@@ -6,11 +6,13 @@ initialisation) and kernel layer (``index`` 1 = nearest the input), the numbers
 history.csv:
 
 - ``depth_study`` (q7, q13): final loss and accuracy against depth, one line per setting of the
-  other varied values; which trained settings stayed at chance; and, when gradients and weights
+  other varied values; how validation accuracy moves with depth and which trained settings stayed
+  at chance (observations); and, when gradients and weights
   were measured, each layer's mean |gradient| and |weight| over training, per depth, with the
   first layer's gradient relative to the output layer's, the number that shows gradients vanish.
 - ``init_study`` (q15): curves per initialiser; each layer's activation mean and spread at
-  initialisation against depth; whether the units of a layer stayed identical (symmetry).
+  initialisation against depth; which setting won and whether the units of a layer stayed
+  identical (symmetry), as observations.
 
 Every sentence is computed from the stored numbers.
 """
@@ -24,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from dlcv_keras.experiments.search import _search_common, _search_meta
 from dlcv_keras.report.format import (DASH, fmt, fmt_sci, histories_by_trial, id_width, is_finite, is_trained, pct,
                                       reference_table, require, trial_key, trial_table, varying_columns)
+from dlcv_keras.report.observe import noise, trend, winner
 from dlcv_keras.validation import InvalidParameterError
 
 IDENTICAL = 1e-9     # a unit spread below this is identical units (zero initialisation gives exactly 0)
@@ -87,16 +90,20 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
     reference_rows = reference.get("rows") or []
     by_trial = _layer_rows(experiment, store, section)
     chance = _at_chance(ok, groups, _num_classes(run))
-    chance["seed"] = _seed_at_chance(reference_rows, ok, _num_classes(run))
-    gradients = _gradient_views(by_trial, ok, groups, figures)
+    val_noise = noise(run, "val", [r.get("val_accuracy") for r in ok])
+    observations = [trend([(r["depth"], r.get("val_accuracy")) for r in members], "depth", val_noise,
+                          "validation accuracy" + (f" ({label})" if groups else "")) for label, members in lines.items()]
+    stuck = (" " + "; ".join(chance["stuck"]) + ".") if chance["stuck"] else ""
+    observations += [chance["words"] + stuck, _seed_at_chance(reference_rows, ok, _num_classes(run)),
+                     _why(ok, chance["stuck_rows"], groups, by_trial)]
     return {
         "meta": _search_meta(summary, trials),
         "figure": figures.data_uri(figures.depth_study(lines)) if lines else None,
-        "chance": {**chance, "why": _why(ok, chance["stuck_rows"], groups, by_trial)},
         "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
         "note": str(reference.get("note") or ""),
-        **gradients,
+        "observations": [sentence for sentence in observations if sentence],
+        **_gradient_views(by_trial, ok, groups, figures),
     }
 
 
@@ -257,6 +264,10 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
         if hidden:
             at_init[_values_label(r, varying)] = hidden
     reference_rows = reference.get("rows") or []
+    symmetry = _symmetry(trials, varying, by_trial)
+    ranked = sorted((r for r in ok if is_finite(r.get("val_accuracy"))), key=lambda r: -r["val_accuracy"])
+    observations = [winner([(_values_label(r, varying), r["val_accuracy"]) for r in ranked],
+                           noise(run, "val", [r["val_accuracy"] for r in ranked]))]
     return {
         "meta": _search_meta(summary, trials),
         "columns": ", ".join(varying),
@@ -265,8 +276,9 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
         "statistics": figures.data_uri(figures.statistics_vs_layer(at_init)) if at_init else None,
         "statistics_table": _statistics_table(at_init),
         "has_gradients": any(is_finite(row.get("grad_mean_abs")) for rows in at_init.values() for row in rows),
-        "symmetry": _symmetry(trials, varying, by_trial),
+        "symmetry": symmetry,
         "note": str(reference.get("note") or ""),
+        "observations": [sentence for sentence in observations if sentence] + symmetry["identical"],
     }
 
 
@@ -304,7 +316,7 @@ def _symmetry(trials, varying, by_trial) -> dict[str, Any]:
         if max(row["unit_spread"] for row in spreads) < IDENTICAL:
             identical.append(f"{_group_label(r, varying)}: every unit of every layer kept the same incoming weights "
                              f"from initialisation to epoch {last_epoch} (largest difference "
-                             f"{max(row['unit_spread'] for row in spreads):g})")
+                             f"{max(row['unit_spread'] for row in spreads):g}).")
     return {"rows": rows, "identical": identical}
 
 

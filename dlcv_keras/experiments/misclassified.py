@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 from dlcv_keras.experiments.base import Experiment, pick, table_values
-from dlcv_keras.report.format import pct, read_arrays, require
+from dlcv_keras.report.format import as_number, is_finite, pct, read_arrays, read_experiment, require, thousands
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,54 @@ def _misclassified(store, section, experiment, reference, run=None) -> dict[str,
     table = [{"index": row["test_index"], "true": row["true"], "predicted": row["predicted"],
               "probabilities": ", ".join(f"{n} {pct(row.get('p_' + n))} %" for n in names)} for row in rows]
     return {"figure": figure, "table": table, "wrong": summary.get("wrong"), "total": summary.get("test_images"),
-            "accuracy": pct(summary.get("test_accuracy"))}
+            "accuracy": pct(summary.get("test_accuracy")),
+            "observations": _observations(store, summary, rows, run)}
+
+
+def _observations(store, summary, rows, run) -> list[str]:
+    """How many test images are wrong, whether that is the source evaluation's stored test accuracy, the
+    most frequent confusion over the whole test split (its confusion matrix), and the most confident mistake."""
+    sentences = []
+    wrong, total, accuracy = (as_number(summary.get(key)) for key in ("wrong", "test_images", "test_accuracy"))
+    if not (is_finite(wrong) and is_finite(total) and total > 0):
+        return sentences
+    sentence = f"{thousands(int(wrong))} of {thousands(int(total))} test images are misclassified ({pct(wrong / total)} %)"
+    source = summary.get("source")
+    found = _source(store, source, run)
+    stored = as_number((found.get("summary") or {}).get("test_accuracy"))
+    if is_finite(stored) and is_finite(accuracy):
+        # Counted over the same images, the two agree to one image when the gallery read the evaluated model.
+        same = abs(stored - accuracy) * total < 0.5
+        sentence += (f": test accuracy {pct(accuracy)} %, as the {source} evaluation stored it" if same else
+                     f": test accuracy {pct(accuracy)} % here, but the {source} evaluation stored {pct(stored)} %: "
+                     f"the gallery did not read the same model or images")
+    sentences.append(sentence + ".")
+    names = [str(n) for n in (found.get("metrics") or {}).get("class_names") or summary.get("class_names") or []]
+    matrix = (found.get("metrics") or {}).get("confusion_matrix")
+    if isinstance(matrix, list) and wrong > 0:
+        pairs = [(count, i, j) for i, row in enumerate(matrix) if isinstance(row, list)
+                 for j, count in enumerate(row) if i != j and is_finite(count) and count > 0]
+        if pairs and len(names) >= len(matrix):
+            count, i, j = max(pairs)
+            sentences.append(f"The most frequent confusion on the test split: {names[i]} taken for {names[j]}, "
+                             f"{thousands(int(count))} images ({pct(count / wrong)} % of the mistakes).")
+    if rows:
+        first = rows[0]
+        p = as_number(first.get(f"p_{first.get('predicted')}"))
+        if is_finite(p):
+            sentences.append(f"The most confident mistake: {first.get('true')} called {first.get('predicted')}, "
+                             f"with {pct(p)} % probability.")
+    return sentences
+
+
+def _source(store, name, run) -> dict[str, Any]:
+    """The evaluation the gallery's model came from, when stored and current; {} otherwise."""
+    from dlcv_keras.report.context import stale_note
+
+    if not isinstance(name, str) or "/" in name or not (store.experiment_dir(name) / "summary.json").is_file():
+        return {}
+    found = read_experiment(store, name, name)
+    return {} if stale_note(run or {}, found["summary"]) else found
 
 
 VIEWS = {"misclassified": _misclassified}

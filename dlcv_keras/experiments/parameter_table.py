@@ -56,7 +56,31 @@ def _parameter_table(store, section, experiment, reference, run=None) -> dict[st
             "layers": [{"layer": fmt(r.get("layer")), "type": fmt(r.get("type")), "shape": fmt(r.get("output_shape")),
                         "params": thousands(r.get("params"))} for r in layers],
         })
-    return {"models": models, "input_shape": " x ".join(str(d) for d in summary.get("input_shape") or [])}
+    return {"models": models, "input_shape": " x ".join(str(d) for d in summary.get("input_shape") or []),
+            "observations": _observations(summary, seed_totals)}
+
+
+def _observations(summary, seed_totals) -> list[str]:
+    """Each model's total against the seed's count, and how many times larger the largest model is."""
+    totals = {label: (summary.get("totals") or {}).get(name)
+              for name, label in zip(summary.get("models") or [], summary.get("labels") or [])}
+    seeds = {label: seed_totals.get(name) for name, label in zip(summary.get("models") or [], summary.get("labels") or [])}
+    sentences = []
+    for label, total in totals.items():
+        seed = seeds[label]
+        if not (isinstance(total, int) and isinstance(seed, int)):
+            continue
+        if total == seed:
+            sentences.append(f"{label}: {thousands(total)} parameters, exactly the seed's count.")
+        else:
+            sentences.append(f"{label}: {thousands(total)} parameters, {thousands(abs(total - seed))} "
+                             f"{'more' if total > seed else 'fewer'} than the seed's {thousands(seed)} "
+                             f"({100 * (total - seed) / seed:+.1f} %).")
+    counted = {label: total for label, total in totals.items() if isinstance(total, int) and total > 0}
+    if len(counted) >= 2:
+        big, small = max(counted, key=counted.get), min(counted, key=counted.get)
+        sentences.append(f"{big} has {counted[big] / counted[small]:.1f} times the parameters of {small}.")
+    return sentences
 
 
 VIEWS = {"parameter_table": _parameter_table}

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Mapping
 from dlcv_keras.experiments.base import Experiment, experiment_fingerprint, table_values
 from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
 from dlcv_keras.report.format import DASH, fmt, pct
+from dlcv_keras.report.observe import gap_words, noise, points
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -212,6 +213,61 @@ def _split_by_class(data, classes: list[int]):
     return Dataset(name=data.name, **arrays, class_names=names, input_shape=data.input_shape, info=info)
 
 
+def substitute(store, run: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
+    """(the cause, in words, that the question's starting weights are not the seed's ImageNet weights,
+    the banner it set) when a pretrained-source section of this run found an offline substitute or
+    a --weights file; None with ImageNet weights or without such a section."""
+    from dlcv_keras.report.format import read_json
+
+    for section in (run or {}).get("sections") or []:
+        if not isinstance(section, Mapping) or section.get("template") != "pretrained_source":
+            continue
+        name = section.get("experiment")
+        if not isinstance(name, str) or not (store.experiment_dir(name) / "summary.json").is_file():
+            continue
+        summary = read_json(store, f"experiments/{name}/summary.json")
+        if not isinstance(summary, Mapping):
+            continue
+        if summary.get("source") == "self-trained":
+            target = summary.get("target_classes") or []
+            return (f"an offline substitute for the ImageNet weights (a source checkpoint trained here on "
+                    f"{', '.join(summary.get('source_classes') or [])}; the target task is the other "
+                    f"{len(target)} classes)", summary.get("banner"))
+        if summary.get("source") == "user":
+            return f"the starting weights given with --weights ({fmt(summary.get('weights'))})", None
+    return None
+
+
+def _observations(summary: Mapping[str, Any]) -> list[str]:
+    """Where the starting weights come from; for the offline substitute, how well the source checkpoint
+    learned its classes (against chance, beyond the binomial noise) and which task the runs below learn."""
+    source = summary.get("source")
+    if source == "imagenet":
+        return [f"The starting weights are ImageNet's ({fmt(summary.get('description'))}), as the seed's."]
+    if source == "user":
+        return [f"The starting weights are the file given with --weights ({fmt(summary.get('weights'))}), "
+                f"not the ImageNet weights the seed started from."]
+    if source != "self-trained":
+        return []
+    trained, target = summary.get("source_classes") or [], summary.get("target_classes") or []
+    sentences = [f"The starting weights are an offline substitute, not ImageNet's ({fmt(summary.get('reason'))}): a "
+                 f"source checkpoint trained here on {len(trained)} classes ({', '.join(trained)}); the runs below "
+                 f"fine-tune on the other {len(target)} ({', '.join(target)}), a {len(target)}-class task with "
+                 f"chance at {100 / len(target):.0f} %, not the seed's {len(trained) + len(target)}-class task."]
+    accuracy = summary.get("source_val_accuracy")
+    if trained and isinstance(accuracy, (int, float)):
+        chance = 1 / len(trained)
+        # The source task's own validation images; run.json's splits are the target task's.
+        noise_ = noise({}, "val", [accuracy], n=summary.get("source_val"))
+        lead = points(accuracy, chance)
+        reached = (f"The source checkpoint reached {pct(accuracy)} % validation accuracy on its own classes after "
+                   f"{fmt(summary.get('source_epochs'))} epochs")
+        sentences.append(f"{reached}, {'above' if lead > 0 else 'below'} their {100 * chance:.0f} % chance by "
+                         f"{gap_words(lead, noise_)}." if noise_.separates(lead) else
+                         f"{reached}, not distinguishable from their {100 * chance:.0f} % chance: {gap_words(lead, noise_)}.")
+    return sentences
+
+
 def _pretrained_source(store, section, experiment, reference, run=None) -> dict[str, Any]:
     summary = experiment["summary"]
     rows = [{"name": "weights", "value": fmt(summary.get("description"))}]
@@ -225,7 +281,7 @@ def _pretrained_source(store, section, experiment, reference, run=None) -> dict[
             {"name": "source val accuracy (%)", "value": pct(summary.get("source_val_accuracy"))},
             {"name": "source epochs", "value": fmt(summary.get("source_epochs"))},
         ]
-    return {"rows": rows, "banner": summary.get("banner")}
+    return {"rows": rows, "banner": summary.get("banner"), "observations": _observations(summary)}
 
 
 VIEWS = {"pretrained_source": _pretrained_source}

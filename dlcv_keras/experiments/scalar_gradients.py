@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dlcv_keras.experiments.base import Experiment, pick, table_values
+from dlcv_keras.experiments.base import RELATIVE_TOLERANCE, Experiment, pick, table_values, tolerance_words
 from dlcv_keras.report.format import DASH, NO_REFERENCE, fmt, fmt_sci, fmt_seconds, fmt_sig, require, summary_or
 
 
@@ -88,7 +88,21 @@ def _scalar_gradients(store, section, experiment, reference, run=None) -> dict[s
                     if key in summary or any(key in row for row in points)],
         "reference_note": str(reference.get("note") or NO_REFERENCE),
         "seconds": fmt_seconds(summary.get("seconds")),
+        "observations": _observations(summary, points),
     }
+
+
+def _observations(summary, points) -> list[str]:
+    """The largest relative difference over every point, against TensorFlow and against central
+    differences, each against the float64 tolerance."""
+    where = f"over the {len(points)} point{'s' if len(points) != 1 else ''}"
+    checks = (("Each of f and its gradients", "TensorFlow's autodiff", "tf"),
+              ("Each gradient", f"central differences (step {fmt(summary.get('step'))})", "numeric"))
+    sentences = [tolerance_words(subject, other, summary_or(summary, f"max_rel_diff_{key}", points), RELATIVE_TOLERANCE,
+                                 f"largest relative difference {where}",
+                                 f"largest absolute {fmt_sci(summary_or(summary, f'max_abs_diff_{key}', points))}")
+                 for subject, other, key in checks]
+    return [sentence for sentence in sentences if sentence]
 
 
 VIEWS = {"scalar_gradients": _scalar_gradients}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dlcv_keras.experiments.base import Experiment
-from dlcv_keras.report.format import as_number, fmt, fmt_seconds, pct, read_experiment
+from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
+from dlcv_keras.report.format import as_number, fmt, fmt_seconds, is_finite, pct, read_experiment
+from dlcv_keras.report.observe import noise, ranking_agreement, winner
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,43 @@ def _sklearn(store, section, experiment, reference, run=None) -> dict[str, Any]:
     rows = [{"model": f"scikit-learn {estimator}",
              "train": pct(as_number(summary.get("train_accuracy"))), "train_seed": pct(as_number(reference.get("train_accuracy"))),
              "test": pct(as_number(summary.get("test_accuracy"))), "test_seed": pct(as_number(reference.get("test_accuracy")))}]
+    other = read_experiment(store, other_name, section["title"])["summary"] if other_name else None
     if other_name:
-        other = read_experiment(store, other_name, section["title"])["summary"]
         other_ref = (run.get("reference") or {}).get(other_name) or {}
         rows.append({"model": f"our Keras model ({other_name})",
                      "train": pct(as_number(other.get("train_accuracy"))), "train_seed": pct(as_number(other_ref.get("train_accuracy"))),
                      "test": pct(as_number(other.get("test_accuracy"))), "test_seed": pct(as_number(other_ref.get("test_accuracy")))})
     return {"model": fmt(summary.get("model")), "rows": rows, "compare_with": other_name,
-            "seconds": fmt_seconds(summary.get("seconds"))}
+            "seconds": fmt_seconds(summary.get("seconds")),
+            "observations": _observations(store, summary, reference, other_name, other, run)}
+
+
+def _observations(store, summary, reference, other_name, other, run) -> list[str]:
+    """scikit-learn against our Keras model on the same test images (binomial noise), in the seed's
+    order or not, and scikit-learn's test accuracy against the seed's."""
+    sentences = []
+    ours = as_number(summary.get("test_accuracy"))
+    if other is not None:
+        keras = as_number(other.get("test_accuracy"))
+        if is_finite(ours) and is_finite(keras):
+            ranked = _ranked(keras, ours)
+            sentences.append(winner(ranked, noise(run, "test", [keras, ours]), "test accuracy"))
+            seed_keras = as_number((((run or {}).get("reference") or {}).get(other_name) or {}).get("test_accuracy"))
+            seed_sklearn = as_number(reference.get("test_accuracy"))
+            if is_finite(seed_keras) and is_finite(seed_sklearn) and seed_keras != seed_sklearn:
+                sentences.append(ranking_agreement([label for label, _ in ranked],
+                                                   [label for label, _ in _ranked(seed_keras, seed_sklearn)]))
+    if summary.get("converged") is False:
+        sentences.append(f"scikit-learn's solver stopped at its iteration limit without converging "
+                         f"({fmt(summary.get('model'))}).")
+    sentences += seed_observations([("scikit-learn test accuracy", ours, reference.get("test_accuracy"),
+                                     noise(run, "test", [ours, reference.get("test_accuracy")]),
+                                     run_causes(store, run))], run)
+    return sentences
+
+
+def _ranked(keras: float, sklearn: float) -> list[tuple[str, float]]:
+    return sorted([("the Keras model", keras), ("scikit-learn", sklearn)], key=lambda item: -item[1])
 
 
 VIEWS = {"sklearn": _sklearn}

@@ -82,7 +82,31 @@ def _toy_training(store, section, experiment, reference, run=None) -> dict[str, 
              "seed": pct(as_number(reference.get("train_accuracy")))},
             {"metric": "iterations", "ours": fmt(summary.get("iterations")), "seed": fmt(reference.get("iterations"))},
         ],
+        "observations": _observations(rows, final, target, seed_final, summary.get("train_accuracy")),
     }
+
+
+def _observations(rows, final, target, seed_final, accuracy) -> list[str]:
+    """When the loss first fell below the target, where it ended, and the seed's final loss beside it."""
+    if not (is_finite(final) and is_finite(target)):
+        return []
+    first = next((row.get("epoch") for row in rows if is_finite(row.get("loss")) and row["loss"] < target), None)
+    ended = f"ended at {fmt_sig(final, 4)} after {len(rows) or DASH} iterations"
+    if first is None:
+        sentence = f"The training loss never fell below the {fmt(target)} target: it {ended}."
+    elif final < target:
+        sentence = f"The training loss first fell below the {fmt(target)} target at iteration {fmt(first)} and {ended}."
+    else:
+        sentence = (f"The training loss first fell below the {fmt(target)} target at iteration {fmt(first)}, but "
+                    f"{ended}, above it again.")
+    if is_finite(as_number(accuracy)):
+        sentence = sentence[:-1] + f", with {pct(as_number(accuracy))} % training accuracy."
+    sentences = [sentence]
+    if is_finite(seed_final):
+        side = "below" if seed_final < target else "not below"
+        sentences.append(f"The seed's final loss was {fmt_sig(seed_final, 4)}, {side} the target; ours is "
+                         f"{abs(final - seed_final):.2g} {'lower' if final < seed_final else 'higher'}.")
+    return sentences
 
 
 VIEWS = {"toy_training": _toy_training}

@@ -3,14 +3,17 @@ against the exercise's values, analytic gradients against central differences an
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from dlcv_keras.experiments.base import Experiment, pick, table_values
-from dlcv_keras.report.format import DASH, fixed_decimals, fmt_sci, fmt_sig, settings_rows
+from dlcv_keras.experiments.base import RELATIVE_TOLERANCE, Experiment, pick, table_values, tolerance_words
+from dlcv_keras.report.format import (DASH, as_number, fixed_decimals, fmt_sci, fmt_sig, is_finite, largest,
+                                      settings_rows)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,55 @@ def _two_layer_check(store, section, experiment, reference, run=None) -> dict[st
         "errors": [{"name": n, "numeric": fmt_sci(ours.get(n), 2), "tf": fmt_sci(tf.get(n), 2),
                     "seed": fmt_sci(seed.get(n), 2)} for n in names],
         "max_relative_error": fmt_sci(summary.get("max_relative_error"), 2),
+        "observations": _observations(summary, reference),
     }
+
+
+def _numbers(values: Any) -> list[float]:
+    """Every number in a nested list (a score matrix), flattened."""
+    if isinstance(values, list):
+        return [v for row in values for v in _numbers(row)]
+    value = as_number(values)
+    return [float(value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def _printed_tolerance(values: Sequence[float]) -> tuple[int, float] | None:
+    """(decimals, half a unit of the last one) for numbers as the seed printed them: 0.36446210 has 8
+    decimals, so a value within 5e-09 of it agrees with it. The stored float keeps the printed digits."""
+    decimals = [-Decimal(repr(v)).as_tuple().exponent for v in values if math.isfinite(v)]
+    if not decimals:
+        return None
+    return max(decimals), 0.5 * 10.0 ** -max(decimals)
+
+
+def _observations(summary, reference) -> list[str]:
+    """Scores and loss against the seed's printed numbers (to their last printed digit); the analytic
+    gradients against central differences and TensorFlow, against the float64 tolerance."""
+    sentences = []
+    ours_scores, seed_scores = _numbers(summary.get("scores")), _numbers(reference.get("scores"))
+    printed = _printed_tolerance(seed_scores)
+    if printed and len(ours_scores) == len(seed_scores):
+        difference = max(abs(a - b) for a, b in zip(ours_scores, seed_scores))
+        sentences.append(tolerance_words("Each score", "the seed's", difference, printed[1],
+                                         "largest absolute difference", f"the seed printed {printed[0]} decimals"))
+    ours_loss, seed_loss = _numbers(summary.get("loss")), _numbers(reference.get("loss"))
+    printed = _printed_tolerance(seed_loss)
+    if printed and ours_loss:
+        sentences.append(tolerance_words("Our loss", f"the seed's ({fmt_sig(seed_loss[0], 12)})",
+                                         abs(ours_loss[0] - seed_loss[0]), printed[1],
+                                         "absolute difference", f"the seed printed {printed[0]} decimals"))
+    numeric, tf = summary.get("relative_errors") or {}, summary.get("tf_relative_errors") or {}
+    seed = _numbers(list((reference.get("relative_errors") or {}).values()))
+    for errors, other, seed_words in (
+            (numeric, "central differences", f"; the seed's largest {fmt_sci(max(seed), 1)}" if seed else ""),
+            (tf, "TensorFlow's autodiff", "")):
+        values = _numbers(list(errors.values()))
+        if values:
+            worst = max(errors, key=lambda name: as_number(errors[name]) if is_finite(as_number(errors[name])) else math.inf)
+            sentences.append(tolerance_words(f"Each analytic gradient ({', '.join(errors)})", other,
+                                             largest(list(errors.values())), RELATIVE_TOLERANCE,
+                                             "largest relative error", f"at {worst}{seed_words}"))
+    return [sentence for sentence in sentences if sentence]
 
 
 VIEWS = {"two_layer_check": _two_layer_check}

@@ -69,7 +69,9 @@ def _weight_images(store, section, experiment, reference, run=None) -> dict[str,
     rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
     return {"figure": figures.data_uri(figures.image_grid(rows, cell=0.8)) if rows else None,
             "shown": fmt(summary.get("shown")), "units": fmt(summary.get("units")),
-            "source": fmt(summary.get("source")), "note": str(reference.get("note") or "")}
+            "source": fmt(summary.get("source")), "note": str(reference.get("note") or ""),
+            # Nothing here is measured against anything: the images are the observation.
+            "observations": []}
 
 
 VIEWS = {"weight_images": _weight_images}

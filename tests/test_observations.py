@@ -1,0 +1,574 @@
+"""Every experiment kind's observations (not the search views'), on real runs: the sentences quote the
+stored numbers, and change with them when a stored value is changed the way the code writes it.
+
+q1-q6 come from the shared smoke runs (``smoke_results``); q15 (initialisation study) and q17 (parameter
+table, run comparisons) are run once here on the offline MNIST copy (about a minute; DLCV_OBSERVATION_RESULTS
+keeps them). The kinds whose real runs take minutes (q10's pretrained source, q11's augmented examples,
+q12's activation maps, q18's gallery) are checked on a smoke run's store given the files those kinds write.
+The expected numbers are computed here, independently of report/observe.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from real_runs import copy_results, esc, kept_runs, offline_data, pct, save_runs, text_of
+from test_cv_questions import run_cli
+
+from dlcv_keras.report.context import read_run, section_context
+from dlcv_keras.results import ResultsStore
+
+pytestmark = pytest.mark.slow
+PROFILE = "smoke"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def store_of(results: Path, question: str, implementation: str | None = None) -> ResultsStore:
+    return ResultsStore(results, question, PROFILE, implementation=implementation)
+
+
+def observations(results: Path, question: str, experiment: str, implementation: str | None = None) -> list[str]:
+    """The observations of ``experiment``'s section, as the report builds them from the store."""
+    store = store_of(results, question, implementation)
+    run = read_run(store)
+    section = next(s for s in run["sections"] if s["experiment"] == experiment)
+    return section_context(store, run, section)["observations"]
+
+
+def said(sentences: list[str], start: str) -> str:
+    """The one sentence that starts with ``start``."""
+    found = [s for s in sentences if s.startswith(start)]
+    assert len(found) == 1, (start, sentences)
+    return found[0]
+
+
+def rewrite(store: ResultsStore, name: str, change) -> None:
+    """Read an experiment's files, let ``change`` edit them in place, write them back as the code writes them."""
+    found = store.read_experiment(name)
+    change(found)
+    standard = ("summary", "metrics", "trials", "history")
+    store.write_experiment(name, summary=found["summary"], metrics=found.get("metrics"), trials=found.get("trials"),
+                           history=found.get("history"), tables={k: v for k, v in found.items() if k not in standard})
+
+
+def edit_run(store: ResultsStore, change) -> None:
+    run = json.loads((store.root / "run.json").read_text())
+    change(run)
+    (store.root / "run.json").write_text(json.dumps(run))
+
+
+def capital(text: str) -> str:
+    """A label at the start of a sentence."""
+    return text[:1].upper() + text[1:]
+
+
+def se(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy on n images, in points."""
+    return 100 * math.sqrt(accuracy * (1 - accuracy) / n)
+
+
+def copy_question(source: Path, tmp_path: Path, question: str) -> Path:
+    return copy_results(source, tmp_path / "results", f"{question}/{PROFILE}")
+
+
+@pytest.fixture(scope="module")
+def later(tmp_path_factory) -> Path:
+    """Real smoke runs of q15 and q17 on the offline MNIST copy; DLCV_OBSERVATION_RESULTS=<folder> keeps them."""
+    data = offline_data("mnist")
+    folder, state = kept_runs("DLCV_OBSERVATION_RESULTS", "observations", tmp_path_factory)
+    if state is not None:
+        return Path(state["results"])
+    results = folder / "results"
+    for question in ("q15", "q17"):
+        done = run_cli([question, "--profile", PROFILE, "--results", str(results), "--data-dir", str(data),
+                        "--no-download", "--report", "none", "-q"], folder)
+        if done["returncode"] != 0:
+            pytest.fail(f"{question} exited with {done['returncode']}: {done['stderr'][-6000:]}", pytrace=False)
+    save_runs("DLCV_OBSERVATION_RESULTS", "observations", folder, {"results": str(results)})
+    return results
+
+
+# -- evaluate best (q1) ----------------------------------------------------------------------------------
+def test_best_against_the_seed_turns_from_reproduced_to_below_with_its_causes(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    run = read_run(store)
+    seed, n = run["reference"]["best"], run["dataset"]["splits"]["test"]
+    epochs = store.read_experiment("best")["summary"]["hyperparameters"]["epochs"]
+    assert epochs < seed["hyperparameters"]["epochs"]          # the smoke profile trains a few epochs
+
+    def set_test(value):
+        rewrite(store, "best", lambda found: found["summary"].update(test_accuracy=value))
+        return said(observations(results, "q1", "best"), "Our test accuracy")
+
+    close = seed["test_accuracy"] - 0.005
+    tolerance = max(2.0, se((close + seed["test_accuracy"]) / 2, n))
+    assert set_test(close) == (f"Our test accuracy ({pct(close)} %) is within {tolerance:.2f} points of the seed's "
+                               f"({pct(seed['test_accuracy'])} %): the seed's result is reproduced.")
+    far = seed["test_accuracy"] - 0.10
+    sentence = set_test(far)
+    assert sentence.startswith(f"Our test accuracy ({pct(far)} %) is 10.00 points below the seed's "
+                               f"({pct(seed['test_accuracy'])} %)")
+    assert "known causes: the smoke profile" in sentence
+    assert f"fewer epochs ({epochs} against the seed's {seed['hyperparameters']['epochs']})" in sentence
+
+
+def test_best_train_test_gap_is_a_gap_only_beyond_the_noise(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    run = read_run(store)
+    n, seed = run["dataset"]["splits"]["test"], run["reference"]["best"]
+    test = store.read_experiment("best")["summary"]["test_accuracy"]
+    seed_gap = 100 * (seed["train_accuracy"] - seed["test_accuracy"])
+
+    rewrite(store, "best", lambda found: found["summary"].update(train_accuracy=test + 0.2))
+    sentence = said(observations(results, "q1", "best"), "Training accuracy is above test accuracy by 20.00 points")
+    assert f"more than {se(test, n):.2f} points" in sentence
+    assert f"the seed's gap was {seed_gap:.2f} points, so ours is wider by {20 - seed_gap:.2f} points" in sentence
+    rewrite(store, "best", lambda found: found["summary"].update(train_accuracy=test + 0.001))
+    assert said(observations(results, "q1", "best"), "Training and test accuracy are").startswith(
+        "Training and test accuracy are within noise: 0.10 points apart")
+
+
+def _confusion(store: ResultsStore, matrix: list[list[int]]) -> None:
+    """A confusion matrix and what evaluate_best derives from it: per-class accuracy, best and worst class."""
+    def change(found):
+        metrics = found["metrics"]
+        names = metrics["class_names"]
+        per_class = [row[k] / sum(row) for k, row in enumerate(matrix)]
+        best, worst = int(np.argmax(per_class)), int(np.argmin(per_class))
+        metrics.update(confusion_matrix=matrix, per_class_accuracy=per_class,
+                       best_class={"index": best, "name": names[best], "accuracy": per_class[best]},
+                       worst_class={"index": worst, "name": names[worst], "accuracy": per_class[worst]})
+    rewrite(store, "best", change)
+
+
+def test_best_and_worst_class_follow_the_confusion_matrix(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    seed = read_run(store)["reference"]["best"]
+    matrix = store.read_experiment("best")["metrics"]["confusion_matrix"]
+    counts = [sum(row) for row in matrix]
+    k = len(matrix)
+
+    # Every image of the seed's best class right: it becomes our best class too.
+    best = int(seed["best_class"]["name"])
+    right = [[counts[i] if j == i else 0 for j in range(k)] if i == best else list(row) for i, row in enumerate(matrix)]
+    _confusion(store, right)
+    sentences = observations(results, "q1", "best")
+    assert said(sentences, "Our best class is the seed's") == (
+        f"Our best class is the seed's ({best}: ours 100.00 %, the seed's {pct(seed['best_class']['accuracy'])} %).")
+
+    # Half of every class right, the rest taken for the next class: no class stands out beyond the noise.
+    half = [[counts[i] // 2 if j == i else counts[i] - counts[i] // 2 if j == (i + 1) % k else 0 for j in range(k)]
+            for i in range(k)]
+    _confusion(store, half)
+    per_class = [counts[i] // 2 / counts[i] for i in range(k)]
+    top, bottom = int(np.argmax(per_class)), int(np.argmin(per_class))
+    sentence = said(observations(results, "q1", "best"), f"Best class {top} ")
+    assert sentence.startswith(f"Best class {top} ({pct(per_class[top])} %), worst {bottom} ({pct(per_class[bottom])} %): "
+                               f"within noise: {100 * (per_class[top] - per_class[bottom]):.2f} points apart")
+    noise = se((per_class[top] + per_class[bottom]) / 2, min(counts[top], counts[bottom]))
+    assert f"not more than {noise:.2f} points" in sentence and sentence.endswith("no class is reliably the hardest.")
+
+
+# -- scikit-learn (q1) -----------------------------------------------------------------------------------
+def test_sklearn_winner_and_ranking_follow_the_two_test_accuracies(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    run = read_run(store)
+    n = run["dataset"]["splits"]["test"]
+    keras = store.read_experiment("best")["summary"]["test_accuracy"]
+    seed_sklearn, seed_keras = run["reference"]["sklearn"]["test_accuracy"], run["reference"]["best"]["test_accuracy"]
+    assert seed_sklearn > seed_keras
+
+    def set_sklearn(value):
+        rewrite(store, "sklearn", lambda found: found["summary"].update(test_accuracy=value))
+        return observations(results, "q1", "sklearn")
+
+    above = set_sklearn(keras + 0.2)
+    assert said(above, "Scikit-learn won").startswith(
+        f"Scikit-learn won with {pct(keras + 0.2)} % test accuracy, ahead of the runner-up (the Keras model, "
+        f"{pct(keras)} %) by 20.00 points")
+    assert "Our ranking matches the seed's: scikit-learn > the Keras model." in above
+    below = set_sklearn(keras - 0.2)
+    assert said(below, "The Keras model won").startswith(f"The Keras model won with {pct(keras)} % test accuracy")
+    assert "Our ranking differs from the seed's: ours the Keras model > scikit-learn" in " ".join(below)
+    tied = set_sklearn(keras + 0.001)
+    assert said(tied, "No single winner").endswith(
+        f"within noise: 0.10 points apart, not more than {se(keras + 0.0005, n):.2f} points, the binomial standard "
+        f"error on {n:,} test images.")
+    rewrite(store, "sklearn", lambda found: found["summary"].update(test_accuracy=seed_sklearn - 0.1))
+    assert said(observations(results, "q1", "sklearn"), "Our scikit-learn test accuracy").startswith(
+        f"Our scikit-learn test accuracy ({pct(seed_sklearn - 0.1)} %) is 10.00 points below the seed's "
+        f"({pct(seed_sklearn)} %)")
+
+
+# -- run comparison and parameter table (q17) ---------------------------------------------------------
+def test_comparison_winner_changes_when_two_runs_swap_their_test_accuracies(later, tmp_path):
+    results = copy_question(later, tmp_path, "q17")
+    store = store_of(results, "q17")
+    labels = [row["run"] for row in store.read_experiment("compare")["trials"]]
+
+    def set_accuracies(values, stds=None):
+        def change(found):
+            for row, value in zip(found["trials"], values):
+                row["test_accuracy"] = value
+                if stds:                 # a run of repeats, as compare_runs stores it: n and "<key>_std"
+                    row.update(n=3, test_accuracy_std=stds[labels.index(row["run"])])
+        rewrite(store, "compare", change)
+        return observations(results, "q17", "compare")
+
+    first = set_accuracies([0.80, 0.60, 0.40])
+    assert said(first, f"{capital(labels[0])} won").startswith(
+        f"{capital(labels[0])} won with 80.00 % test accuracy, ahead of the runner-up ({labels[1]}, 60.00 %) by 20.00 points")
+    swapped = set_accuracies([0.60, 0.80, 0.40])
+    assert said(swapped, f"{capital(labels[1])} won").startswith(f"{capital(labels[1])} won with 80.00 % test accuracy")
+    # Repeats whose measured spread (25 points) exceeds the 20-point lead: no winner.
+    spread = set_accuracies([0.60, 0.80, 0.40], stds=[0.25, 0.25, 0.01])
+    assert said(spread, "No single winner").endswith(
+        "within noise: 20.00 points apart, not more than 25.00 points, the run-to-run standard deviation we measured.")
+    seed = {row["run"]: row["test_accuracy"] for row in read_run(store)["reference"]["compare"]["rows"]}
+    assert said(spread, f"Our test accuracy with {labels[2]}").startswith(
+        f"Our test accuracy with {labels[2]} (40.00 %) is {100 * seed[labels[2]] - 40:.2f} points below the seed's")
+
+
+def test_comparison_ranking_against_the_seeds_is_said_once_at_the_sections_end(later, tmp_path):
+    from dlcv_keras.report import build_report
+
+    results = copy_question(later, tmp_path, "q17")
+    store = store_of(results, "q17")
+    labels = [row["run"] for row in store.read_experiment("compare")["trials"]]
+
+    def change(found):
+        for row, value, std in zip(found["trials"], (0.90, 0.85, 0.50), (0.02, 0.03, 0.01)):
+            row.update(test_accuracy=value, n=3, test_accuracy_std=std)
+    rewrite(store, "compare", change)
+    # The seed ranks our second run first.
+    edit_run(store, lambda run: run["reference"]["compare"].update(ranking=[labels[1], labels[0], labels[2]]))
+    sentences = observations(results, "q17", "compare")
+    ranking = said(sentences, "Ranking by test accuracy")
+    assert ranking == (f"Ranking by test accuracy, ours: {labels[0]} > {labels[1]} > {labels[2]}; the seed's: "
+                       f"{labels[1]} > {labels[0]} > {labels[2]}. Our ranking agrees with the seed's in part: the seed "
+                       f"puts {labels[1]} above {labels[0]}, we find {labels[0]} above {labels[1]}.")
+    # The seed's claim that the second beats the first: 5 points the other way, more than the 3-point spread.
+    assert said(sentences, f"The seed ranks {labels[1]} above {labels[0]}") == (
+        f"The seed ranks {labels[1]} above {labels[0]}; ours: {labels[1]} 85.00 ± 3.00 %, {labels[0]} 90.00 ± 2.00 %, "
+        f"{labels[1]} below by 5.00 points, more than 3.00 points, the run-to-run standard deviation we measured.")
+    assert said(sentences, f"The seed ranks {labels[0]} above {labels[2]}").startswith(
+        f"The seed ranks {labels[0]} above {labels[2]}; ours: {labels[0]} 90.00 ± 2.00 %, {labels[2]} 50.00 ± 1.00 %, "
+        f"{labels[0]} above by 40.00 points")
+    (html,) = build_report(results, ["q17"], PROFILE)
+    page = html.read_text()
+    assert page.count(esc(ranking)) == 1 and "Ranking by test accuracy</h4>" not in page
+    assert "Observations</h4>" in page and esc(said(sentences, f"{capital(labels[0])} won")) in page
+
+
+def test_parameter_counts_against_the_seeds(later, tmp_path):
+    results = copy_question(later, tmp_path, "q17")
+    store = store_of(results, "q17")
+    summary = store.read_experiment("parameters")["summary"]
+    seed = read_run(store)["reference"]["parameters"]["totals"]
+    labels = dict(zip(summary["models"], summary["labels"]))
+    sentences = observations(results, "q17", "parameters")
+    assert summary["totals"] == seed                     # q17 builds the seed's two CNNs
+    for model, total in summary["totals"].items():
+        assert f"{labels[model]}: {total:,} parameters, exactly the seed's count." in sentences
+    big, small = max(summary["totals"], key=summary["totals"].get), min(summary["totals"], key=summary["totals"].get)
+    assert (f"{labels[big]} has {summary['totals'][big] / summary['totals'][small]:.1f} times the parameters of "
+            f"{labels[small]}.") in sentences
+    rewrite(store, "parameters", lambda found: found["summary"]["totals"].update({small: seed[small] - 66}))
+    assert said(observations(results, "q17", "parameters"), f"{labels[small]}:") == (
+        f"{labels[small]}: {seed[small] - 66:,} parameters, 66 fewer than the seed's {seed[small]:,} "
+        f"({-6600 / seed[small]:+.1f} %).")
+
+
+# -- initialisation study (q15) ------------------------------------------------------------------------
+def test_init_study_winner_and_identical_units_follow_the_stored_numbers(later, tmp_path):
+    from dlcv_keras.report import build_report
+
+    results = copy_question(later, tmp_path, "q15")
+    store = store_of(results, "q15")
+    found = store.read_experiment("init")
+    trials = {row["initializer"]: row for row in found["trials"]}
+    epochs = trials["zeros"]["epochs_run"]
+    identical = (f"initializer=zeros: every unit of every layer kept the same incoming weights from initialisation "
+                 f"to epoch {epochs} (largest difference 0).")
+    assert identical in observations(results, "q15", "init")
+
+    # Zero initialisation made the best (as if it had learned): it wins, beyond the binomial noise on the val split.
+    n = read_run(store)["dataset"]["splits"]["val"]
+    rewrite(store, "init", lambda f: next(r for r in f["trials"] if r["initializer"] == "zeros").update(val_accuracy=0.9))
+    others = {name: row["val_accuracy"] for name, row in trials.items() if name != "zeros"}
+    runner_up = max(others, key=others.get)
+    mean = (0.9 + sum(others.values())) / (1 + len(others))
+    assert said(observations(results, "q15", "init"), "Zeros won").startswith(
+        f"Zeros won with 90.00 % validation accuracy, ahead of the runner-up ({runner_up}, {pct(others[runner_up])} %) "
+        f"by {90 - 100 * others[runner_up]:.2f} points, more than {se(mean, n):.2f} points")
+
+    # Glorot's units made identical in layer_stats.csv: it is said to keep them identical too.
+    glorot = str(trials["glorot_uniform"]["trial_id"])
+    rewrite(store, "init", lambda f: [row.update(unit_spread=0.0) for row in f["layer_stats"]
+                                      if str(row["trial_id"]) == glorot])
+    sentences = observations(results, "q15", "init")
+    assert f"initializer=glorot_uniform: every unit of every layer kept the same incoming weights" in " ".join(sentences)
+    (html,) = build_report(results, ["q15"], PROFILE)
+    assert text_of(html.read_text()).count(esc(identical)) == 1         # said once, among the observations
+
+
+# -- conv regression (q5) --------------------------------------------------------------------------------
+def test_divergence_epochs_against_the_seeds(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q5")
+    store = store_of(results, "q5")
+    seed = read_run(store)["reference"]["run_a"]
+    summary = store.read_experiment("run_a")["summary"]
+    inf, nan = summary["first_inf_epoch"], summary["first_nan_epoch"]
+
+    def relation(ours, theirs):
+        if ours == theirs:
+            return f"as the seed's (epoch {theirs})"
+        return f"{abs(ours - theirs)} epoch{'s' if abs(ours - theirs) != 1 else ''} " \
+               f"{'after' if ours > theirs else 'before'} the seed's (epoch {theirs})"
+
+    assert said(observations(results, "q5", "run_a"), "The loss blew up") == (
+        f"The loss blew up: inf from epoch {inf}, {relation(inf, seed['first_inf_epoch'])}; NaN from epoch {nan}, "
+        f"{relation(nan, seed['first_nan_epoch'])}; epochs counted from 1 in both.")
+
+    # The same run with finite losses throughout (as conv_regression stores a run that never diverged).
+    def finite(found):
+        for row in found["history"]:
+            row["loss"] = 1.0
+        found["summary"].update(first_inf_epoch=None, first_nan_epoch=None, status="completed")
+    rewrite(store, "run_a", finite)
+    epochs = summary["epochs_run"]
+    assert said(observations(results, "q5", "run_a"), "The loss stayed finite") == (
+        f"The loss stayed finite: never inf in {epochs} epochs, where the seed's was from epoch "
+        f"{seed['first_inf_epoch']}; never NaN in {epochs} epochs, where the seed's was from epoch "
+        f"{seed['first_nan_epoch']}; epochs counted from 1 in both.")
+
+
+def test_l2_norm_order_over_batch_sizes_against_the_seeds(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q5")
+    store = store_of(results, "q5")
+    seed = {row["batch_size"]: row["l2_norm"] for row in read_run(store)["reference"]["run_b"]["rows"]}
+    norms = {row["batch_size"]: row["l2_norm"] for row in store.read_experiment("run_b")["trials"]}
+    seed_order = sorted(seed, key=seed.get)
+    order = sorted(norms, key=norms.get)
+    sentences = observations(results, "q5", "run_b")
+    words = " > ".join(f"batch size {b}" for b in order)
+    assert (f"Our ranking matches the seed's: {words}." if order == seed_order else
+            f"Our ranking differs from the seed's: ours {words}") in " ".join(sentences)
+    ratio = max(norms.values()) / min(norms.values())
+    assert (f"The largest final L2 norm is {ratio:.2f} times the smallest (the seed's: "
+            f"{max(seed.values()) / min(seed.values()):.2f} times).") in sentences
+
+    # The smallest and the largest batch size swap their norms.
+    low, high = order[0], order[-1]
+    def swap(found):
+        for row in found["trials"]:
+            row["l2_norm"] = {low: norms[high], high: norms[low]}.get(row["batch_size"], row["l2_norm"])
+        found["summary"]["final_l2_norm"] = {str(b): {low: norms[high], high: norms[low]}.get(b, v) for b, v in norms.items()}
+    rewrite(store, "run_b", swap)
+    swapped = [high, *order[1:-1], low]
+    assert f"Our ranking differs from the seed's: ours {' > '.join(f'batch size {b}' for b in swapped)}" in \
+        " ".join(observations(results, "q5", "run_b"))
+
+
+# -- gradient checks (q2, q6, q3 --impl scratch) and the blur (q4) --------------------------------------
+def test_scalar_gradients_against_the_tolerance(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q2")
+    store = store_of(results, "q2")
+    found = store.read_experiment("gradients")
+    largest = max(row["max_rel_diff_numeric"] for row in found["points"])
+    step = found["summary"]["step"]
+    assert said(observations(results, "q2", "gradients"), "Each gradient").startswith(
+        f"Each gradient agrees with central differences (step {step:g}) to {largest:.1e} (largest relative "
+        f"difference over the {len(found['points'])} points")
+
+    # A wrong central difference for df/dx at the first point, and the differences the run computes from it.
+    def wrong(found):
+        row = found["points"][0]
+        row["numeric_df_dx"] += 1e-3
+        names = [k[len("df_d"):] for k in row if k.startswith("df_d")]
+        pairs = [(row[f"df_d{v}"], row[f"numeric_df_d{v}"]) for v in names]
+        row["max_abs_diff_numeric"] = max(abs(a - b) for a, b in pairs)
+        row["max_rel_diff_numeric"] = max(abs(a - b) / max(1e-12, abs(a) + abs(b)) for a, b in pairs)
+        found["summary"]["max_abs_diff_numeric"] = max(r["max_abs_diff_numeric"] for r in found["points"])
+        found["summary"]["max_rel_diff_numeric"] = max(r["max_rel_diff_numeric"] for r in found["points"])
+    rewrite(store, "gradients", wrong)
+    worst = store.read_experiment("gradients")["summary"]["max_rel_diff_numeric"]
+    assert said(observations(results, "q2", "gradients"), "Each gradient") == (
+        f"Each gradient does not agree with central differences (step {step:g}): the largest relative difference over "
+        f"the 4 points reaches {worst:.1e}, more than the 1e-07 tolerance (largest absolute "
+        f"{store.read_experiment('gradients')['summary']['max_abs_diff_numeric']:.1e}).")
+
+
+def test_two_layer_check_and_toy_training(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q6")
+    store = store_of(results, "q6")
+    seed = read_run(store)["reference"]
+    summary = store.read_experiment("check")["summary"]
+    sentences = observations(results, "q6", "check")
+    # The seed printed its scores with 8 decimals: ours agree when within half a unit of the 8th.
+    difference = max(abs(a - b) for row, ref in zip(summary["scores"], seed["check"]["scores"]) for a, b in zip(row, ref))
+    assert said(sentences, "Each score") == (f"Each score agrees with the seed's to {difference:.1e} (largest absolute "
+                                             f"difference; the seed printed 8 decimals; tolerance 5e-09).")
+    errors = summary["relative_errors"]
+    assert said(sentences, "Each analytic gradient (W1, b1, W2, b2) agrees with central differences").startswith(
+        f"Each analytic gradient (W1, b1, W2, b2) agrees with central differences to {max(errors.values()):.1e}")
+    rewrite(store, "check", lambda found: found["summary"]["relative_errors"].update(W2=2e-3))
+    assert said(observations(results, "q6", "check"), "Each analytic gradient (W1, b1, W2, b2) does not agree") == (
+        "Each analytic gradient (W1, b1, W2, b2) does not agree with central differences: the largest relative error "
+        f"reaches 2.0e-03, more than the 1e-07 tolerance (at W2; the seed's largest "
+        f"{max(seed['check']['relative_errors'].values()):.1e}).")
+
+    history = store.read_experiment("train")["history"]
+    first = next(row["epoch"] for row in history if row["loss"] < 0.02)
+    final = store.read_experiment("train")["summary"]["final_loss"]
+    assert said(observations(results, "q6", "train"), "The training loss").startswith(
+        f"The training loss first fell below the 0.02 target at iteration {first} and ended at {final:.4g} after "
+        f"{len(history)} iterations")
+
+    def never(found):
+        for row in found["history"]:
+            row["loss"] = max(row["loss"], 0.03)
+        found["summary"].update(final_loss=found["history"][-1]["loss"], reached_target=False)
+    rewrite(store, "train", never)
+    assert said(observations(results, "q6", "train"), "The training loss").startswith(
+        f"The training loss never fell below the 0.02 target: it ended at 0.03 after {len(history)} iterations")
+
+
+def test_blur_against_keras_conv2d(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q4")
+    store = store_of(results, "q4")
+    summary = store.read_experiment("blur")["summary"]
+    blurred = store.read_arrays("blur")["blurred"]
+    tolerance = 1e-5 * max(1.0, float(np.abs(blurred).max()))
+    assert said(observations(results, "q4", "blur"), "The forward pass").startswith(
+        f"The forward pass agrees with Keras Conv2D to {summary['keras_max_abs_diff']:.1e}")
+    rewrite(store, "blur", lambda found: found["summary"].update(keras_max_abs_diff=1e-3))
+    assert said(observations(results, "q4", "blur"), "The forward pass") == (
+        f"The forward pass does not agree with Keras Conv2D: the largest absolute difference in float32 reaches "
+        f"1.0e-03, more than the {tolerance:g} tolerance (outputs up to {max(1.0, float(np.abs(blurred).max())):.3g}).")
+
+
+def test_finite_differences_fall_as_epsilon_squared_and_a_wrong_gradient_is_caught(smoke_results, tmp_path):
+    results = copy_results(smoke_results, tmp_path / "results", f"q3/{PROFILE}/scratch")
+    store = store_of(results, "q3", "scratch")
+    summary = store.read_experiment("fd_sweep")["summary"]
+    gaps = sorted((float(n), gap) for n, gap in summary["max_abs_gap"].items())
+    (n1, g1), (n2, g2) = gaps[:2]
+    sentences = observations(results, "q3", "fd_sweep", "scratch")
+    power = math.log(g1 / g2) / math.log(n2 / n1)
+    assert f"as epsilon to the power {power:.2f}" in said(sentences, f"From N = {n1:g} to N = {n2:g}")
+    assert abs(power - 2) < 0.1                                    # central differences
+    assert said(sentences, "The analytic gradient").startswith("The analytic gradient agrees with central differences")
+
+    # An analytic gradient off by 0.01 (a wrong backward pass), with the gaps the run computes from it.
+    def wrong(found):
+        for row in found["sweep"]:
+            row["analytic"] += 0.01
+            row["abs_gap"] = abs(row["analytic"] - row["numeric"])
+        found["summary"]["max_abs_gap"] = {str(n): max(r["abs_gap"] for r in found["sweep"] if r["N"] == n)
+                                           for n in found["summary"]["n_values"]}
+    rewrite(store, "fd_sweep", wrong)
+    assert said(observations(results, "q3", "fd_sweep", "scratch"), "The analytic gradient").startswith(
+        "The analytic gradient does not agree with central differences")
+
+
+# -- the kinds of q10, q11, q12 and q18, on q1's store --------------------------------------------------------
+SOURCE_CLASSES, TARGET_CLASSES = ["airplane", "automobile", "bird", "cat", "deer"], ["dog", "frog", "horse", "ship", "truck"]
+
+
+def test_offline_pretrained_weights_are_a_known_cause_of_the_seed_difference(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    banner = "No pretrained ImageNet weights here (offline): q10 fine-tunes from a source checkpoint"
+    # What find_weights stores offline, and what runner.replace_data writes to run.json.
+    store.write_experiment("source", summary={
+        "kind": "pretrained_source", "title": "The pretrained weights", "source": "self-trained",
+        "weights": "source.weights.h5", "banner": banner, "reason": "offline", "description": "self-trained",
+        "source_classes": SOURCE_CLASSES, "target_classes": TARGET_CLASSES, "source_train": 400, "source_val": 100,
+        "settings": {}, "source_val_accuracy": 0.62, "source_epochs": 3, "source_seconds": 9.0})
+
+    def add_source(run):
+        run["sections"].insert(0, {"template": "pretrained_source", "experiment": "source", "title": "Weights"})
+        run["dataset"]["fallback_banner"] = banner
+    edit_run(store, add_source)
+    sentences = observations(results, "q1", "source")
+    assert said(sentences, "The source checkpoint reached") == (
+        f"The source checkpoint reached 62.00 % validation accuracy on its own classes after 3 epochs, above their "
+        f"20 % chance by 42.00 points, more than {se(0.62, 100):.2f} points, the binomial standard error on 100 "
+        f"validation images.")
+    assert said(sentences, "The starting weights are an offline substitute").endswith(
+        "a 5-class task with chance at 20 %, not the seed's 10-class task.")
+    below = said(observations(results, "q1", "best"), "Our test accuracy")
+    assert "an offline substitute for the ImageNet weights (a source checkpoint trained here on airplane, " \
+           "automobile, bird, cat, deer; the target task is the other 5 classes)" in below
+    assert "fallback" not in below              # the same dataset, another task: not a dataset fallback
+
+    rewrite(store, "source", lambda found: found["summary"].update(source="imagenet", description="ImageNet weights"))
+    assert observations(results, "q1", "source") == ["The starting weights are ImageNet's (ImageNet weights), as the seed's."]
+    assert "substitute" not in said(observations(results, "q1", "best"), "Our test accuracy")
+
+
+def test_gallery_counts_the_mistakes_of_the_evaluated_model(smoke_results, tmp_path):
+    results = copy_question(smoke_results, tmp_path, "q1")
+    store = store_of(results, "q1")
+    best = store.read_experiment("best")
+    matrix, names = np.array(best["metrics"]["confusion_matrix"]), best["metrics"]["class_names"]
+    total, wrong = int(matrix.sum()), int(matrix.sum() - np.trace(matrix))
+    off = matrix - np.diag(np.diag(matrix))
+    true, predicted = np.unravel_index(np.argmax(off), off.shape)
+    # What MisclassifiedGallery stores: its summary, gallery.csv and arrays.npz (one shown mistake).
+    row = {"test_index": 7, "true": names[true], "predicted": names[predicted],
+           **{f"p_{name}": 0.9 if k == predicted else 0.1 / (len(names) - 1) for k, name in enumerate(names)}}
+    store.write_experiment("gallery", summary={"kind": "misclassified", "title": "Misclassified", "source": "best",
+                                               "test_images": total, "wrong": wrong, "shown": 1,
+                                               "test_accuracy": 1 - wrong / total, "class_names": names},
+                           tables={"gallery": [row]},
+                           arrays={"images": np.zeros((1, 8, 8, 1), np.uint8), "true": [true], "predicted": [predicted],
+                                   "probabilities": np.full((1, len(names)), 0.1, np.float32), "indices": [7]})
+    edit_run(store, lambda run: run["sections"].append({"template": "misclassified", "experiment": "gallery",
+                                                        "title": "Misclassified"}))
+    sentences = observations(results, "q1", "gallery")
+    assert sentences[0] == (f"{wrong:,} of {total:,} test images are misclassified ({pct(wrong / total)} %): test accuracy "
+                            f"{pct(1 - wrong / total)} %, as the best evaluation stored it.")
+    assert (f"The most frequent confusion on the test split: {names[true]} taken for {names[predicted]}, "
+            f"{off.max()} images ({pct(off.max() / wrong)} % of the mistakes).") in sentences
+    assert f"The most confident mistake: {names[true]} called {names[predicted]}, with 90.00 % probability." in sentences
+    rewrite(store, "best", lambda found: found["summary"].update(test_accuracy=0.5))
+    assert observations(results, "q1", "gallery")[0].endswith(
+        "but the best evaluation stored 50.00 %: the gallery did not read the same model or images.")
+
+
+def test_activation_maps_and_augmented_copies_are_described_from_the_stored_arrays():
+    from dlcv_keras.experiments.activation_maps import _model_observation
+    from dlcv_keras.experiments.augmented_examples import _observations
+
+    rng = np.random.default_rng(0)
+    # Maps as activation_maps stores them: (images, channels, H, W), each scaled to [0, 1]; flat maps are 0.
+    early = rng.random((4, 8, 32, 32)).astype(np.float16)
+    early[:, [2, 5]] = 0
+    late = rng.random((4, 8, 4, 4)).astype(np.float16)
+    model = {"label": "ResNet-18", "question": "q9", "early_shape": [32, 32, 16], "late_shape": [4, 4, 128]}
+    assert _model_observation(model, early, late) == (
+        "ResNet-18 (q9): the late maps are 4 x 4 against the early 32 x 32, 8 times coarser; 2 of the 8 early channels "
+        "shown and 0 of the 8 late ones are flat (one value over the whole map) on all 4 images.")
+
+    originals = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    copies = np.stack([originals, originals[:, :, ::-1], originals[:, ::-1]], axis=1)      # unchanged, flipped twice
+    copies[0, 0] = np.clip(copies[0, 0].astype(int) + 10, 0, 255)
+    changed = [np.abs(copies[i, j].astype(float) - originals[i]).mean() for i in range(3) for j in range(3)
+               if not np.array_equal(copies[i, j], originals[i])]
+    assert _observations(originals, copies) == [
+        f"{9 - len(changed)} of the 9 augmented copies are identical to their original; the others differ from it by "
+        f"{np.mean(changed):.1f} of 255 per pixel value on average."]
+    assert _observations(originals, copies[:, 1:]) == [
+        f"All 6 augmented copies differ from their original, by {np.mean(changed[1:]):.1f} of 255 per pixel value "
+        f"on average."]

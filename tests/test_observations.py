@@ -1,8 +1,8 @@
 """Every experiment kind's observations (not the search views'), on real runs: the sentences quote the
 stored numbers, and change with them when a stored value is changed the way the code writes it.
 
-q1-q6 come from the shared smoke runs (``smoke_results``); q15 (initialisation study) and q17 (parameter
-table, run comparisons) are run once here on the offline MNIST copy (about a minute; DLCV_OBSERVATION_RESULTS
+q2-q6 come from the shared smoke runs (``smoke_results``); q1 (on MNIST, its seed's dataset), q15
+(initialisation study) and q17 (parameter table, run comparisons) are run once here on the offline MNIST copy (about a minute; DLCV_OBSERVATION_RESULTS
 keeps them). The kinds whose real runs take minutes (q10's pretrained source, q11's augmented examples,
 q12's activation maps, q18's gallery) are checked on a smoke run's store given the files those kinds write.
 The expected numbers are computed here, independently of report/observe.py.
@@ -78,13 +78,14 @@ def copy_question(source: Path, tmp_path: Path, question: str) -> Path:
 
 @pytest.fixture(scope="module")
 def later(tmp_path_factory) -> Path:
-    """Real smoke runs of q15 and q17 on the offline MNIST copy; DLCV_OBSERVATION_RESULTS=<folder> keeps them."""
+    """Real smoke runs of q1, q15 and q17 on the offline MNIST copy (q1 on its seed's dataset, so compared with
+    the seed's numbers, unlike the shared smoke run on digits); DLCV_OBSERVATION_RESULTS=<folder> keeps them."""
     data = offline_data("mnist")
     folder, state = kept_runs("DLCV_OBSERVATION_RESULTS", "observations", tmp_path_factory)
     if state is not None:
         return Path(state["results"])
     results = folder / "results"
-    for question in ("q15", "q17"):
+    for question in ("q1", "q15", "q17"):
         done = run_cli([question, "--profile", PROFILE, "--results", str(results), "--data-dir", str(data),
                         "--no-download", "--report", "none", "-q"], folder)
         if done["returncode"] != 0:
@@ -94,8 +95,8 @@ def later(tmp_path_factory) -> Path:
 
 
 # -- evaluate best (q1) ----------------------------------------------------------------------------------
-def test_best_against_the_seed_turns_from_reproduced_to_below_with_its_causes(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_best_against_the_seed_turns_from_reproduced_to_below_with_its_causes(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     run = read_run(store)
     seed, n = run["reference"]["best"], run["dataset"]["splits"]["test"]
@@ -118,8 +119,8 @@ def test_best_against_the_seed_turns_from_reproduced_to_below_with_its_causes(sm
     assert f"fewer epochs ({epochs} against the seed's {seed['hyperparameters']['epochs']})" in sentence
 
 
-def test_best_train_test_gap_is_a_gap_only_beyond_the_noise(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_best_train_test_gap_is_a_gap_only_beyond_the_noise(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     run = read_run(store)
     n, seed = run["dataset"]["splits"]["test"], run["reference"]["best"]
@@ -148,8 +149,8 @@ def _confusion(store: ResultsStore, matrix: list[list[int]]) -> None:
     rewrite(store, "best", change)
 
 
-def test_best_and_worst_class_follow_the_confusion_matrix(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_best_and_worst_class_follow_the_confusion_matrix(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     seed = read_run(store)["reference"]["best"]
     matrix = store.read_experiment("best")["metrics"]["confusion_matrix"]
@@ -178,8 +179,8 @@ def test_best_and_worst_class_follow_the_confusion_matrix(smoke_results, tmp_pat
 
 
 # -- scikit-learn (q1) -----------------------------------------------------------------------------------
-def test_sklearn_winner_and_ranking_follow_the_two_test_accuracies(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_sklearn_winner_and_ranking_follow_the_two_test_accuracies(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     run = read_run(store)
     n = run["dataset"]["splits"]["test"]
@@ -485,8 +486,8 @@ def test_finite_differences_fall_as_epsilon_squared_and_a_wrong_gradient_is_caug
 SOURCE_CLASSES, TARGET_CLASSES = ["airplane", "automobile", "bird", "cat", "deer"], ["dog", "frog", "horse", "ship", "truck"]
 
 
-def test_offline_pretrained_weights_are_a_known_cause_of_the_seed_difference(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_offline_pretrained_weights_are_a_known_cause_of_the_seed_difference(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     banner = "No pretrained ImageNet weights here (offline): q10 fine-tunes from a source checkpoint"
     # What find_weights stores offline, and what runner.replace_data writes to run.json.
@@ -517,8 +518,8 @@ def test_offline_pretrained_weights_are_a_known_cause_of_the_seed_difference(smo
     assert "substitute" not in said(observations(results, "q1", "best"), "Our test accuracy")
 
 
-def test_gallery_counts_the_mistakes_of_the_evaluated_model(smoke_results, tmp_path):
-    results = copy_question(smoke_results, tmp_path, "q1")
+def test_gallery_counts_the_mistakes_of_the_evaluated_model(later, tmp_path):
+    results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
     best = store.read_experiment("best")
     matrix, names = np.array(best["metrics"]["confusion_matrix"]), best["metrics"]["class_names"]

@@ -131,14 +131,14 @@ def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epoc
     causes = []
     profile = run.get("profile")
     if profile and profile != "full":
-        causes.append(f"the {profile} profile (fewer epochs and smaller grids than the seed's settings)")
+        causes.append(f"the {profile} profile (its own data sizes, epochs and grids, not the seed's settings)")
     if dataset.get("requested") and dataset.get("name") and dataset["requested"] != dataset["name"]:
         causes.append(f"the {dataset['name']} fallback (ran on {dataset['name']}, not {dataset['requested']})")
     elif dataset.get("fallback_banner"):      # same data, a substitute elsewhere (q10's offline weights)
         causes.append(str(dataset["fallback_banner"]).rstrip("."))
     notes = " ".join(str(n) for n in dataset.get("notes") or [])
     train = split_size(run, "train")
-    if train and any(word in notes for word in ("subset", "missing", "built from", "first ")):
+    if train and any(word in notes for word in ("subset", "missing", "built from", "first ", "capped")):
         causes.append(f"a data subset ({thousands(train)} training images)")
     ours, seed = as_number(epochs), as_number(seed_epochs)
     if is_finite(ours) and is_finite(seed) and ours < seed:

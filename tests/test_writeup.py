@@ -96,7 +96,8 @@ def test_number_floats_folds_a_heading_into_its_table_caption():
             '<table class="meta"><tr><td>m</td></tr></table><figure><img src="data:,"><figcaption>Curves</figcaption>'
             '</figure><div class="observations"><h4>Observations</h4></div></section>')
     out = number_floats(html)
-    assert '<table id="table-1" class="trials"><caption><span class="float-label">Table 1.</span> All trials</caption>' in out
+    assert ('<table id="table-1" class="trials"><caption><span class="float-label">Table 1.</span> All trials</caption>'
+            '<tr><td class="nb">1</td>') in out
     assert "<h4>All trials</h4>" not in out and '<table class="meta">' in out
     assert '<figcaption><span class="float-label">Figure 1.</span> Curves' in out
     assert "<h4>Observations (from Figure 1 and Table 1)</h4>" in out

@@ -177,6 +177,7 @@ _FLOATS = re.compile(
     r'|(?P<observations><h4>Observations</h4>)')
 
 
+_SHORT_CELL = re.compile(r"<td>(?=[^<]{1,14}</td>)")   # a number with its unit, a one- or two-word status
 WIDE_COLUMNS = 11   # columns from which a table is set in a smaller type (writeup.css: table.wide)
 
 
@@ -186,7 +187,8 @@ def number_floats(html: str) -> str:
 
     A table headed by an ``<h4>`` right above it takes the heading as its caption, so the PDF never
     leaves a heading at the foot of a page and its table on the next. Tables of class "meta" (the
-    front matter's) are not numbered; tables of ``WIDE_COLUMNS`` columns or more get class "wide"."""
+    front matter's) are not numbered; tables of ``WIDE_COLUMNS`` columns or more get class "wide", and
+    a short cell class "nb" (never broken across lines)."""
     counts = {"figure": 0, "table": 0}
     in_section: dict[str, list[int]] = {"figure": [], "table": []}
 
@@ -219,7 +221,7 @@ def number_floats(html: str) -> str:
             return f"{opening}<caption>{label}{title} "
         return f"{opening}<caption>{label}{title}</caption>"
 
-    return _FLOATS.sub(replace, html)
+    return _SHORT_CELL.sub('<td class="nb">', _FLOATS.sub(replace, html))
 
 
 def _refs(in_section: Mapping[str, Sequence[int]]) -> str:

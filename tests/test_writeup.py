@@ -96,13 +96,13 @@ def test_number_floats_folds_a_heading_into_its_table_caption():
             '<table class="meta"><tr><td>m</td></tr></table><figure><img src="data:,"><figcaption>Curves</figcaption>'
             '</figure><div class="observations"><h4>Observations</h4></div></section>')
     out = number_floats(html)
-    assert ('<table id="table-1" class="trials"><caption><span class="float-label">Table 1.</span> All trials</caption>'
-            '<tr><td class="nb">1</td>') in out
+    assert ('<div class="table-float"><table id="table-1" class="trials"><caption><span class="float-label">Table 1.'
+            '</span> All trials</caption><tr><td class="nb">1</td></tr></table></div>') in out
     assert "<h4>All trials</h4>" not in out and '<table class="meta">' in out
     assert '<figcaption><span class="float-label">Figure 1.</span> Curves' in out
     assert "<h4>Observations (from Figure 1 and Table 1)</h4>" in out
     row = "".join(f"<th>c{i}</th>" for i in range(11))
-    assert '<table id="table-1" class="wide trials">' in number_floats(f'<table class="trials"><tr>{row}</tr></table>')
+    assert '<div class="table-float"><table id="table-1" class="wide trials">' in number_floats(f'<table class="trials"><tr>{row}</tr></table>')
     assert 'class="wide' not in number_floats(f'<table class="trials"><tr>{row[:-12]}</tr></table>')
 
 
@@ -189,11 +189,15 @@ def test_pdf_has_a_running_header_and_page_numbers_but_not_on_the_title_page(a1)
 
 def test_pdf_layout_keeps_tables_whole_within_the_page_and_numbers_unbroken(a1):
     """WeasyPrint's own layout: no table that fits on a page is split across two, none is wider than
-    the page's text, a one-word cell takes one line, and no heading ends a page."""
+    the page's text, a one-word cell takes one line, no heading ends a page and no caption is left
+    on a page without its table."""
     import weasyprint
 
     document = weasyprint.HTML(string=a1["html"], base_url=str(a1["html_path"].parent)).render()
     fragments: dict[int, list[tuple[int, float]]] = {}     # table element -> (page, height) per fragment
+    captions: dict[int, int] = {}                            # table element -> page of its caption
+    first_rows: dict[int, int] = {}                          # table element -> page of its first row
+    owner: dict[int, int] = {}                               # caption / first row element -> its table
     headings_last = []
     for index, page in enumerate(document.pages):
         box = page._page_box
@@ -201,6 +205,13 @@ def test_pdf_layout_keeps_tables_whole_within_the_page_and_numbers_unbroken(a1):
         blocks = []
         for child in box.descendants():
             tag = getattr(child, "element_tag", None)
+            if tag == "table":      # the wrapper box comes first: know the table's caption and first row
+                caption, first = child.element.find("caption"), next(child.element.iter("tr"), None)
+                owner.update({id(e): id(child.element) for e in (caption, first) if e is not None})
+            if tag == "caption" and id(child.element) in owner:
+                captions.setdefault(owner[id(child.element)], index)
+            if tag == "tr" and id(child.element) in owner:
+                first_rows.setdefault(owner[id(child.element)], index)
             if tag == "table" and type(child).__name__ == "TableBox":
                 fragments.setdefault(id(child.element), []).append((index, child.margin_height()))
                 assert child.margin_width() <= content_width + 1, f"table wider than the page on page {index + 1}"
@@ -220,6 +231,8 @@ def test_pdf_layout_keeps_tables_whole_within_the_page_and_numbers_unbroken(a1):
         if len(pages) > 1:   # split: only a table taller than a page may be
             assert sum(height for _, height in parts) > 0.8 * content_height, (pages, parts)
     assert not headings_last, f"headings left at the foot of a page: {headings_last}"
+    stranded = [page + 1 for table, page in captions.items() if first_rows.get(table, page) != page]
+    assert not stranded, f"table captions on another page than their table's first row: pages {stranded}"
 
 
 # -- nothing from outside the results folder ------------------------------------------------------

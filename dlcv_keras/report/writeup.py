@@ -177,8 +177,10 @@ _FLOATS = re.compile(
     r'|(?P<observations><h4>Observations</h4>)')
 
 
+_CLOSE_FLOAT = re.compile(r'(<div class="table-float[^"]*">.*?</table>)', re.S)
 _SHORT_CELL = re.compile(r"<td>(?=[^<]{1,14}</td>)")   # a number with its unit, a one- or two-word status
 WIDE_COLUMNS = 11   # columns from which a table is set in a smaller type (writeup.css: table.wide)
+LONG_ROWS = 50      # rows beyond which a table cannot fit a page: it may split (writeup.css: table.long)
 
 
 def number_floats(html: str) -> str:
@@ -187,8 +189,8 @@ def number_floats(html: str) -> str:
 
     A table headed by an ``<h4>`` right above it takes the heading as its caption, so the PDF never
     leaves a heading at the foot of a page and its table on the next. Tables of class "meta" (the
-    front matter's) are not numbered; tables of ``WIDE_COLUMNS`` columns or more get class "wide", and
-    a short cell class "nb" (never broken across lines)."""
+    front matter's) are not numbered; tables of ``WIDE_COLUMNS`` columns or more get class "wide", of more
+    than ``LONG_ROWS`` rows class "long", and a short cell class "nb" (never broken across lines)."""
     counts = {"figure": 0, "table": 0}
     in_section: dict[str, list[int]] = {"figure": [], "table": []}
 
@@ -213,15 +215,21 @@ def number_floats(html: str) -> str:
         heading = (match.group("heading") or "").strip()
         title = f" {heading}" if heading else ""
         first_row = html[match.end():html.find("</tr>", match.end())]
-        if first_row.count("<th") + first_row.count("<td") >= WIDE_COLUMNS:   # set smaller to fit the page
-            attrs = (re.sub(r'class="', 'class="wide ', attrs, count=1) if 'class="' in attrs
-                     else f'{attrs} class="wide"')
-        opening = f'<table id="table-{counts["table"]}"{attrs}>'
+        rows = html[match.end():html.find("</table>", match.end())].count("<tr")
+        for name, applies in (("wide", first_row.count("<th") + first_row.count("<td") >= WIDE_COLUMNS),
+                              ("long", rows > LONG_ROWS)):
+            if applies:
+                attrs = (re.sub(r'class="', f'class="{name} ', attrs, count=1) if 'class="' in attrs
+                         else f'{attrs} class="{name}"')
+        # In a block of its own, so a table that fits a page moves whole with its caption (writeup.css).
+        block = "table-float long" if rows > LONG_ROWS else "table-float"
+        opening = f'<div class="{block}"><table id="table-{counts["table"]}"{attrs}>'
         if match.group("caption"):
             return f"{opening}<caption>{label}{title} "
         return f"{opening}<caption>{label}{title}</caption>"
 
-    return _SHORT_CELL.sub('<td class="nb">', _FLOATS.sub(replace, html))
+    numbered = _CLOSE_FLOAT.sub(r"\1</div>", _FLOATS.sub(replace, html))
+    return _SHORT_CELL.sub('<td class="nb">', numbered)
 
 
 def _refs(in_section: Mapping[str, Sequence[int]]) -> str:

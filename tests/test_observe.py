@@ -58,3 +58,13 @@ def test_ranking_agreement():
     assert observe.ranking_agreement(["a", "b", "c"], ["a", "c"]) == "Our ranking matches the seed's: a > c."
     assert "differs" in observe.ranking_agreement(["c", "a"], ["a", "c"])
     assert observe.ranking_agreement(["a"], ["a", "b"]) is None
+
+
+def test_several_ties_give_the_farthest_gap_and_pair_noise_is_per_pair():
+    words = observe.winner([("a", 0.900), ("b", 0.899), ("c", 0.896), ("d", 0.80)], observe.Noise(0.5, "n"))
+    assert words == ("No single winner: a reached the highest validation accuracy (90.00 %), but b and c are within "
+                     "noise of it: at most 0.40 points below, not more than 0.50 points, n.")
+    spreads = {"b": observe.Noise(0.1, "b's spread"), "c": observe.Noise(3.0, "c's spread")}
+    # b is clearly behind by its own spread; c's larger spread would have hidden the lead
+    assert observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get).startswith("A won with 90.00 %")
+    assert "b's spread" in observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get)

@@ -199,7 +199,9 @@ def _observations(store, trials, reference, section, run) -> list[str]:
     ranked = _ranked_runs(trials)
     sentences = []
     if ranked:
-        sentences.append(winner([(str(row["run"]), row["test_accuracy"]) for row in ranked], _noise(run, *ranked),
+        by_label = {str(row["run"]): row for row in ranked}
+        sentences.append(winner([(str(row["run"]), row["test_accuracy"]) for row in ranked],
+                                lambda label: _noise(run, ranked[0], by_label[label]),
                                 "test accuracy"))
     ranking = ranking_words(trials, _seed_ranking(reference, section), run)
     if ranking:

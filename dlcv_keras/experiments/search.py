@@ -651,16 +651,27 @@ def _importance_words(importance: Importance | None, ok, run) -> str | None:
 
 
 def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str | None:
-    """Whether training accuracy minus validation accuracy grew from the first epoch to the last."""
+    """Whether the gap between training and validation accuracy grew in size, and which side leads.
+
+    Counted from the second epoch when there are three or more: the first epoch's training accuracy is
+    a mean over the epoch in which the model learns the most, so it lags the validation accuracy
+    measured at the epoch's end, and a gap from it would grow by that artefact alone."""
     rows = [r for r in history if is_finite(r.get("accuracy")) and is_finite(r.get("val_accuracy"))]
     if len(rows) < 2:
         return None
-    first, last = (points(r["accuracy"], r["val_accuracy"]) for r in (rows[0], rows[-1]))
-    change = last - first
-    verb = ("stayed the same" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
-    return (f"For {who}, training minus validation accuracy went from {first:.2f} points at epoch "
-            f"{fmt(rows[0].get('epoch'))} to {last:.2f} points at epoch {fmt(rows[-1].get('epoch'))}: the gap "
-            f"{verb} ({gap_words(change, noise_)}).")
+    start = rows[1] if len(rows) >= 3 else rows[0]
+    first, last = (points(r["accuracy"], r["val_accuracy"]) for r in (start, rows[-1]))
+    change = abs(last) - abs(first)
+    verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
+    return (f"For {who}, training accuracy was {_lead(first)} at epoch {fmt(start.get('epoch'))} and {_lead(last)} at "
+            f"epoch {fmt(rows[-1].get('epoch'))}: the gap {verb} ({gap_words(change, noise_)}).")
+
+
+def _lead(gap_points: float) -> str:
+    """Training accuracy against validation accuracy, in words: "2.10 points above validation accuracy"."""
+    if gap_points == 0:
+        return "equal to validation accuracy"
+    return f"{abs(gap_points):.2f} points {'above' if gap_points > 0 else 'below'} validation accuracy"
 
 
 def _seed_best(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

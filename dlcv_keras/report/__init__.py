@@ -36,8 +36,10 @@ def _check_questions(questions: Sequence[str]) -> list[str]:
 
 
 def _check_profile(profile: str) -> str:
-    if not isinstance(profile, str) or not _PROFILE.fullmatch(profile):
-        raise InvalidParameterError(f"profile must be a name like 'quick', got {profile!r}")
+    from dlcv_keras.settings import PROFILES
+
+    if profile not in PROFILES:
+        raise InvalidParameterError(f"profile must be one of {', '.join(map(repr, PROFILES))}, got {profile!r}")
     return profile
 
 

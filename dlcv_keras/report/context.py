@@ -281,6 +281,8 @@ def _search_comparison(runs, labels, name: str, title: str) -> dict[str, Any] | 
 def compare_implementations(stores: Sequence[ResultsStore]) -> dict[str, Any]:
     """Implementations of one question side by side: best evaluation, and each shared search's val accuracy."""
     runs = [(store, read_run(store)) for store in stores]
+    # On another dataset than the seed's, the seed's numbers are no reference here either.
+    runs = [(store, {**run, "reference": {}} if other_dataset(run, store.question) else run) for store, run in runs]
     labels = [implementation_label(implementation_key(store, run)) for store, run in runs]
     titles: dict[str, str] = {}
     for _, run in runs:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from dlcv_keras.report.format import as_number, fmt, is_finite, pct, thousands
 
@@ -82,23 +82,35 @@ def gap_words(difference_points: float, noise_: Noise) -> str:
     return f"within noise: {size} apart, not more than {noise_.points:.2f} points, {noise_.words}"
 
 
-def winner(ranked: Sequence[tuple[str, float]], noise_: Noise, metric: str = "validation accuracy") -> str | None:
+def winner(ranked: Sequence[tuple[str, float]], noise_: Noise | Callable[[str], Noise],
+           metric: str = "validation accuracy") -> str | None:
     """Which labelled setting won and by how much over the runner-up; "within noise" when the lead is
-    not larger than the noise. ``ranked`` holds (label, accuracy as a fraction), best first."""
+    not larger than the noise. ``ranked`` holds (label, accuracy as a fraction), best first.
+
+    ``noise_`` is one Noise for every comparison, or a function of the other label giving the noise of
+    the best against it (runs with their own measured spreads: the larger of the pair's)."""
     ranked = [(label, float(value)) for label, value in ranked if is_finite(as_number(value))]
     if not ranked:
         return None
+    against = noise_ if callable(noise_) else (lambda label: noise_)
     best_label, best = ranked[0]
     if len(ranked) == 1:
         return f"The only setting, {best_label}, reached {pct(best)} % {metric}."
     second_label, second = ranked[1]
     lead = points(best, second)
-    if noise_.separates(lead):
+    if against(second_label).separates(lead):
         return (f"{_capital(best_label)} won with {pct(best)} % {metric}, ahead of the runner-up "
-                f"({second_label}, {pct(second)} %) by {gap_words(lead, noise_)}.")
-    tied = [label for label, value in ranked[1:] if not noise_.separates(points(best, value))]
+                f"({second_label}, {pct(second)} %) by {gap_words(lead, against(second_label))}.")
+    tied = [(label, points(best, value)) for label, value in ranked[1:]
+            if not against(label).separates(points(best, value))]
+    if len(tied) == 1:
+        return (f"No single winner: {best_label} reached the highest {metric} ({pct(best)} %), but "
+                f"{second_label} is {gap_words(lead, against(second_label))}.")
+    farthest_label, farthest = tied[-1]
+    noise_words = max((against(label) for label, _ in tied), key=lambda n: n.points or 0.0)
     return (f"No single winner: {best_label} reached the highest {metric} ({pct(best)} %), but "
-            f"{_listing(tied)} {'is' if len(tied) == 1 else 'are'} {gap_words(lead, noise_)}.")
+            f"{_listing([label for label, _ in tied])} are within noise of it: at most {farthest:.2f} points "
+            f"below, not more than {noise_words.points:.2f} points, {noise_words.words}.")
 
 
 def trend(pairs: Sequence[tuple[Any, float]], name: str, noise_: Noise, metric: str = "validation accuracy") -> str | None:

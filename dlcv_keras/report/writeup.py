@@ -34,9 +34,12 @@ def writeup_path(results_dir: Path, assignment: str, profile: str) -> Path:
     return Path(results_dir) / "writeups" / f"{assignment}-{profile}"
 
 
-def run_command(question: str, profile: str) -> str:
-    """The command that runs a question not run yet."""
-    return f"python -m dlcv_keras.run {question}" + ("" if profile == "quick" else f" --profile {profile}")
+def run_command(question: str, profile: str, results_dir: Path) -> str:
+    """The command that runs a question not run yet, into the results folder the write-up reads."""
+    words = ["python", "-m", "dlcv_keras.run", question] + ([] if profile == "quick" else ["--profile", profile])
+    if Path(results_dir).resolve() != Path("results").resolve():
+        words += ["--results", str(results_dir)]
+    return shlex.join(words)
 
 
 def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
@@ -51,7 +54,7 @@ def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
         argv = shlex.split(recorded)
     except ValueError:
         argv = []
-    if argv and re.search(r"dlcv_keras[/\\.]run(\.py)?$", argv[0]):
+    if argv and re.search(r"(dlcv_keras[/\\.]run(\.py)?|[/\\]dlcv|^dlcv)$", argv[0]):   # -m, or the console script
         kept, words = [], iter(argv[1:])
         for arg in words:
             name = arg.split("=", 1)[0]
@@ -60,6 +63,7 @@ def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
             elif _NOT_REPRODUCING[name] and "=" not in arg:
                 next(words, None)       # "--report none": its value goes with it
         return shlex.join(["python", "-m", "dlcv_keras.run", *kept])
+    # Started from Python (not the command line): rebuilt from the settings run.json records.
     words = ["python", "-m", "dlcv_keras.run", store.question, "--profile", str(run.get("profile", store.profile))]
     if run.get("tuner") not in (None, "grid"):
         words += ["--tuner", str(run["tuner"])]
@@ -70,7 +74,7 @@ def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
         words += ["--dataset", str(requested)]
     if store.implementation:
         words += ["--impl", store.implementation]
-    return shlex.join(words)
+    return shlex.join(words) + "  # rebuilt from run.json: the run was not started from the command line"
 
 
 def _provenance(part: Mapping[str, Any], run: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -115,8 +119,12 @@ def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str
         rows += [{"name": k, "choices": _range_words(span), "how": "range"} for k, span in (summary.get("ranges") or {}).items()]
         rows += [{"name": k, "choices": fmt(v), "how": "fixed"} for k, v in (summary.get("fixed") or {}).items()]
         spaces.append({"experiment": name, "title": str(section.get("title") or name), "tuner": fmt(summary.get("tuner")),
-                       "trials": fmt(summary.get("n_trials")), "rows": rows})
+                       "trials": _count(summary.get("n_trials"), "trial"), "rows": rows})
     return spaces
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{fmt(n)} {noun}" + ("" if n == 1 else "s")
 
 
 def _range_words(span: Any) -> str:
@@ -136,6 +144,9 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
     chosen = get_assignment(assignment)
     _check_profile(profile)
     results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise InvalidParameterError(f"no results folder {results_dir} (give --results, or run "
+                                    f"`python -m dlcv_keras.run` first)")
     known = _known_templates()
     chapters, appendix, notices = [], [], []
     for number, question in enumerate(chosen.questions, 1):
@@ -143,7 +154,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
         notices += left_out
         chapter = {"number": number, "question": question, "anchor": f"chapter-{question}",
                    "title": QUESTIONS[question].title, "not_run": not stores,
-                   "command": run_command(question, profile), "parts": []}
+                   "command": run_command(question, profile, results_dir), "parts": []}
         if stores:
             parts = question_parts(stores, known)
             count = 0
@@ -178,6 +189,7 @@ _FLOATS = re.compile(
 
 
 _CLOSE_FLOAT = re.compile(r'(<div class="table-float[^"]*">.*?</table>)', re.S)
+_HEADER = re.compile(r"<th>([^<]*)</th>")   # a long header may break after "=", "_" or "/", never mid-word
 _SHORT_CELL = re.compile(r"<td>(?=[^<]{1,14}</td>)")   # a number with its unit, a one- or two-word status
 WIDE_COLUMNS = 11   # columns from which a table is set in a smaller type (writeup.css: table.wide)
 LONG_ROWS = 50      # rows beyond which a table cannot fit a page: it may split (writeup.css: table.long)
@@ -229,6 +241,7 @@ def number_floats(html: str) -> str:
         return f"{opening}<caption>{label}{title}</caption>"
 
     numbered = _CLOSE_FLOAT.sub(r"\1</div>", _FLOATS.sub(replace, html))
+    numbered = _HEADER.sub(lambda m: "<th>" + re.sub(r"([=_/])", r"\1<wbr>", m.group(1)) + "</th>", numbered)
     return _SHORT_CELL.sub('<td class="nb">', numbered)
 
 
@@ -264,14 +277,18 @@ def build_writeups(results_dir: Path, assignments: Sequence[str], profile: str =
                    formats: tuple = ("html",), output: Path | None = None) -> list[Path]:
     """``build_writeup`` for each assignment, in order; several are built side by side, one process
     per core (drawing figures and laying out PDFs is CPU-bound, and the write-ups share nothing)."""
+    import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = min(len(assignments), os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(len(assignments), cores)
     if workers < 2:
         return [path for name in assignments
                 for path in build_writeup(results_dir, name, profile, formats, output)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # "spawn": a fresh interpreter per worker, never a fork of a process whose threads (a test runner's,
+    # a notebook's Keras) may hold locks.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         jobs = [pool.submit(build_writeup, results_dir, name, profile, formats, output) for name in assignments]
         return [path for job in jobs for path in job.result()]
 
@@ -287,8 +304,10 @@ def check_assignments(names: Sequence[str]) -> list[str]:
     if names == ["all"]:
         return list(ASSIGNMENTS)
     for name in names:
-        if not is_assignment(name) or name == "all":
-            raise InvalidParameterError(f"name write-ups (a1 ... a5, or all alone) or question reports (q1 q3), "
+        if name == "all":
+            raise InvalidParameterError(f"'all' stands alone (it names the five write-ups), got {' '.join(names)}")
+        if not is_assignment(name):
+            raise InvalidParameterError(f"name write-ups (a1 ... a5, or all) or question reports (q1 q3), "
                                         f"not both: got {' '.join(names)}")
         get_assignment(name)
     if len(set(names)) != len(names):

@@ -144,13 +144,16 @@ def _status(run: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any] | 
 
 def _headline(store: ResultsStore, run: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any] | None]) -> str:
     """The run's main accuracy beside the seed's: its evaluation's test accuracy, else the last section
-    with a test accuracy, else the last with a best val accuracy. Only this run's summaries count."""
+    with a test accuracy, else the last run comparison's best test accuracy, else the last search's best
+    val accuracy. Only this run's summaries count."""
     found = None
     experiment, summary = evaluation_of(store, run)
     if experiment and summary.get("test_accuracy") is not None:
         found = ("test", experiment, summary["test_accuracy"])
     current = [(name, s) for name, s in reversed(list(summaries.items())) if s is not None and not stale_note(run, s)]
-    for label, key in (("test", "test_accuracy"), ("best val", "best_val_accuracy")):
+    # a run comparison's best run (q8, q14, q17) counts as a test accuracy, before a search's val
+    for label, key in (("test", "test_accuracy"), ("best test", "best_test_accuracy"),
+                       ("best val", "best_val_accuracy")):
         if found is None:
             found = next(((label, name, s[key]) for name, s in current if s.get(key) is not None), None)
     if found is None:
@@ -160,7 +163,7 @@ def _headline(store: ResultsStore, run: Mapping[str, Any], summaries: Mapping[st
     if other_dataset(run, store.question):     # another dataset's number is no reference; a fallback's is,
         return f"{text} (seed ran on {seed_dataset(run, store.question)})"   # as in the write-ups
     reference = (run.get("reference") or {}).get(experiment) or {}
-    seed_key = "test_accuracy" if label == "test" else "val_accuracy"
+    seed_key = "val_accuracy" if label == "best val" else "test_accuracy"
     seed = as_number(summary_or(reference, seed_key, reference.get("rows") or []))
     return f"{text} (seed {pct(seed)} %)" if seed is not None else text
 

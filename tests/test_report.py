@@ -326,10 +326,14 @@ def test_top_table_keeps_the_top_k(changed_q1):
     trials = store(changed_q1["results"], "q1").read_experiment("full_grid")["trials"]
     best, *rest = sorted(trials, key=lambda r: -r["val_accuracy"])
     # The table alone: the section's observations after it name the runner-up's accuracy too.
-    text = between(text_of(changed_q1["html"]), "Top 1 trials by validation accuracy", "Observations")
+    text = between(text_of(changed_q1["html"]), "Top 1 trials by validation accuracy", "The other")
     assert pct(best["val_accuracy"]) in text
     for row in rest:
         assert pct(row["val_accuracy"]) not in text
+    # the others follow, each once, in a table of their own: the write-up shows every trial it reads
+    others = between(text_of(changed_q1["html"]), f"The other {len(rest)} trained trials", "Observations")
+    for row in rest:
+        assert pct(row["val_accuracy"]) in others
 
 
 # -- errors -----------------------------------------------------------------------

@@ -475,8 +475,12 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     top_k = section.get("top_k", 5)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidParameterError(f"section {section['title']!r}: top_k must be an int >= 1, got {top_k!r}")
-    ranked = sorted((row for row in trials if is_trained(row)), key=by_val_accuracy)[:top_k]
-    return {"top_k": top_k, **_search_tables(summary, trials, ranked, columns, reference),
+    ranked = sorted((row for row in trials if is_trained(row)), key=by_val_accuracy)
+    # The rest follow in a table of their own, so every trial the observations read is shown once.
+    rest = trial_table(ranked[top_k:], varying_columns(trials, columns) or columns, reference.get("rows") or [],
+                       id_width(summary), match_columns=columns) if ranked[top_k:] else None
+    return {"top_k": top_k, "rest": rest, "n_rest": len(ranked[top_k:]),
+            **_search_tables(summary, trials, ranked[:top_k], columns, reference),
             **_search_extras(run, summary, trials, columns, experiment.get("history"), reference)}
 
 

@@ -244,14 +244,16 @@ def test_train_val_gap_of_the_best_trial_follows_its_history(smoke_results, tmp_
     def lead(gap):
         return f"{abs(gap):.2f} points {'above' if gap > 0 else 'below'} validation accuracy"
 
-    for start, target, verb in ((1.0, 21.0, "grew"), (-1.0, -21.0, "grew"), (15.0, -1.0, "shrank"),
-                                (5.0, -5.0, "stayed the same size")):
+    for start, target, verb in ((1.0, 21.0, "the gap grew"), (-1.0, -21.0, "the gap grew"), (15.0, 1.0, "the gap shrank"),
+                                (-5.0, 5.0, "training accuracy overtook validation accuracy"),
+                                (5.0, -5.0, "validation accuracy overtook training accuracy"),
+                                (0.2, -0.2, "the gap stayed the same size")):
         first["accuracy"] = first["val_accuracy"] + start / 100
         last["accuracy"] = last["val_accuracy"] + target / 100
         run.write_table("experiments/lr_batch/history.csv", found["history"])
         words = sentence(section(results, "q1", "lr_batch")["observations"], "For the best trial")
         assert words.startswith(f"For the best trial, training accuracy was {lead(start)} at epoch {first['epoch']} and "
-                                f"{lead(target)} at epoch {last['epoch']}: the gap {verb} (")
+                                f"{lead(target)} at epoch {last['epoch']}: {verb} (")
 
 
 def test_ranking_and_accuracy_beside_the_seed(smoke_results, tmp_path):

@@ -665,10 +665,15 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
         return None
     start = rows[1] if len(rows) >= 3 else rows[0]
     first, last = (points(r["accuracy"], r["val_accuracy"]) for r in (start, rows[-1]))
+    said = (f"For {who}, training accuracy was {_lead(first)} at epoch {fmt(start.get('epoch'))} and {_lead(last)} at "
+            f"epoch {fmt(rows[-1].get('epoch'))}")
+    if first * last < 0 and noise_.separates(last - first):     # the other side leads now
+        ahead = "training accuracy overtook validation accuracy" if last > 0 else \
+            "validation accuracy overtook training accuracy"
+        return f"{said}: {ahead} ({gap_words(last - first, noise_)})."
     change = abs(last) - abs(first)
     verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
-    return (f"For {who}, training accuracy was {_lead(first)} at epoch {fmt(start.get('epoch'))} and {_lead(last)} at "
-            f"epoch {fmt(rows[-1].get('epoch'))}: the gap {verb} ({gap_words(change, noise_)}).")
+    return f"{said}: the gap {verb} ({gap_words(change, noise_)})."
 
 
 def _lead(gap_points: float) -> str:

@@ -77,7 +77,7 @@ def reproduce_command(run: Mapping[str, Any], store: ResultsStore) -> str:
     return shlex.join(words) + "  # rebuilt from run.json: the run was not started from the command line"
 
 
-def _provenance(part: Mapping[str, Any], run: Mapping[str, Any]) -> list[dict[str, str]]:
+def _provenance(run: Mapping[str, Any]) -> list[dict[str, str]]:
     """What a reader needs to trust and redo one stored run, as (name, value) rows."""
     dataset = run.get("dataset") or {}
     environment = run.get("environment") or {}
@@ -166,7 +166,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
             for store, part in zip(stores, parts):
                 run = read_run(store)
                 appendix.append({"question": question, "label": part["implementation_label"] if len(parts) > 1 else "",
-                                 "provenance": _provenance(part, run), "command": reproduce_command(run, store),
+                                 "provenance": _provenance(run), "command": reproduce_command(run, store),
                                  "spaces": _search_spaces(store, run)})
         chapters.append(chapter)
     run_count = sum(1 for c in chapters if not c["not_run"])

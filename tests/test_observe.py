@@ -65,6 +65,10 @@ def test_several_ties_give_the_farthest_gap_and_pair_noise_is_per_pair():
     assert words == ("No single winner: a reached the highest validation accuracy (90.00 %), but b and c are within "
                      "noise of it: at most 0.40 points below, not more than 0.50 points, n.")
     spreads = {"b": observe.Noise(0.1, "b's spread"), "c": observe.Noise(3.0, "c's spread")}
-    # b is clearly behind by its own spread; c's larger spread would have hidden the lead
-    assert observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get).startswith("A won with 90.00 %")
-    assert "b's spread" in observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get)
+    # b is clearly behind by its own spread, but c's spread still covers its 2 points: no winner
+    words = observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get)
+    assert words == ("No single winner: a reached the highest validation accuracy (90.00 %), but c is within noise: "
+                     "2.00 points apart, not more than 3.00 points, c's spread.")
+    spreads["c"] = observe.Noise(1.0, "c's spread")        # now each is clear of a by its own spread
+    assert observe.winner([("a", 0.90), ("b", 0.89), ("c", 0.88)], spreads.get).startswith(
+        "A won with 90.00 % validation accuracy, ahead of the runner-up (b, 89.00 %) by 1.00 points, more than 0.10 points, b's spread.")

@@ -405,3 +405,23 @@ def test_axes_are_logarithmic_only_for_positive_values_spanning_more_than_a_deca
     assert scale_of([1e-3, 5e-3]) == "linear" and scale_of([0.0, 1e-3, 1e-1]) == "linear"
     assert scale_of(["relu", "tanh"]) == "categories" and scale_of([64, None]) == "categories"
     assert positions(["tanh", "relu", "tanh"], "categories") == [1.0, 0.0, 1.0]
+
+
+def test_gap_is_counted_from_the_second_epoch_and_a_lead_within_noise_is_no_overtaking():
+    from dlcv_keras.experiments.search import _gap_change
+    from dlcv_keras.report.observe import Noise
+
+    def history(*gaps):          # training minus validation accuracy, in points, per epoch from 1
+        return [{"epoch": e, "accuracy": 0.5 + g / 100, "val_accuracy": 0.5} for e, g in enumerate(gaps, 1)]
+
+    noise = Noise(0.83, "n")
+    # epoch 1's running-mean accuracy (-20 here) is left out: from epoch 2's -1.00 the gap grew
+    assert _gap_change(history(-20.0, -1.0, -5.0), noise, "x").startswith(
+        "For x, training accuracy was 1.00 points below validation accuracy at epoch 2 and 5.00 points below "
+        "validation accuracy at epoch 3: the gap grew (4.00 points")
+    # ends 0.30 points above: within noise of equal, so no overtaking is claimed
+    words = _gap_change(history(0.0, -5.0, 0.3), noise, "x")
+    assert "overtook" not in words and "the gap shrank" in words
+    assert "training accuracy overtook validation accuracy (a change of 7.00 points" in _gap_change(
+        history(0.0, -5.0, 2.0), noise, "x")
+    assert "equal to validation accuracy at epoch 3" in _gap_change(history(0.0, -5.0, -0.0001), noise, "x")

@@ -104,6 +104,10 @@ def test_number_floats_folds_a_heading_into_its_table_caption():
     row = "".join(f"<th>c{i}</th>" for i in range(11))
     assert '<div class="table-float"><table id="table-1" class="wide trials">' in number_floats(f'<table class="trials"><tr>{row}</tr></table>')
     assert 'class="wide' not in number_floats(f'<table class="trials"><tr>{row[:-12]}</tr></table>')
+    # a header row in <thead> counts its cells, not the <thead> tag; a table's count stops at its own end
+    ten = f'<table class="trials"><thead><tr>{row[:-12]}</tr></thead><tbody></tbody></table>'
+    assert 'class="wide' not in number_floats(ten + f'<table><tr>{row}</tr></table>').split("</table>")[0]
+    assert 'class="wide' not in number_floats('<table class="provenance"></table><p>x</p>')
 
 
 def test_a_question_on_another_dataset_is_titled_so_and_compared_with_nothing(a1, smoke_results):
@@ -233,7 +237,9 @@ def test_pdf_layout_keeps_tables_whole_within_the_page_and_numbers_unbroken(a1):
         if len(pages) > 1:   # split: only a table taller than a page may be
             assert sum(height for _, height in parts) > 0.8 * content_height, (pages, parts)
     assert not headings_last, f"headings left at the foot of a page: {headings_last}"
-    stranded = [page + 1 for table, page in captions.items() if first_rows.get(table, page) != page]
+    # every numbered table was seen with its caption and its first row
+    assert len(captions) >= len(re.findall(r'<table id="table-', a1["html"])) and set(captions) <= set(first_rows)
+    stranded = [page + 1 for table, page in captions.items() if first_rows[table] != page]
     assert not stranded, f"table captions on another page than their table's first row: pages {stranded}"
 
 

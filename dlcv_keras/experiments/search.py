@@ -667,10 +667,11 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
     first, last = (points(r["accuracy"], r["val_accuracy"]) for r in (start, rows[-1]))
     said = (f"For {who}, training accuracy was {_lead(first)} at epoch {fmt(start.get('epoch'))} and {_lead(last)} at "
             f"epoch {fmt(rows[-1].get('epoch'))}")
-    if first * last < 0 and noise_.separates(last - first):     # the other side leads now
+    # The other side leads now, by more than the noise: say so, with the change (not the lead) in brackets.
+    if first * last < 0 and noise_.separates(last - first) and noise_.separates(last):
         ahead = "training accuracy overtook validation accuracy" if last > 0 else \
             "validation accuracy overtook training accuracy"
-        return f"{said}: {ahead} ({gap_words(last - first, noise_)})."
+        return f"{said}: {ahead} (a change of {gap_words(last - first, noise_)})."
     change = abs(last) - abs(first)
     verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
     return f"{said}: the gap {verb} ({gap_words(change, noise_)})."
@@ -678,7 +679,7 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
 
 def _lead(gap_points: float) -> str:
     """Training accuracy against validation accuracy, in words: "2.10 points above validation accuracy"."""
-    if gap_points == 0:
+    if round(gap_points, 2) == 0:
         return "equal to validation accuracy"
     return f"{abs(gap_points):.2f} points {'above' if gap_points > 0 else 'below'} validation accuracy"
 

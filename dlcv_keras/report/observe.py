@@ -98,14 +98,16 @@ def winner(ranked: Sequence[tuple[str, float]], noise_: Noise | Callable[[str], 
         return f"The only setting, {best_label}, reached {pct(best)} % {metric}."
     second_label, second = ranked[1]
     lead = points(best, second)
-    if against(second_label).separates(lead):
-        return (f"{_capital(best_label)} won with {pct(best)} % {metric}, ahead of the runner-up "
-                f"({second_label}, {pct(second)} %) by {gap_words(lead, against(second_label))}.")
+    # A win needs every other label clear of the best by its own noise, not only the runner-up.
     tied = [(label, points(best, value)) for label, value in ranked[1:]
             if not against(label).separates(points(best, value))]
+    if not tied:
+        return (f"{_capital(best_label)} won with {pct(best)} % {metric}, ahead of the runner-up "
+                f"({second_label}, {pct(second)} %) by {gap_words(lead, against(second_label))}.")
     if len(tied) == 1:
+        label, gap = tied[0]
         return (f"No single winner: {best_label} reached the highest {metric} ({pct(best)} %), but "
-                f"{second_label} is {gap_words(lead, against(second_label))}.")
+                f"{label} is {gap_words(gap, against(label))}.")
     farthest_label, farthest = tied[-1]
     noise_words = max((against(label) for label, _ in tied), key=lambda n: n.points or 0.0)
     return (f"No single winner: {best_label} reached the highest {metric} ({pct(best)} %), but "

@@ -11,6 +11,7 @@ Like the per-question reports it reads only the results store and never trains.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shlex
 from pathlib import Path
@@ -37,7 +38,7 @@ def writeup_path(results_dir: Path, assignment: str, profile: str) -> Path:
 def run_command(question: str, profile: str, results_dir: Path) -> str:
     """The command that runs a question not run yet, into the results folder the write-up reads."""
     words = ["python", "-m", "dlcv_keras.run", question] + ([] if profile == "quick" else ["--profile", profile])
-    if Path(results_dir).resolve() != Path("results").resolve():
+    if Path(results_dir).resolve() != Path("results").resolve() or os.environ.get("DLCV_RESULTS_DIR"):
         words += ["--results", str(results_dir)]
     return shlex.join(words)
 
@@ -189,7 +190,7 @@ _FLOATS = re.compile(
 
 
 _CLOSE_FLOAT = re.compile(r'(<div class="table-float[^"]*">.*?</table>)', re.S)
-_HEADER = re.compile(r"<th>([^<]*)</th>")   # a long header may break after "=", "_" or "/", never mid-word
+_HEADER = re.compile(r"<th(\s[^>]*)?>([^<]*)</th>")   # a long header may break after "=", "_" or "/", never mid-word
 _SHORT_CELL = re.compile(r"<td>(?=[^<]{1,14}</td>)")   # a number with its unit, a one- or two-word status
 WIDE_COLUMNS = 11   # columns from which a table is set in a smaller type (writeup.css: table.wide)
 LONG_ROWS = 50      # rows beyond which a table cannot fit a page: it may split (writeup.css: table.long)
@@ -226,9 +227,12 @@ def number_floats(html: str) -> str:
         label = f'<span class="float-label">Table {counts["table"]}.</span>'
         heading = (match.group("heading") or "").strip()
         title = f" {heading}" if heading else ""
-        first_row = html[match.end():html.find("</tr>", match.end())]
-        rows = html[match.end():html.find("</table>", match.end())].count("<tr")
-        for name, applies in (("wide", first_row.count("<th") + first_row.count("<td") >= WIDE_COLUMNS),
+        end = html.find("</table>", match.end())
+        body = html[match.end():end if end >= 0 else len(html)]       # this table only
+        first_row = body.split("</tr>", 1)[0]
+        rows = body.count("<tr") - body.count("<thead")               # body rows: the header row left out
+        columns = len(re.findall(r"<t[hd][\s>]", first_row))
+        for name, applies in (("wide", columns >= WIDE_COLUMNS),
                               ("long", rows > LONG_ROWS)):
             if applies:
                 attrs = (re.sub(r'class="', f'class="{name} ', attrs, count=1) if 'class="' in attrs
@@ -241,7 +245,8 @@ def number_floats(html: str) -> str:
         return f"{opening}<caption>{label}{title}</caption>"
 
     numbered = _CLOSE_FLOAT.sub(r"\1</div>", _FLOATS.sub(replace, html))
-    numbered = _HEADER.sub(lambda m: "<th>" + re.sub(r"([=_/])", r"\1<wbr>", m.group(1)) + "</th>", numbered)
+    numbered = _HEADER.sub(lambda m: f"<th{m.group(1) or ''}>" + re.sub(r"([=_/])", r"\1<wbr>", m.group(2)) + "</th>",
+                           numbered)
     return _SHORT_CELL.sub('<td class="nb">', numbered)
 
 
@@ -276,9 +281,9 @@ def build_writeup(results_dir: Path, assignment: str, profile: str = "quick", fo
 def build_writeups(results_dir: Path, assignments: Sequence[str], profile: str = "quick",
                    formats: tuple = ("html",), output: Path | None = None) -> list[Path]:
     """``build_writeup`` for each assignment, in order; several are built side by side, one process
-    per core (drawing figures and laying out PDFs is CPU-bound, and the write-ups share nothing)."""
+    per core (drawing figures and laying out PDFs is CPU-bound, and the write-ups share nothing).
+    The workers are spawned: a script calling this at top level needs ``if __name__ == "__main__":``."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

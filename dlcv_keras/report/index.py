@@ -20,6 +20,7 @@ from dlcv_keras.report import default_output, stored_runs
 from dlcv_keras.report.context import (evaluation_of, implementation_key, implementation_label, other_dataset,
                                        read_run, seed_dataset, stale_note)
 from dlcv_keras.report.format import DASH, as_number, fmt, fmt_seconds, pct, read_json, summary_or
+from dlcv_keras.report.writeup import writeup_path
 from dlcv_keras.results import ResultsStore, atomic_write_text
 from dlcv_keras.settings import PROFILES
 
@@ -92,7 +93,7 @@ def _run_row(results_dir: Path, question: str, run_key: str, assignment: str) ->
     store = ResultsStore(results_dir, question, profile, implementation=implementation or None)
     row = {**_blank_row(question), "profile": profile,
            "report": _links(default_output(results_dir, [question], profile), results_dir),
-           "writeup": _links(results_dir / "writeups" / f"{assignment}-{profile}", results_dir)}
+           "writeup": _links(writeup_path(results_dir, assignment, profile), results_dir)}
     try:
         run = read_run(store)
         summaries = _section_summaries(store, run)

@@ -7,6 +7,7 @@ given, ``results`` stores, and ``report`` renders from the store alone.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import logging
@@ -107,17 +108,76 @@ def results_store(question: Question, settings: Settings) -> ResultsStore:
 
 
 def run_question(question: Question, settings: Settings, *, space: ProfileSpace | None = None,
-                 data: Dataset | None = None, echo=print) -> ResultsStore:
+                 data: Dataset | None = None, echo=print, cluster=None) -> ResultsStore:
+    """The whole question in this process; with a chief's ``cluster`` (tuning/cluster.py), its searches'
+    trials run on workers."""
     from dlcv_keras.results import RunLock
 
+    if cluster is not None:
+        check_distributable(question, settings)
     if space is None or (data is None and question.dataset is not None):
         space, data = prepare(question, settings, echo)
     store = results_store(question, settings)
     with RunLock(store.root, echo=echo):
-        return _run_locked(question, settings, space, data, store, echo)
+        return _run_locked(question, settings, space, data, store, echo, cluster)
 
 
-def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
+def check_distributable(question: Question, settings: Settings) -> None:
+    """A question whose searches workers can run: it has one, and every search depends only on the
+    data and earlier searches' best settings (which a worker reads from the shared results)."""
+    from dlcv_keras.experiments.search import Search
+
+    experiments = question.experiments_for(question.implementation(settings.implementation))
+    if not any(isinstance(e, Search) for e in experiments):
+        raise InvalidParameterError(f"{question.name} has no search to share among workers: run it without "
+                                    f"--workers or KERASTUNER_* variables")
+    preparing = [e.name for e in experiments if e.PREPARES_SEARCHES]
+    if preparing:
+        raise InvalidParameterError(f"{question.name} cannot share its searches among workers: its {preparing[0]} "
+                                    f"step makes what they start from in the chief's memory; run it in one process")
+
+
+def run_identity(question: Question, settings: Settings, space: ProfileSpace, dataset: dict,
+                 code_versions: dict) -> dict:
+    """What a chief and its workers must share (tuning/cluster.py refuses a worker that differs):
+    everything a search's project name is a fingerprint of, part by part, so a refusal can name it."""
+    return {"question": question.name, "implementation": question.implementation(settings.implementation),
+            "profile": settings.profile, "tuner": settings.tuner, "seed": settings.seed,
+            "data_hash": dataset.get("content_hash"),
+            "space_hash": fingerprint({k: e.as_dict() for k, e in space.experiments.items()}, space.settings,
+                                      space.early_stopping),
+            "options": fingerprint(_question_options(settings)), **code_versions}
+
+
+def _question_options(settings: Settings) -> list:
+    return [settings.expression, settings.points, settings.kernel_size, settings.sigma, settings.image_size,
+            settings.weights]
+
+
+def run_worker(question: Question, settings: Settings, cluster, echo=print) -> None:
+    """A worker's part of a shared run: every search's trials the chief hands out, nothing else. It
+    loads the data itself, writes trial records into the shared results folder and never writes the
+    run's own files (the chief holds the results folder's lock)."""
+    from dlcv_keras.experiments.search import Search
+
+    check_distributable(question, settings)
+    space, data = prepare(question, settings, echo)
+    import_tensorflow_quietly()
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    code_versions = code_fingerprint(environment(settings))
+    dataset = data.info if data is not None else {}
+    cluster.start(run_identity(question, settings, space, dataset, code_versions), echo)
+    # --fresh is the chief's to apply: it moves old projects aside before serving them.
+    worker_settings = dataclasses.replace(settings, fresh=False)
+    runner = ExperimentRunner(question, worker_settings, space, data, results_store(question, settings), echo,
+                              code_versions, cluster=cluster)
+    for experiment in question.experiments_for(question.implementation(settings.implementation)):
+        if isinstance(experiment, Search):
+            runner.run(experiment)
+    echo(f"{cluster.tuner_id}: every search of {question.name} is over")
+
+
+def _run_locked(question, settings, space, data, store, echo, cluster=None) -> ResultsStore:
     import_tensorflow_quietly()
     # Every trial builds a new model, so tf.function retracing is expected, not a problem to warn of.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -131,8 +191,7 @@ def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
     run_id = fingerprint(question.name, implementation, settings.profile, settings.tuner, settings.seed,
                          dataset.get("content_hash"), {k: e.as_dict() for k, e in space.experiments.items()},
                          space.settings, space.early_stopping,
-                         [settings.expression, settings.points, settings.kernel_size, settings.sigma,
-                          settings.image_size, settings.weights], code_versions)
+                         _question_options(settings), code_versions)
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
         "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
@@ -153,14 +212,19 @@ def _run_locked(question, settings, space, data, store, echo) -> ResultsStore:
     for note in dataset.get("notes", []):
         echo(f"  note: {note}")
 
-    runner = ExperimentRunner(question, settings, space, data, store, echo, code_versions, run)
+    runner = ExperimentRunner(question, settings, space, data, store, echo, code_versions, run, cluster=cluster)
     try:
+        if cluster is not None:
+            cluster.start(run_identity(question, settings, space, dataset, code_versions), echo)
         for experiment in question.experiments_for(implementation):
             runner.run(experiment)
     except BaseException as stopped:
         run["status"] = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
         store.write_json("run.json", run)
         raise
+    finally:
+        if cluster is not None:
+            cluster.close()
     run["status"] = "complete"
     run["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     run["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -173,8 +237,10 @@ class ExperimentRunner:
     """What an experiment's run step gets: the question, settings, profile space, data and store,
     plus what earlier experiments of the run left (``best`` settings of searches, retrained ``models``)."""
 
-    def __init__(self, question, settings, space, data, store, echo, code_versions: dict, run: dict | None = None):
+    def __init__(self, question, settings, space, data, store, echo, code_versions: dict, run: dict | None = None,
+                 cluster=None):
         self.question, self.settings, self.space = question, settings, space
+        self.cluster = cluster                       # a chief's or worker's part in a shared search, or None
         self.run_record = run                        # run.json as being written
         self.data, self.store, self.echo = data, store, echo
         self.implementation = question.implementation(settings.implementation)

@@ -17,6 +17,7 @@ from pathlib import Path
 from dlcv_keras import backends
 from dlcv_keras.questions import QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
+from dlcv_keras.tuning.cluster import CONNECT_TIMEOUT, TRIAL_TIMEOUT
 from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
 
 EPILOG = """\
@@ -38,6 +39,13 @@ several questions: each runs in a process of its own, one after the other, with 
 backend; a failing question does not stop the others, Ctrl-C stops them all, and the exit
 status is the worst of theirs (0 done, 1 a trial failed, 2 bad input, 130 interrupted).
 
+searches across machines (KerasTuner's distributed mode): every machine runs the same command
+with KERASTUNER_TUNER_ID (exactly "chief" on one, any other id such as worker1 on the rest),
+KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's address and port). The results
+folder must be one shared filesystem. The chief serves over gRPC without TLS or authentication:
+use a private network or an SSH tunnel. A worker that is silent for --trial-timeout seconds
+loses its trial to another; one restarted with its id takes its trial up again.
+
 speed: dense models (q1, q3) train on Keras's JAX backend through a compiled epoch loop,
 convolutional ones on TensorFlow; export KERAS_BACKEND=tensorflow|jax to choose yourself.
 Compiled loops are cached in ~/.cache/dlcv_keras (DLCV_CACHE_DIR moves it).
@@ -49,6 +57,7 @@ examples:
   python -m dlcv_keras.run q2 --expr "x*y + sin(z)" --points "2,4,1;9,14,3"
   python -m dlcv_keras.run q4 --kernel-size 7 --sigma 1.5
   python -m dlcv_keras.run q1 --profile smoke --dataset digits --report pdf
+  python -m dlcv_keras.run q1 --workers 2             # one search, two worker processes
   DLCV_DATA_DIR=../shared/datasets python -m dlcv_keras.run all --profile quick
 """
 
@@ -98,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true",
                         help="start over: move stored KerasTuner projects aside (never deleted) and redo every "
                              "experiment instead of resuming (use after a 'torn' or foreign tuner project error)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="share each search's trials among N worker processes on this machine (a chief and N "
+                             "workers on 127.0.0.1, each pinned to its share of the cores or to one GPU); results "
+                             "are the same as one process's. Across machines see 'searches across machines' below")
+    parser.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                        help=f"a worker's wait for an unreachable chief before it gives up (default: "
+                             f"{CONNECT_TIMEOUT:g})")
+    parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                        help=f"the chief hands a trial to another worker when its worker has been silent (no "
+                             f"heartbeat) this long (default: {TRIAL_TIMEOUT:g})")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final summary lines")
     return parser
 
@@ -117,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         print(list_questions())
         return 0
     try:
+        from dlcv_keras.launcher import pin_to_launcher_share
+
+        pin_to_launcher_share()          # a local worker: its cores, before any library starts threads
         names = resolve_questions(args.questions)
         check_choice("--profile", args.profile, PROFILES)
         check_choice("--tuner", args.tuner, TUNERS)
@@ -134,10 +156,16 @@ def main(argv: list[str] | None = None) -> int:
             allow_download=not args.no_download, space_file=args.space, report=args.report,
             fresh=args.fresh or None, progress=not args.quiet, **options)
         check_results_dir(settings.results_dir)
+        if args.workers is not None:
+            check_int("--workers", args.workers, low=1, high=MAX_WORKERS)
+        for flag, value in (("--connect-timeout", args.connect_timeout), ("--trial-timeout", args.trial_timeout)):
+            if value is not None:
+                check_float(flag, value, low=0, high=7 * 24 * 3600, closed="right")
         if len(names) > 1:
             return run_each_in_child(names, settings, {name: child_options(parser, args, name) for name in names},
                                      quiet=args.quiet)
-        return run(names[0], settings, quiet=args.quiet)
+        cluster = cluster_for(args, parser, names[0])
+        return run(names[0], settings, quiet=args.quiet, cluster=cluster)
     except InvalidParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -236,24 +264,51 @@ def resolve_questions(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run(name: str, settings: Settings, *, quiet: bool = False) -> int:
-    """One question in this process, on the backend fastest for its models (chosen before Keras loads)."""
+MAX_WORKERS = 64
+
+
+def cluster_for(args: argparse.Namespace, parser: argparse.ArgumentParser, name: str):
+    """This process's part in a shared search (``--workers`` or KerasTuner's variables), or None."""
+    from dlcv_keras.tuning.cluster import cluster_from_environment
+
+    cluster = cluster_from_environment(
+        workers=args.workers or 0, connect_timeout=args.connect_timeout or CONNECT_TIMEOUT,
+        trial_timeout=args.trial_timeout or TRIAL_TIMEOUT)
+    if cluster is not None and cluster.local_workers:
+        # Each worker runs the chief's own command; --fresh and the report are the chief's business.
+        options = [o for o in child_options(parser, args, name)
+                   if not o.startswith(("--workers", "--fresh", "--report"))]
+        cluster.worker_command = [sys.executable, "-m", "dlcv_keras.run", name, *options, "--report=none"]
+    return cluster
+
+
+def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> int:
+    """One question in this process, on the backend fastest for its models (chosen before Keras loads).
+    With a worker's ``cluster``, only the trials its chief hands out."""
     question = get_question(name)
     backends.choose(question.models(settings.implementation))
     from dlcv_keras import pipeline
 
     echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
+    if cluster is not None and cluster.is_worker:
+        cluster.echo = echo
+        pipeline.run_worker(question, settings, cluster, echo)
+        return 0
     started = time.perf_counter()
     store = pipeline.results_store(question, settings)
+    if cluster is not None:
+        cluster.listen()          # a port in use stops the run before anything is loaded or written
     try:
         space, data = pipeline.prepare(question, settings, echo)
-        store = pipeline.run_question(question, settings, space=space, data=data, echo=echo)
+        store = pipeline.run_question(question, settings, space=space, data=data, echo=echo, cluster=cluster)
         if settings.report != "none":
             from dlcv_keras.report import build_report
             formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
             for path in build_report(settings.results_dir, [name], settings.profile, formats=formats):
                 print(f"report: {path}")
     finally:
+        if cluster is not None:
+            cluster.close()
         # results/index.html follows every run that got as far as recording itself, finished or not
         # (a run stopped before its run.json leaves no trace at all).
         if store.exists():

@@ -37,6 +37,9 @@ class Experiment:
     REQUIRED: ClassVar[tuple[str, ...]] = ()         # names its table must set
     LISTABLE: ClassVar[tuple[str, ...]] = ()         # names that may be lists (the rest are single values)
     HAS_TABLE: ClassVar[bool] = True                 # reads a [<profile>.<name>] table
+    # Leaves in the runner's memory what later searches start from (weights, a new task): the
+    # question's searches cannot then run on workers, which see only the stored results.
+    PREPARES_SEARCHES: ClassVar[bool] = False
 
     @property
     def view(self) -> str:

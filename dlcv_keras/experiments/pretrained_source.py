@@ -38,6 +38,7 @@ class PretrainedSource(Experiment):
     source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
 
     KIND: ClassVar[str] = "pretrained_source"
+    PREPARES_SEARCHES: ClassVar[bool] = True      # the weights (and task) q10's transfer searches start from
     VIEWS: ClassVar[tuple[str, ...]] = ("pretrained_source",)
 
     def accepted(self, question) -> Mapping[str, tuple]:

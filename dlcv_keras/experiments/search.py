@@ -229,11 +229,23 @@ def run_search(runner, experiment: Search) -> None:
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,
                        echo=runner.echo, progress=settings.progress, keep_models=experiment.keep_models,
-                       isolate=isolate_trials(implementation, total), **runner.tuner_options)
+                       isolate=isolate_trials(implementation, total), cluster=runner.cluster,
+                       **runner.tuner_options)
     tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
+    if runner.cluster is not None and runner.cluster.is_worker:
+        # The chief stores the search; a worker takes its best setting from there, for the searches after.
+        summary = runner.cluster.wait_for_summary(runner.store, experiment.name, project)
+        runner.best[experiment.name] = summary["best_hyperparameters"]
+        return
     records = tuner.records()
     if not records:
         raise RuntimeError(f"search {experiment.name!r} finished no trial; see {tuner.project_dir}")
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed:
+        from dlcv_keras.tuning.search import TrialError
+
+        raise TrialError(f"{len(failed)} of {len(records)} trials of {experiment.name} failed on workers, the first "
+                         f"{failed[0]['stop_reason']}")
     completed = [r for r in records if r["status"] == "completed"]
     if not completed and constraint is not None:
         bound = (f"{constraint[0]:,} to {constraint[1]:,}" if constraint[1] is not None

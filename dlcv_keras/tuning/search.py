@@ -133,8 +133,13 @@ class _RecordingTuner:
 
     def __init__(self, *args, label: str, total: int, test_data=None, num_classes: int,
                  echo=print, progress: bool = False, keep_models: bool = False, isolate: bool = False,
-                 **kwargs):
+                 cluster=None, **kwargs):
+        # Our role in a search shared across processes (tuning/cluster.py), or None: set before KerasTuner's
+        # constructor, which reloads a saved project and asks _is_worker() what to reload.
+        self.cluster = cluster
         super().__init__(*args, **kwargs)
+        if self._is_worker():
+            self.oracle = cluster.client(self.oracle, project=self.project_name, label=label, echo=echo)
         self.label = label
         self.total = total
         self.test_data = test_data
@@ -147,6 +152,24 @@ class _RecordingTuner:
         self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
         self._interrupted = False            # set by the first Ctrl-C during search()
+        self._trial_number = 1               # the running trial's place in the search, for progress lines
+
+    # -- roles and files ----------------------------------------------------------
+    def _is_worker(self) -> bool:
+        """KerasTuner asks the environment; we ask our role, where a chief is exactly "chief"."""
+        return self.cluster is not None and self.cluster.is_worker
+
+    def _get_tuner_fname(self):
+        # The searching process's file is tuner0.json whatever its KERASTUNER_TUNER_ID, so that a
+        # chief resumes a project a single process began, and the reverse; each worker keeps its own.
+        name = self.cluster.tuner_id if self._is_worker() else "tuner0"
+        return os.path.join(str(self.project_dir), f"{name}.json")
+
+    def save(self):
+        """KerasTuner's save, written atomically (KerasTuner writes in place: a kill can tear the file)."""
+        if not self._is_worker():
+            self.oracle.save()
+        atomic_write_text(Path(self._get_tuner_fname()), json.dumps(self.get_state()))
 
     # -- resuming ------------------------------------------------------------------
     def reload(self):
@@ -157,6 +180,9 @@ class _RecordingTuner:
         here or later in the search. Each file is checked first (to name the bad one), then the
         reloaded state is checked against itself and against our per-trial records.
         """
+        if self._is_worker():
+            # The project's oracle and trials are the chief's, being written as we read: not ours to check.
+            return super().reload()
         project = Path(self.project_dir)
         trial_files = sorted(project.glob("trial_*/trial.json"))
         for path in [Path(self._get_tuner_fname()), Path(self.oracle._get_oracle_fname()), *trial_files]:
@@ -195,7 +221,12 @@ class _RecordingTuner:
                 raise _state_error(project / f"trial_{trial.trial_id}" / "trial.json",
                                    f"holds hyperparameters {sorted(foreign)} outside this search's space")
             if trial.status in _FINISHED:
-                self.read_record(trial.trial_id, required=True)
+                record = self.read_record(trial.trial_id, required=True)
+                if record["status"] == "failed" and trial.trial_id not in oracle._retry_queue:
+                    # Failed on a worker: run it again, as a single process runs again a trial that raised.
+                    trial.status = _TrialStatus.RUNNING
+                    oracle.end_order = [t for t in oracle.end_order if t != trial.trial_id]
+                    oracle._retry_queue.append(trial.trial_id)
             elif trial.status == _TrialStatus.RUNNING and trial.trial_id not in oracle._retry_queue:
                 # trial.json is written just before oracle.json when a trial starts: killed in
                 # between, the trial is RUNNING but unknown to the oracle. Run it again.
@@ -222,6 +253,15 @@ class _RecordingTuner:
 
         if in_main_thread:
             signal.signal(signal.SIGINT, on_interrupt)
+        if self.cluster is not None and not self.cluster.is_worker:
+            # The chief hands out trials and records their ends; its workers train them.
+            self.oracle.verbose = kwargs.get("verbose", 1)      # KerasTuner's per-trial tables, as search() sets
+            try:
+                self.save()
+                return self.cluster.serve(self)
+            finally:
+                if in_main_thread:
+                    signal.signal(signal.SIGINT, previous)
         # KerasTuner runs two full garbage collections before every trial (they keep memory flat);
         # with TensorFlow, JAX and Keras loaded each walks millions of objects, 0.3 s. Frozen
         # objects are skipped, so freezing what is alive now leaves them only the trials' garbage.
@@ -250,8 +290,15 @@ class _RecordingTuner:
         except Exception as error:
             if self._interrupted:
                 raise KeyboardInterrupt from error
-            raise TrialError(f"trial {trial.trial_id} of {self.label} failed: "
-                             f"{type(error).__name__}: {error}") from error
+            message = f"trial {trial.trial_id} of {self.label} failed: {type(error).__name__}: {error}"
+            if self._is_worker():
+                # One worker's failing trial must not stop the others: it is recorded as failed, the
+                # chief says so when the search ends, and a resumed search runs it again.
+                atomic_write_text(self.records_dir / f"{trial.trial_id}.json", json.dumps(
+                    {"trial_id": trial.trial_id, "status": "failed", "hyperparameters": dict(trial.hyperparameters.values),
+                     "stop_reason": message, "epochs_run": 0, "history": []}))
+                raise keras_tuner.errors.FailedTrialError(message) from error
+            raise TrialError(message) from error
         if self._interrupted:
             raise KeyboardInterrupt
         return result
@@ -291,12 +338,15 @@ class _RecordingTuner:
         """What a trial's progress line needs, as plain values (a trial may run in another process)."""
         if not self.progress:
             return None
-        index = self.finished_trials() + 1
+        index = self._trial_number
         return {"label": self.label, "index": index, "total": self.total,
                 "after": max(self.total - index, 0),           # trials still to run after this one
                 "mean_seconds": (sum(self._trial_seconds) / len(self._trial_seconds)) if self._trial_seconds else None}
 
     def finished_trials(self) -> int:
+        """Trials this search has finished; a worker, which sees only its own, counts those."""
+        if self._is_worker():
+            return len(self._trial_seconds)
         return sum(1 for t in self.oracle.trials.values()
                    if t.status in ("COMPLETED", "FAILED", "INVALID"))
 
@@ -304,13 +354,18 @@ class _RecordingTuner:
         super().on_search_begin()
         done = self.finished_trials()
         resumed = f", {done} already finished (resuming)" if done else ""
-        self.echo(f"[{self.label}] search: {self.total} trial{'' if self.total == 1 else 's'}{resumed}")
+        where = f" (worker {self.cluster.tuner_id}, trials from the chief)" if self._is_worker() else ""
+        self.echo(f"[{self.label}] search: {self.total} trial{'' if self.total == 1 else 's'}{resumed}{where}")
         self._search_started = time.perf_counter()
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self._trial_started = time.perf_counter()
-        index = self.finished_trials() + 1
+        # A worker sees only the trials it runs: the chief numbers trials in the order they start
+        # (zero-padded), which is the grid's order, so the id gives the trial's place in the search.
+        index = (int(trial.trial_id) + 1 if self._is_worker() and trial.trial_id.isdigit()
+                 else self.finished_trials() + 1)
+        self._trial_number = index
         values = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
         self.echo(f"[{self.label}] trial {index} of {self.total}: {values}")
 
@@ -359,7 +414,88 @@ class _RecordingTuner:
         return found
 
 
-class CartesianGridOracle(keras_tuner.Oracle):
+class _SharedOracle:
+    """What an oracle needs, besides KerasTuner's, to survive kills and to be shared by workers.
+
+    - Its files are written atomically (KerasTuner writes oracle.json and trial.json in place).
+    - A tuner that asks for a trial when none is free, while other tuners still train, is told to
+      wait (IDLE), not to stop: a trial of theirs may come back (a worker died) and need a taker.
+    - The chief can hand a silent worker's trial to another (``requeue``), and knows when the
+      search is over (``search_finished``) without drawing a new setting.
+    """
+
+    def save(self):
+        atomic_write_text(Path(self._get_oracle_fname()), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        atomic_write_text(Path(self._get_trial_dir(trial.trial_id)) / "trial.json", json.dumps(trial.get_state()))
+
+    def set_state(self, state):
+        super().set_state(state)
+        # KerasTuner's reload sends every trial that was running to the retry queue; a chief that
+        # was restarted gives them back to their workers instead (``keep_running``).
+        self.reloaded_running = {tuner_id: trial.trial_id for tuner_id, trial in self.ongoing_trials.items()}
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        trial = super().create_trial(tuner_id)
+        if trial.status == _TrialStatus.STOPPED and self.ongoing_trials:
+            trial.status = _TrialStatus.IDLE
+        return trial
+
+    @keras_tuner.synchronized
+    def keep_running(self, trial_ids: dict) -> list[str]:
+        """After a reload: trials ``{tuner_id: trial_id}`` stay their tuners' instead of being retried."""
+        kept = []
+        for tuner_id, trial_id in trial_ids.items():
+            if trial_id in self._retry_queue and self.trials[trial_id].status == _TrialStatus.RUNNING:
+                self._retry_queue.remove(trial_id)
+                self.ongoing_trials[tuner_id] = self.trials[trial_id]
+                kept.append(trial_id)
+        if kept:
+            self.save()
+        return kept
+
+    @keras_tuner.synchronized
+    def requeue(self, trial_id: str) -> str | None:
+        """Take ``trial_id`` from the tuner running it and queue it for the next tuner that asks;
+        returns the tuner it was taken from (None if no tuner was running it)."""
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                del self.ongoing_trials[tuner_id]
+                self._retry_queue.append(trial_id)
+                self.save()
+                return tuner_id
+        return None
+
+    @keras_tuner.synchronized
+    def adopt(self, tuner_id: str, trial_id: str) -> bool:
+        """Whether ``tuner_id`` may report on ``trial_id``: it runs it, or the trial waits in the retry
+        queue (its worker was thought lost, or the chief restarted) and ``tuner_id`` runs nothing else."""
+        running = self.ongoing_trials.get(tuner_id)
+        if running is not None:
+            return running.trial_id == trial_id
+        if trial_id in self._retry_queue and self.trials[trial_id].status == _TrialStatus.RUNNING:
+            self._retry_queue.remove(trial_id)
+            self.ongoing_trials[tuner_id] = self.trials[trial_id]
+            self.save()
+            return True
+        return False
+
+    @keras_tuner.synchronized
+    def search_finished(self) -> bool:
+        """No trial running or waiting, and nothing left to try (without drawing a new setting)."""
+        if self.ongoing_trials or self._retry_queue:
+            return False
+        if any(trial.status not in _FINISHED for trial in self.trials.values()):
+            return False
+        return self._nothing_left()
+
+    def _nothing_left(self) -> bool:
+        return bool(self.max_trials) and len(self.trials) >= self.max_trials
+
+
+class CartesianGridOracle(_SharedOracle, keras_tuner.Oracle):
     """Grid search that works out what is left from the trials it already has.
 
     KerasTuner 1.4's GridSearchOracle keeps its place in the grid in memory only: a
@@ -370,13 +506,26 @@ class CartesianGridOracle(keras_tuner.Oracle):
     """
 
     def populate_space(self, trial_id):
+        values = self._next_untried()
+        if values is None:
+            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+        return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+
+    def _next_untried(self) -> dict | None:
         tried = {_settings_key(trial.hyperparameters.values) for trial in self.trials.values()}
         space = self.get_space().space
         for combination in itertools.product(*(_grid_values(hp) for hp in space)):
             values = {hp.name: value for hp, value in zip(space, combination)}
             if _settings_key(values) not in tried:
-                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
-        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+                return values
+        return None
+
+    def _nothing_left(self) -> bool:
+        return self._next_untried() is None or super()._nothing_left()
+
+
+class SharedRandomOracle(_SharedOracle, keras_tuner.oracles.RandomSearchOracle):
+    pass
 
 
 def _grid_values(hp) -> list:
@@ -391,17 +540,18 @@ def _settings_key(values: dict) -> tuple:
     return tuple(sorted((name, repr(value)) for name, value in values.items()))
 
 
-class GridTuner(_RecordingTuner, keras_tuner.Tuner):
-    def __init__(self, hypermodel, *, objective, max_trials, hyperparameters, tune_new_entries,
+ORACLES = {"grid": CartesianGridOracle, "random": SharedRandomOracle}
+
+
+class SearchTuner(_RecordingTuner, keras_tuner.Tuner):
+    """A grid or random search (``kind``) over one of our oracles."""
+
+    def __init__(self, kind: str, hypermodel, *, objective, max_trials, hyperparameters, tune_new_entries,
                  allow_new_entries, seed, max_consecutive_failed_trials, **kwargs):
-        oracle = CartesianGridOracle(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
-                                     tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
-                                     seed=seed, max_consecutive_failed_trials=max_consecutive_failed_trials)
+        oracle = ORACLES[kind](objective=objective, max_trials=max_trials, hyperparameters=hyperparameters,
+                               tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                               seed=seed, max_consecutive_failed_trials=max_consecutive_failed_trials)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-
-
-class RandomTuner(_RecordingTuner, keras_tuner.RandomSearch):
-    pass
 
 
 def _read_json_object(path: Path) -> dict:
@@ -527,7 +677,8 @@ def load_trained_model(path: Path):
 
 def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, project_name: str,
                total: int, seed: int, label: str, num_classes: int, test_data=None, echo=print,
-               fresh: bool = False, progress: bool = False, keep_models: bool = False, isolate: bool = False):
+               fresh: bool = False, progress: bool = False, keep_models: bool = False, isolate: bool = False,
+               cluster=None):
     """A grid or random tuner over exactly ``hyperparameters`` (no entries added by ``build``).
 
     An existing project of that name is resumed; with ``fresh`` it is first moved aside
@@ -546,10 +697,8 @@ def make_tuner(kind: str, hypermodel, hyperparameters, *, directory: Path, proje
                   overwrite=False,               # the hash in project_name makes reloading safe
                   max_consecutive_failed_trials=max(3, total),
                   label=label, total=total, test_data=test_data, num_classes=num_classes, echo=echo,
-                  progress=progress, keep_models=keep_models, isolate=isolate)
-    if kind == "grid":
-        return GridTuner(max_trials=total, **common)
-    return RandomTuner(max_trials=total, **common)
+                  progress=progress, keep_models=keep_models, isolate=isolate, cluster=cluster)
+    return SearchTuner(kind, max_trials=total, **common)
 
 
 def _short(value) -> str:

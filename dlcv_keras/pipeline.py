@@ -166,11 +166,12 @@ def run_worker(question: Question, settings: Settings, cluster, echo=print) -> N
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     code_versions = code_fingerprint(environment(settings))
     dataset = data.info if data is not None else {}
+    cluster.store = results_store(question, settings)
     cluster.start(run_identity(question, settings, space, dataset, code_versions), echo)
     # --fresh is the chief's to apply: it moves old projects aside before serving them.
     worker_settings = dataclasses.replace(settings, fresh=False)
-    runner = ExperimentRunner(question, worker_settings, space, data, results_store(question, settings), echo,
-                              code_versions, cluster=cluster)
+    runner = ExperimentRunner(question, worker_settings, space, data, cluster.store, echo, code_versions,
+                              cluster=cluster)
     for experiment in question.experiments_for(question.implementation(settings.implementation)):
         if isinstance(experiment, Search):
             runner.run(experiment)

@@ -297,7 +297,9 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
     started = time.perf_counter()
     store = pipeline.results_store(question, settings)
     if cluster is not None:
-        cluster.listen()          # a port in use stops the run before anything is loaded or written
+        # A question workers cannot help with, or a port in use, stops the run before anything is loaded or written.
+        pipeline.check_distributable(question, settings)
+        cluster.listen()
     try:
         space, data = pipeline.prepare(question, settings, echo)
         store = pipeline.run_question(question, settings, space=space, data=data, echo=echo, cluster=cluster)

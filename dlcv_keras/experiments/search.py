@@ -234,7 +234,7 @@ def run_search(runner, experiment: Search) -> None:
     tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
     if runner.cluster is not None and runner.cluster.is_worker:
         # The chief stores the search; a worker takes its best setting from there, for the searches after.
-        summary = runner.cluster.wait_for_summary(runner.store, experiment.name, project)
+        summary = runner.cluster.wait_for_summary(experiment.name, project)
         runner.best[experiment.name] = summary["best_hyperparameters"]
         return
     records = tuner.records()

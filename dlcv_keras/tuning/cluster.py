@@ -59,6 +59,7 @@ class Cluster:
     local_workers: int = 0
     worker_command: list | None = None     # what a local worker runs: the chief's own command, less --workers
     identity: dict = field(default_factory=dict)
+    store: object = None                   # a worker's view of the shared results (the chief's summaries)
     echo: object = print
     _server: object = None
     _service: object = None
@@ -190,11 +191,16 @@ class Cluster:
         self.call("GetSpace", protos.get_service().GetSpaceRequest())
         self.echo(f"connected to the chief at {self.address} as {TUNER_ID}={self.tuner_id}")
 
-    def call(self, method: str, request, *, project: str = "", heartbeat: bool = False, timeout: float | None = None):
-        """One call to the chief, with our metadata; gRPC's failures as our errors."""
+    def call(self, method: str, request, *, project: str = "", heartbeat: bool = False, timeout: float | None = None,
+             over=None):
+        """One call to the chief, with our metadata; gRPC's failures as our errors.
+
+        ``over()``, for calls that may be repeated (asking for a trial), is asked every 2 s while the
+        chief cannot be reached: when it turns true (the chief stored the search and ended), SearchOver.
+        """
         import grpc
 
-        from dlcv_keras.tuning.oracle_service import ClusterError, TrialTakenAway
+        from dlcv_keras.tuning.oracle_service import ClusterError, SearchOver, TrialTakenAway
         metadata = [("dlcv-tuner", self.tuner_id), ("dlcv-project", project),
                     ("dlcv-identity", json.dumps(self.identity, sort_keys=True))]
         if heartbeat:
@@ -202,11 +208,15 @@ class Cluster:
         wait = self.connect_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         while True:
+            until = min(deadline, time.monotonic() + 2.0) if over is not None else deadline
             try:
                 return getattr(self._stub, method)(request, metadata=metadata, wait_for_ready=True,
-                                                   timeout=max(0.05, deadline - time.monotonic()))
+                                                   timeout=max(0.05, until - time.monotonic()))
             except grpc.RpcError as error:
                 code = error.code()
+                if over is not None and code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                        and over():
+                    raise SearchOver() from None
                 if code == grpc.StatusCode.FAILED_PRECONDITION:
                     raise ClusterError(f"the chief at {self.address} refused {self.tuner_id}: {error.details()}") from None
                 if code == grpc.StatusCode.ABORTED:
@@ -227,19 +237,25 @@ class Cluster:
 
         return ChiefClient(self, oracle, project=project, label=label, echo=echo)
 
-    def wait_for_summary(self, store, experiment: str, project: str) -> dict:
-        """The chief's stored summary of search ``experiment`` once it holds ``project``'s results: a
-        worker goes on to the next search with its best setting, as the chief does."""
+    def stored_summary(self, experiment: str, project: str) -> dict | None:
+        """The chief's stored summary of search ``experiment`` if it holds ``project``'s results, else None."""
+        try:
+            summary = json.loads((self.store.experiment_dir(experiment) / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) and summary.get("tuner_project") == project else None
+
+    def wait_for_summary(self, experiment: str, project: str) -> dict:
+        """The chief's stored summary of search ``experiment``, once written: a worker goes on to the
+        next search with its best setting, as the chief does."""
         from dlcv_keras.tuning.oracle_service import protos
-        path = store.experiment_dir(experiment) / "summary.json"
+
         while True:
-            try:
-                summary = json.loads(path.read_text())
-            except (OSError, ValueError):
-                summary = None
-            if isinstance(summary, dict) and summary.get("tuner_project") == project:
+            summary = self.stored_summary(experiment, project)
+            if summary is not None:
                 return summary
-            self.call("GetSpace", protos.get_service().GetSpaceRequest(), project=project)   # still there?
+            self.call("GetSpace", protos.get_service().GetSpaceRequest(), project=project,      # still there?
+                      over=lambda: self.stored_summary(experiment, project) is not None)
             time.sleep(0.5)
 
 

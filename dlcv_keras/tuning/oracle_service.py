@@ -32,6 +32,10 @@ class WorkersEnded(TrialError):
     """Every local worker ended while a search still had trials to run (exit status 1; run again to resume)."""
 
 
+class SearchOver(Exception):
+    """The chief cannot be reached, but it stored the search: it finished it and ended."""
+
+
 class TrialTakenAway(Exception):
     """The chief gave this worker's trial to another (it was silent too long): its result is dropped."""
 
@@ -167,8 +171,14 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
                 self.stop_seen = True
         return self.messages.CreateTrialResponse(trial=trial.to_proto())
 
+    def _served(self, context, project: str, oracle) -> None:
+        if oracle is None and project not in self.finished:
+            # A restarted chief on its way back to this search: the worker asks again until it is.
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the chief is not serving {project} yet")
+
     def _owned(self, context, trial_id: str, method: str):
         tuner_id, project, oracle = self._enter(context, method)
+        self._served(context, project, oracle)
         if oracle is None or trial_id not in oracle.trials or not oracle.adopt(tuner_id, trial_id):
             context.abort(grpc.StatusCode.ABORTED, f"trial {trial_id} of {project} is no longer {tuner_id}'s: it "
                                                    f"was handed to another worker, or its search is over")
@@ -198,6 +208,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
     @_timed
     def GetTrial(self, request, context):
         _, project, oracle = self._enter(context, "GetTrial")
+        self._served(context, project, oracle)
         if oracle is None or request.trial_id not in oracle.trials:
             context.abort(grpc.StatusCode.ABORTED, f"trial {request.trial_id} of {project} is not being served")
         return self.messages.GetTrialResponse(trial=oracle.get_trial(request.trial_id).to_proto())
@@ -238,7 +249,11 @@ class ChiefClient:
         pass                                   # fixed before the search starts (allow_new_entries=False)
 
     def create_trial(self, tuner_id):
-        response = self._call("CreateTrial", self._messages.CreateTrialRequest(tuner_id=tuner_id))
+        try:
+            response = self._call("CreateTrial", self._messages.CreateTrialRequest(tuner_id=tuner_id),
+                                  over=lambda: self._cluster.stored_summary(self._label, self._project) is not None)
+        except SearchOver:
+            return keras_tuner.engine.trial.Trial(self._oracle.get_space(), status=_TrialStatus.STOPPED)
         trial = keras_tuner.engine.trial.Trial.from_proto(response.trial)
         if trial.status == _TrialStatus.IDLE:
             # Nothing free yet (the chief between searches, or the grid's last trials running elsewhere).

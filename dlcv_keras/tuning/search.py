@@ -210,6 +210,9 @@ class _RecordingTuner:
         space = {hp.name for hp in oracle.hyperparameters.space}
         if sorted(space) != ours:
             raise _state_error(oracle_file, f"holds a search space over {sorted(space)}, not this search's {ours}")
+        # A trial that finished is never run again, whatever an older oracle.json listed as running.
+        oracle._retry_queue = [t for t in oracle._retry_queue
+                               if t not in oracle.trials or oracle.trials[t].status not in _FINISHED]
         for name in ("start_order", "end_order", "_retry_queue"):
             listed = getattr(oracle, name)
             if not isinstance(listed, list) or any(trial_id not in oracle.trials for trial_id in listed):
@@ -442,6 +445,13 @@ class _SharedOracle:
         if trial.status == _TrialStatus.STOPPED and self.ongoing_trials:
             trial.status = _TrialStatus.IDLE
         return trial
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        # KerasTuner saves before it lets the tuner go (a single process's tuner saves again after):
+        # saved now, a restarted chief does not find the finished trial still running.
+        self.save()
 
     @keras_tuner.synchronized
     def keep_running(self, trial_ids: dict) -> list[str]:

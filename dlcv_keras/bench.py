@@ -335,6 +335,41 @@ def timed_search(model: str, hp, trials: int, x, y, x_val, y_val) -> dict:
             "peak_rss_mb_after_last": round(peaks.get(trials, float("nan")), 1)}
 
 
+def distributed_grid(workers: int = 2, echo=print) -> dict:
+    """q1's ``quick`` full grid (36 trials) as ``python -m dlcv_keras.run q1`` runs it: in one process,
+    then on a chief and ``workers`` local workers, then in one process again; the faster one-process
+    time counts (the first run fills JAX's compile cache for the others). Each time is the search's
+    own ("[full_grid] finished in X s"); the calls come from the chief's and the workers' last lines."""
+    import re
+    import tempfile
+
+    def q1(*extra: str) -> str:
+        with tempfile.TemporaryDirectory() as results:
+            command = [sys.executable, "-m", "dlcv_keras.run", "q1", "--profile", "quick", "--report", "none",
+                       "--results", results, *extra]
+            done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:])} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        return done.stdout
+
+    def search_seconds(output: str) -> float:
+        return float(re.search(r"^\[full_grid\] finished in ([0-9.]+) s$", output, flags=re.M).group(1))
+
+    alone = [search_seconds(q1())]
+    echo(f"          q1 quick full grid in one process: {alone[0]:.1f} s")
+    shared = q1("--workers", str(workers))
+    alone.append(search_seconds(q1()))
+    chief = re.search(r"^chief: (\d+) calls served for (\d+) trials .*?, ([0-9.]+) ms each", shared, flags=re.M)
+    trips = [float(ms) for ms in re.findall(r"median round trip ([0-9.]+) ms$", shared, flags=re.M)]
+    calls, trials = int(chief.group(1)), int(chief.group(2))
+    found = {"workers": workers, "one_process_seconds": min(alone), "one_process_runs": alone,
+             "workers_seconds": search_seconds(shared), "chief_calls": calls, "trials": trials,
+             "calls_per_trial": round(calls / trials, 1), "chief_ms_per_call": float(chief.group(3)),
+             "worker_median_round_trip_ms": trips}
+    found["speedup"] = round(found["one_process_seconds"] / found["workers_seconds"], 2)
+    return found
+
+
 def measure(tasks: list[str], quick: bool) -> dict:
     """Measurements in this process, in order: "ours:NAME", "plain:NAME", "images:NAME" (plain fit
     through ``image_batches``), "both:NAME" (ours and plain), kinds joined by "+" (their epochs
@@ -404,7 +439,7 @@ def plan(q1_full: bool) -> dict[str, list[str]]:
     return groups
 
 
-def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
+def run(quick: bool, q1_full: bool = False, echo=print, workers_grid: bool = False) -> dict:
     results: dict = {"quick": quick, "cpu_count": os.cpu_count(), "workloads": {}}
     measured: dict = {}
     for backend, tasks in plan(q1_full).items():
@@ -437,6 +472,12 @@ def run(quick: bool, q1_full: bool = False, echo=print) -> dict:
     results["instrument"] = instrument_row(measured, echo)
     results["input_pipeline"] = pipeline_row(measured, echo)
     results["resnet18_flop_bound"] = flop_bound_row(measured, echo)
+    if workers_grid:
+        shared = results["q1_quick_grid_on_workers"] = distributed_grid(echo=echo)
+        echo(f"workers   q1 quick full grid ({shared['trials']} trials): one process {shared['one_process_seconds']:.1f} s, "
+             f"a chief and {shared['workers']} workers {shared['workers_seconds']:.1f} s: x{shared['speedup']:.2f}; "
+             f"{shared['calls_per_trial']:.1f} calls to the chief a trial, {shared['chief_ms_per_call']:.2f} ms each in "
+             f"the chief, median round trip {', '.join(f'{ms:.1f}' for ms in shared['worker_median_round_trip_ms'])} ms")
     if q1_full:
         grid = results["q1_full_grid"] = measured["q1-full"]
         echo(f"q1 full   {grid['trials']} trainings, {grid['epochs']} epochs on {sum(Q1_FULL_SAMPLES)} images "
@@ -503,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples per workload and one timed epoch fewer (about 4 minutes on 2 cores)")
     parser.add_argument("--q1-full", action="store_true",
                         help="also time q1's whole full grid (36 trainings) on MNIST-sized data (minutes)")
+    parser.add_argument("--workers-grid", action="store_true",
+                        help="also time q1's quick full grid through `run q1` in one process and with --workers 2, "
+                             "and the chief's calls per trial (a few minutes; uses DLCV_DATA_DIR's MNIST if set)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     parser.add_argument("--measure", help=argparse.SUPPRESS)     # one step, run in a child process
     args = parser.parse_args(argv)
@@ -517,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.measure.split(","), args.quick)))
         return 0
     try:
-        results = run(args.quick, args.q1_full)
+        results = run(args.quick, args.q1_full, workers_grid=args.workers_grid)
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -91,8 +91,12 @@ class LocalWorkers:
     def all_ended(self) -> bool:
         return len(self.ended) == len(self.processes)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """End the workers still running (SIGTERM, then SIGKILL) and wait for their output."""
+    def stop(self, grace: float = 5.0, timeout: float = 10.0) -> None:
+        """Give the workers ``grace`` seconds to end by themselves (after a run's last search they read its
+        summary and end), then end those still running (SIGTERM, then SIGKILL); wait for their output."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.processes.values()):
+            time.sleep(0.1)
         for process in self.processes.values():
             if process.poll() is None:
                 _signal_group(process, signal.SIGTERM)

@@ -175,7 +175,9 @@ def run_worker(question: Question, settings: Settings, cluster, echo=print) -> N
     for experiment in question.experiments_for(question.implementation(settings.implementation)):
         if isinstance(experiment, Search):
             runner.run(experiment)
-    echo(f"{cluster.tuner_id}: every search of {question.name} is over")
+    trips = sorted(cluster.round_trips)
+    median = f", median round trip {1000 * trips[len(trips) // 2]:.1f} ms" if trips else ""
+    echo(f"{cluster.tuner_id}: every search of {question.name} is over; {len(trips)} calls to the chief{median}")
 
 
 def _run_locked(question, settings, space, data, store, echo, cluster=None) -> ResultsStore:

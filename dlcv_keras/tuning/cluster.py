@@ -60,6 +60,7 @@ class Cluster:
     worker_command: list | None = None     # what a local worker runs: the chief's own command, less --workers
     identity: dict = field(default_factory=dict)
     store: object = None                   # a worker's view of the shared results (the chief's summaries)
+    round_trips: list = field(default_factory=list)   # a worker's calls to the chief (not heartbeats), in seconds
     echo: object = print
     _server: object = None
     _service: object = None
@@ -210,8 +211,12 @@ class Cluster:
         while True:
             until = min(deadline, time.monotonic() + 2.0) if over is not None else deadline
             try:
-                return getattr(self._stub, method)(request, metadata=metadata, wait_for_ready=True,
-                                                   timeout=max(0.05, until - time.monotonic()))
+                started = time.perf_counter()
+                answer = getattr(self._stub, method)(request, metadata=metadata, wait_for_ready=True,
+                                                     timeout=max(0.05, until - time.monotonic()))
+                if not heartbeat:
+                    self.round_trips.append(time.perf_counter() - started)
+                return answer
             except grpc.RpcError as error:
                 code = error.code()
                 if over is not None and code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \

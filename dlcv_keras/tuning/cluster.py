@@ -162,7 +162,8 @@ class Cluster:
                     self._check_workers(label)
                 time.sleep(0.1)
         finally:
-            service.end(tuner.project_name, finished=oracle.search_finished())
+            # A random search that ran out of new settings said STOPPED without reaching max_trials.
+            service.end(tuner.project_name, finished=service.stop_seen or oracle.search_finished())
 
     def _check_workers(self, label: str) -> None:
         """A local worker that ended gives its trial back at once; with none left, the search cannot finish."""

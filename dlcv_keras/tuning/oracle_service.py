@@ -273,7 +273,8 @@ class ChiefClient:
 
     def end_trial(self, trial):
         if self._heartbeat is not None:
-            self._heartbeat.stop()
+            self._heartbeat.stop()      # and wait: a heartbeat after the end would read as a trial taken away
+            self._heartbeat.join(timeout=self._cluster.heartbeat_interval + 1)
             self._heartbeat = None
         try:
             self._call("EndTrial", self._messages.EndTrialRequest(trial=trial.to_proto()))

@@ -446,6 +446,11 @@ class _SharedOracle:
             trial.status = _TrialStatus.IDLE
         return trial
 
+    def _check_consecutive_failures(self):
+        # KerasTuner raises inside end_trial, holding the oracle's lock for good (its decorator has no
+        # finally): a chief would hang. Failed trials only come from workers, and the search reports them.
+        pass
+
     @keras_tuner.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)

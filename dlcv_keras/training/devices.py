@@ -83,6 +83,9 @@ def resolve(spec) -> int:
 
 def accelerator_count() -> int:
     """GPUs (or TPUs, on JAX) the Keras backend sees; 0 on a CPU-only machine. Starts no TensorFlow op."""
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        from dlcv_keras.backends import import_tensorflow_quietly
+        import_tensorflow_quietly()           # its start-up lines would bury the run's first lines
     import keras
 
     if keras.backend.backend() == "tensorflow":

@@ -88,6 +88,42 @@ def test_tensorflow_mirrored_training_matches_one_device_also_in_a_trial_process
     np.testing.assert_allclose(isolated["val_loss"], runs["1"]["val_loss"], rtol=LOSS_RTOL)
 
 
+JAX_IMAGES = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+from dlcv_keras.training import devices
+devices.prepare(2)
+devices.resolve(2)
+import keras_tuner, numpy as np
+from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
+rows = int(sys.argv[1])
+x = np.random.default_rng(0).integers(0, 256, (rows, 16, 16, 1), dtype=np.uint8)
+y = np.arange(rows) % 10
+hp = keras_tuner.HyperParameters()
+for name, value in {"lr": 0.01, "batch_size": 32, "epochs": 1}.items():
+    hp.Fixed(name, value)
+hypermodel = ClassifierHyperModel("tiny_cnn", x.shape[1:], 10, devices=2)
+print(hypermodel.fit(hp, hypermodel.build(hp), x, y, validation_data=(x[:64], y[:64])).history[-1]["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_jax_model_fit_on_two_devices_takes_even_batches_and_names_an_odd_one():
+    # uint8 images train through model.fit, which places each batch split evenly across the mesh.
+    def run(rows):
+        return subprocess.run([sys.executable, "-c", JAX_IMAGES, str(rows)], capture_output=True, text=True,
+                              timeout=600, env=child_env(), cwd=tempfile.gettempdir())
+
+    even = run(250)              # last batch 26 = 13 + 13
+    assert even.returncode == 0 and np.isfinite(float(even.stdout.split()[-1])), even.stderr[-2000:]
+    odd = run(251)               # last batch 27
+    assert odd.returncode == 1
+    assert odd.stderr.strip().splitlines()[-1] == (
+        "dlcv_keras.validation.InvalidParameterError: --devices 2 on the JAX backend must split every model.fit "
+        "batch evenly (image data, or a callback with batch hooks), got a last training batch of 27 rows, not "
+        "divisible by 2; use KERAS_BACKEND=tensorflow, whose MirroredStrategy splits unevenly, or other sizes")
+
+
 # -- the option ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [("1", 1), ("2", 2), (" 4 ", 4), ("all", "all"), ("ALL", "all")])

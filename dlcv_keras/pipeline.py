@@ -306,7 +306,7 @@ def environment(settings: Settings) -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "keras_backend": keras.backend.backend(), "packages": versions,
             "git_revision": git_revision(), "seed": settings.seed, "command": shlex.join(sys.argv),
-            "process_id": os.getpid()}
+            "process_id": os.getpid(), "devices": settings.devices}
 
 
 def git_revision() -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from dlcv_keras import backends
 from dlcv_keras.questions import QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
+from dlcv_keras.training import devices
 from dlcv_keras.tuning.cluster import CONNECT_TIMEOUT, TRIAL_TIMEOUT
 from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
 
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                         help=f"the chief hands a trial to another worker when its worker has been silent (no "
                              f"heartbeat) this long (default: {TRIAL_TIMEOUT:g})")
+    parser.add_argument("--devices", default="1", metavar="N|all",
+                        help="train each trial data-parallel on N devices: N GPUs, or on a machine without a GPU N "
+                             "logical CPU devices (they share its cores: the same code path, no speed-up); 'all' = "
+                             "every GPU, or one logical CPU device per core. The batch size stays the global one, "
+                             "split across the devices, whose gradients are summed (TensorFlow: MirroredStrategy; "
+                             "JAX: keras.distribution.DataParallel). Keras questions only (default: 1, one device)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the final summary lines")
     return parser
 
@@ -150,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_dir is not None and not args.data_dir.is_dir():
             raise InvalidParameterError(f"--data-dir must be an existing folder, got {str(args.data_dir)!r}")
         options = question_options(args, names)
+        options["devices"] = devices_option(args, names)
         settings = Settings.from_environment(
             profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
@@ -229,6 +237,27 @@ def question_options(args: argparse.Namespace, names: list[str]) -> dict:
     return options
 
 
+def trains_keras(name: str, implementation: str | None) -> bool:
+    """Whether question ``name`` trains Keras models with ``--impl implementation`` (what --devices spreads)."""
+    question = get_question(name)
+    return question.implementation(implementation) == "keras"
+
+
+def devices_option(args: argparse.Namespace, names: list[str]) -> int | str:
+    """--devices: "all" or an int >= 1 (its upper bound is the machine's, checked once the backend is
+    chosen: ``run``). More than one device is for questions that train Keras models; a run of several
+    questions passes it to those only (``child_options``), as the question-specific options."""
+    spec = devices.parse(args.devices)
+    if spec != 1 and not any(trains_keras(name, args.impl) for name in names):
+        if args.impl is not None and args.impl != "keras":
+            raise InvalidParameterError(f"--devices must be 1 with --impl {args.impl} (hand-written numpy modules "
+                                        f"train on one CPU), got {args.devices!r}")
+        owners = [name for name in QUESTIONS if trains_keras(name, None)]
+        raise InvalidParameterError(f"--devices applies to the questions training Keras models ({', '.join(owners)}) "
+                                    f"only, got it with {', '.join(names)}")
+    return spec
+
+
 def parse_kernel_size(text: str) -> int:
     """"5" or "5x5" -> 5; a Gaussian needs a square kernel with a centre pixel."""
     expected = "an odd int >= 1 such as 5, or NxN with equal odd sides (a square kernel with a centre pixel)"
@@ -287,6 +316,9 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
     With a worker's ``cluster``, only the trials its chief hands out."""
     question = get_question(name)
     backends.choose(question.models(settings.implementation))
+    if settings.devices != 1:
+        devices.prepare(settings.devices)       # before Keras: JAX reads its device count once
+        settings = dataclasses.replace(settings, devices=devices.resolve(settings.devices))
     from dlcv_keras import pipeline
 
     echo = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
@@ -333,6 +365,8 @@ def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace, nam
         if not action.option_strings or action.dest in ("help", "list"):
             continue
         if action.dest in QUESTION_OPTIONS and action.dest not in get_question(name).options:
+            continue
+        if action.dest == "devices" and not trains_keras(name, args.impl):
             continue
         value = getattr(args, action.dest)
         if value is None or value == action.default:

@@ -37,6 +37,8 @@ class Settings:
     image_size: int | None = None       # --image-size: resize a dataset's images (cats vs dogs: 64)
     weights: str | None = None          # q10 --weights: a keras-hub preset folder or a .weights.h5 file
     runs_after: tuple = ()              # questions the same command runs first (q12 may need what they store)
+    devices: int | str = 1              # --devices: devices one trial trains on, data-parallel (training/devices.py);
+                                        # "all" until run() resolves it to this machine's count
 
     @classmethod
     def from_environment(cls, **overrides) -> "Settings":

@@ -154,7 +154,8 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
             hp.Fixed(name, value)
         hypermodel = ClassifierHyperModel(experiment.model, source.input_shape, source.num_classes,
                                           seed=runner.settings.seed, optimizer=runner.question.optimizer,
-                                          input_stats=channel_stats(source.x_train), n_train=len(source.y_train))
+                                          input_stats=channel_stats(source.x_train), n_train=len(source.y_train),
+                                          devices=runner.settings.devices)
         model = hypermodel.build(hp)
         callbacks = []
         if runner.settings.progress:

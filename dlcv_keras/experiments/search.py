@@ -180,13 +180,15 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None, implemen
     from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
 
     question, data = runner.question, runner.data
+    implementation = implementation or runner.implementation
     return ClassifierHyperModel(
         model, data.input_shape, data.num_classes, seed=runner.settings.seed,
-        optimizer=question.optimizer, implementation=implementation or runner.implementation,
+        optimizer=question.optimizer, implementation=implementation,
         early_stopping=runner.space.early_stopping if question.early_stopping else None,
         resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
         input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train),
-        instruments=instruments)
+        # A numpy (scratch) search of a Keras question trains on one CPU whatever --devices says.
+        instruments=instruments, devices=runner.settings.devices if implementation == "keras" else 1)
 
 
 def resplit(x, y, x_val, y_val, fraction, *, seed):

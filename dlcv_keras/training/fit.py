@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from dlcv_keras.training.callbacks import EpochLog, SeedEarlyStopping, needs_every_batch
+from dlcv_keras.validation import InvalidParameterError
 
 # Batches per compiled call. On a 2-core CPU the per-batch Python overhead of
 # model.fit rivals the arithmetic of a small model; grouping batches halves an epoch.
@@ -64,6 +65,10 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
         stopper = SeedEarlyStopping(early_stopping["min_epochs"], early_stopping["min_delta"])
         callbacks.append(stopper)
     started = time.perf_counter()
+    fast_path = keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks)
+    if is_uint8_images(x_train) or not fast_path:
+        # Under devices.scope on JAX, model.fit shards every batch as it is: it must divide evenly.
+        check_even_batches(batch_size, {"training": len(x_train), "validation": len(x_val)})
     if is_uint8_images(x_train):
         from dlcv_keras.data.images import image_batches
         train = image_batches(x_train, y_train, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle)
@@ -72,7 +77,8 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
                   shuffle=False)            # image_batches shuffles, seeded
     elif augment:
         raise ValueError(f"augmentation {augment!r} needs uint8 images (load_dataset(keep_uint8=True))")
-    elif keras.backend.backend() == "jax" and not any(needs_every_batch(c) for c in callbacks):
+    elif fast_path:
+        # Also with several devices: scanned splits each batch across them (devices.batch_shardings).
         _fit_scanned(model, x_train, y_train, x_val, y_val, batch_size=batch_size, epochs=epochs,
                      callbacks=callbacks, shuffle=shuffle)
     else:
@@ -87,6 +93,24 @@ def fit_and_log(model, x_train, y_train, x_val, y_val, *, batch_size: int, epoch
     elif stopper is not None and stopper.reason:
         result.stop_reason = stopper.reason
     return result
+
+
+def check_even_batches(batch_size: int, rows: dict[str, int]) -> None:
+    """On JAX with several devices, ``model.fit`` places each batch split evenly across them (Keras's
+    DataParallel), and a batch that does not divide fails deep inside JAX. Said here first, in one line.
+    (The fast path, ``scanned``, has no such limit: XLA pads an uneven batch.)"""
+    from dlcv_keras.training.devices import replicas
+
+    if keras.backend.backend() != "jax" or (count := replicas()) == 1:
+        return
+    sizes = {f"batch_size {batch_size}": batch_size,
+             **{f"a last {split} batch of {n % batch_size} rows": n % batch_size for split, n in rows.items()}}
+    uneven = [what for what, size in sizes.items() if size % count]
+    if uneven:
+        raise InvalidParameterError(
+            f"--devices {count} on the JAX backend must split every model.fit batch evenly (image data, or a "
+            f"callback with batch hooks), got {' and '.join(uneven)}, not divisible by {count}; "
+            f"use KERAS_BACKEND=tensorflow, whose MirroredStrategy splits unevenly, or other sizes")
 
 
 def is_uint8_images(x) -> bool:

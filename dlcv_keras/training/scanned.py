@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from dlcv_keras.training.devices import batch_shardings
+
 # Batches per compiled call. Between calls the interrupt check runs, so Ctrl-C is
 # honoured within a fraction of a second; the call overhead (~0.1 ms) is noise by then.
 STEPS_PER_CALL = 256
@@ -40,22 +42,31 @@ _CACHE_SIZE = 8             # model structures kept compiled; bounded so memory 
 
 class _Compiled:
     """Jitted train/test/predict loops traced with one model (they keep it alive); valid for any
-    model of the same structure."""
+    model of the same structure.
 
-    def __init__(self, model):
-        self.train_steps = jax.jit(self._make_steps(model.train_step))
-        self.test_steps = jax.jit(self._make_steps(model.test_step))
+    ``split``: None on one device; under a data-parallel distribution (``devices.batch_shardings``)
+    the sharding that splits a batch's rows across the devices. Each batch gathered inside the loop
+    is constrained to it, so XLA runs every device on its share of the rows and sums the gradients
+    across devices (the variables are replicated); a partial batch that does not divide evenly is
+    padded and masked by XLA, so its mean is still over its own rows, as on one device."""
+
+    def __init__(self, model, split=None):
+        def rows_of(batch):
+            return batch if split is None else jax.lax.with_sharding_constraint(batch, split)
+
+        self.train_steps = jax.jit(self._make_steps(model.train_step, rows_of))
+        self.test_steps = jax.jit(self._make_steps(model.test_step, rows_of))
         self.predict = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(
-            trainable, non_trainable, x, training=False)[0])
+            trainable, non_trainable, rows_of(x), training=False)[0])
 
     @staticmethod
-    def _make_steps(step):
+    def _make_steps(step, rows_of):
         """``count`` batches (rows ``start``.. of ``order``) through ``step``; count >= 1, not static."""
 
         def steps(state, x, y, order, start, count):
             def one(index, state):
                 rows = order[index]
-                return step(state, (jnp.take(x, rows, axis=0), jnp.take(y, rows, axis=0)))
+                return step(state, (rows_of(jnp.take(x, rows, axis=0)), rows_of(jnp.take(y, rows, axis=0))))
 
             logs, state = one(start, state)
 
@@ -72,12 +83,12 @@ _compiled: OrderedDict[str, _Compiled] = OrderedDict()
 _on_device: dict[int, tuple] = {}
 
 
-def compiled_for(model) -> _Compiled:
-    key = structure_key(model)
+def compiled_for(model, split=None) -> _Compiled:
+    key = structure_key(model) + ("" if split is None else f"|split over {split}")
     if key in _compiled:
         _compiled.move_to_end(key)
     else:
-        _compiled[key] = _Compiled(model)
+        _compiled[key] = _Compiled(model, split)
         while len(_compiled) > _CACHE_SIZE:
             _compiled.popitem(last=False)
     return _compiled[key]
@@ -114,15 +125,17 @@ def forget() -> None:
     _on_device.clear()
 
 
-def on_device(array: np.ndarray):
-    """The array as a JAX array, copied once per numpy array (a search passes the same arrays to every trial)."""
-    held = _on_device.get(id(array))
+def on_device(array: np.ndarray, whole=None):
+    """The array as a JAX array, copied once per numpy array (a search passes the same arrays to every trial).
+    ``whole``: a sharding that puts a whole copy on each of several devices (data-parallel training)."""
+    key = id(array) if whole is None else (id(array), whole)
+    held = _on_device.get(key)
     if held is not None and held[0]() is array:
         return held[1]
-    device_array = jnp.asarray(array)
-    for key in [k for k, (ref, _) in _on_device.items() if ref() is None]:
-        del _on_device[key]
-    _on_device[id(array)] = (weakref.ref(array), device_array)
+    device_array = jnp.asarray(array) if whole is None else jax.device_put(array, whole)
+    for stale in [k for k, (ref, _) in _on_device.items() if ref() is None]:
+        del _on_device[stale]
+    _on_device[key] = (weakref.ref(array), device_array)
     return device_array
 
 
@@ -146,7 +159,10 @@ class ScannedRun:
         # What model.fit does first: create the optimizer's, loss's and metrics' variables
         # from one batch's shapes (Keras keeps this step private; fit calls it the same way).
         model._symbolic_build(data_batch=(x[:1], y[:1]))
-        self.compiled = compiled_for(model)
+        # Under a data-parallel distribution (devices.scope): batches split across its devices, the
+        # data and the state one whole copy on each.
+        split, self.whole = batch_shardings() or (None, None)
+        self.compiled = compiled_for(model, split)
         model.reset_metrics()
         self.fresh_metrics = [v.value for v in model.metrics_variables]
         self.reload()
@@ -163,7 +179,7 @@ class ScannedRun:
         """One epoch; ``between_calls(batches_done, logs)`` runs after each compiled call has finished."""
         full, rest = batch_order(len(x), batch_size, shuffle)
         state = (self.trainable, self.non_trainable, self.optimizer_state, self.fresh_metrics)
-        logs, _ = self._run(self.compiled.train_steps, state, x, y, full, rest, between_calls, self._keep)
+        logs, _ = self._run(self.compiled.train_steps, state, x, y, full, rest, between_calls, self._keep, self.whole)
         return logs
 
     def _keep(self, state):
@@ -176,12 +192,12 @@ class ScannedRun:
             return {}
         full, rest = batch_order(len(x), min(batch_size, len(x)), False)
         state = (self.trainable, self.non_trainable, self.fresh_metrics)
-        logs, _ = self._run(self.compiled.test_steps, state, x, y, full, rest)
+        logs, _ = self._run(self.compiled.test_steps, state, x, y, full, rest, whole=self.whole)
         return logs
 
     @staticmethod
-    def _run(steps, state, x, y, full, rest, between_calls=None, keep=None):
-        x, y = on_device(x), on_device(y)
+    def _run(steps, state, x, y, full, rest, between_calls=None, keep=None, whole=None):
+        x, y = on_device(x, whole), on_device(y, whole)
         logs = None
         for start in range(0, len(full), STEPS_PER_CALL):
             count = min(STEPS_PER_CALL, len(full) - start)
@@ -214,7 +230,7 @@ class ScannedRun:
 
 def predict(model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Class probabilities, with the compiled forward pass shared by models of one structure."""
-    compiled = compiled_for(model)
+    compiled = compiled_for(model, (batch_shardings() or (None,))[0])
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     outputs = [np.asarray(compiled.predict(trainable, non_trainable, x[i:i + batch_size]))

@@ -15,8 +15,10 @@ import keras_tuner
 
 from dlcv_keras.models import compile_model, get_builder
 from dlcv_keras.models.options import COMPILE_KEYS, MLP_LAYER_WIDTHS, MODEL_KEYS
+from dlcv_keras.training import devices
 from dlcv_keras.training.fit import STEPS_PER_EXECUTION, FitResult, fit_and_log
 from dlcv_keras.training.rules import patience_reason, restored_reason
+from dlcv_keras.validation import InvalidParameterError
 
 
 class ClassifierHyperModel(keras_tuner.HyperModel):
@@ -26,13 +28,15 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
     starts from ``seed`` (plus its ``repeat``: ``trial_seed``), so a trial's result does not
     depend on which trials ran before.
     ``constraint`` = (min, max) parameters: a model outside it is "rejected" and not trained.
+    ``devices``: how many devices one trial trains on, data-parallel (``training.devices``); 1 is the
+    plain single-device code. A count, not a strategy: the hypermodel is pickled to a trial's process.
     """
 
     def __init__(self, model: str, input_shape, num_classes: int, *, seed: int = 0,
                  optimizer: str = "sgd", early_stopping: dict | None = None, resplit=None,
                  implementation: str = "keras", constraint: tuple | None = None,
                  input_stats: tuple | None = None, fixed_kwargs: dict | None = None, n_train: int | None = None,
-                 instruments: tuple = ()):
+                 instruments: tuple = (), devices: int = 1):
         super().__init__(name=model)
         self.model_name = model
         # "keras": a compiled keras.Model and model.fit; "scratch": dlcv_keras.scratch's numpy
@@ -55,6 +59,10 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         self.n_train = n_train                 # steps per epoch, for the one-cycle schedule
         # What training.instruments.LayerProbe measures inside the network each epoch (q13, q15).
         self.instruments = tuple(instruments)
+        if implementation != "keras" and devices != 1:
+            raise InvalidParameterError(f"--devices must be 1 for the {implementation} implementation (it trains "
+                                        f"numpy modules on one CPU), got {devices!r}")
+        self.devices = devices
 
     def trial_seed(self, values: dict) -> int:
         """The seed of a trial's weights, data order, dropout and augmentation: ``seed`` + its ``repeat``
@@ -98,8 +106,10 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         if self.implementation == "scratch":
             return self._build_scratch(values, model_kwargs)
         keras.utils.set_random_seed(self.trial_seed(values))
-        model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
-        return compile_model(model, steps_per_execution=STEPS_PER_EXECUTION, **self.compile_kwargs(values, model))
+        with devices.scope(self.devices):      # variables made on (and mirrored over) every device
+            model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
+            return compile_model(model, steps_per_execution=devices.steps_per_execution(STEPS_PER_EXECUTION),
+                                 **self.compile_kwargs(values, model))
 
     def _build_scratch(self, values: dict, model_kwargs: dict):
         from dlcv_keras.scratch.nn import Classifier, untrainable
@@ -150,9 +160,10 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         if "augment" in values:
             from dlcv_keras.data.augment import parse_augment
             augment = parse_augment(values["augment"])
-        result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
-                             early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
-                             augment=augment, seed=self.trial_seed(values))
+        with devices.scope(self.devices):      # the same strategy the model was built under
+            result = fit_and_log(model, x, y, x_val, y_val, batch_size=values["batch_size"], epochs=values["epochs"],
+                                 early_stopping=self.early_stopping, callbacks=[*(callbacks or []), *extra],
+                                 augment=augment, seed=self.trial_seed(values))
         if probe is not None:
             result.layers = probe.rows
         if stopper is not None and result.status == "completed" and stopper.best_epoch + 1 < result.epochs_run:

@@ -89,6 +89,10 @@ def _train_in_child(send, job: dict) -> None:
         from dlcv_keras.tuning.search import progress_callbacks, train_and_record
 
         import_tensorflow_quietly()
+        count = getattr(job["hypermodel"], "devices", 1)
+        if count > 1:
+            from dlcv_keras.training.devices import configure
+            configure(count)               # TensorFlow's logical CPU devices, before the trial's first op
         hp = keras_tuner.HyperParameters()
         for name, value in job.pop("values").items():
             hp.Fixed(name, value)

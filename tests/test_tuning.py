@@ -283,3 +283,53 @@ def test_early_stopping_with_patience_reports_the_restored_epochs_metrics():
     best = min(result.history, key=lambda row: row["val_loss"])
     assert result.last == best == result.history[result.restored_epoch - 1]
     assert result.restored_epoch <= result.epochs_run - 2
+
+
+def test_a_trial_that_fails_on_a_worker_is_recorded_the_search_goes_on_and_a_resume_runs_it_again(tmp_path):
+    """A chief (this thread) and a worker (another thread) over real gRPC on the loopback address."""
+    import threading
+
+    from dlcv_keras.tuning.cluster import Cluster
+
+    x, y = _problem()
+    space = _space({"lr": [0.5, 0.01, 0.1], "batch_size": 16, "epochs": 2})
+    identity = {"question": "test"}
+    lines = []
+
+    def tuner_with(hypermodel, cluster):
+        return make_tuner("grid", hypermodel, hyperparameters_for(space), directory=tmp_path, project_name="p",
+                          total=3, seed=0, label="s", num_classes=3, echo=lines.append, cluster=cluster)
+
+    chief = Cluster("chief", "chief", "127.0.0.1", 0, echo=lines.append)
+    chief.listen()
+    chief.start(identity, lines.append)
+    worker = Cluster("worker", "worker1", "127.0.0.1", chief.port, connect_timeout=30, echo=lines.append)
+    served = tuner_with(ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0), chief)
+    errors = []
+
+    def work():
+        try:
+            worker.start(identity, lines.append)
+            tuner_with(_BrokenAtLowLr("linear", (3, 3, 1), 3, seed=0), worker).search(
+                x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+        except BaseException as error:          # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        served.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+    finally:
+        thread.join(timeout=120)
+        chief.close()
+    assert not errors and not thread.is_alive()
+    records = served.records()
+    assert [(r["hyperparameters"]["lr"], r["status"]) for r in records] == [
+        (0.5, "completed"), (0.01, "failed"), (0.1, "completed")]       # the worker went on after the failure
+    assert "ValueError: simulated bug" in records[1]["stop_reason"]
+    assert not list((tmp_path / "p" / "dlcv_trials").glob("*.worker1.*"))   # every record became the trial's
+
+    resumed = tuner_with(ClassifierHyperModel("linear", (3, 3, 1), 3, seed=0), None)
+    resumed.search(x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
+    assert [(r["hyperparameters"]["lr"], r["status"]) for r in resumed.records()] == [
+        (0.5, "completed"), (0.01, "completed"), (0.1, "completed")]

@@ -150,6 +150,7 @@ class Cluster:
         kept_words = f"; trials {', '.join(kept)} stay with the workers running them" if kept else ""
         self.echo(f"[{label}] search: {tuner.total} trial{'' if tuner.total == 1 else 's'}, handed out to workers{resumed}{kept_words}")
         finished = len(oracle.end_order)
+        quiet_since = time.monotonic()
         try:
             while not (service.stop_seen or oracle.search_finished()):
                 for trial_id, tuner_id, silent in service.requeue_silent(self.trial_timeout):
@@ -160,6 +161,12 @@ class Cluster:
                     self.echo(f"[{label}] {finished} of {tuner.total} trials finished")
                 if self._launcher is not None:
                     self._check_workers(label)
+                elif time.monotonic() - max(service.last_call, quiet_since) > self.connect_timeout:
+                    # Across machines the chief cannot tell "not started yet" from "gone": it says so, and waits.
+                    quiet_since = time.monotonic()
+                    self.echo(f"[{label}] no worker has called for {self.connect_timeout:g} s; {len(oracle.ongoing_trials)} "
+                              f"trials running, waiting for workers ({TUNER_ID}=<id> {ORACLE_IP}={self.host} "
+                              f"{ORACLE_PORT}={self.port})")
                 time.sleep(0.1)
         finally:
             # A random search that ran out of new settings said STOPPED without reaching max_trials.

@@ -10,13 +10,14 @@ import collections
 import json
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import keras_tuner
 from keras_tuner.src import protos   # KerasTuner's service definition (its distribute code imports it so)
 
 from dlcv_keras.tuning.cluster import CHIEF, Cluster, identity_difference
-from dlcv_keras.tuning.search import TrialError
+from dlcv_keras.tuning.search import TrialError, commit_worker_files
 from dlcv_keras.validation import InvalidParameterError
 
 _IDLE_WAIT = (0.05, 2.0)     # a waiting worker's first and longest pause between asks, in seconds
@@ -55,6 +56,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
         self.counts = collections.Counter()       # calls served, and their time in the chief, by method
         self.seconds = collections.Counter()
         self.trials_ended = 0
+        self.last_call = time.monotonic()         # when a worker last called
 
     # -- the search being served ----------------------------------------------------------
     def begin(self, project: str, oracle, kept: list[str]) -> None:
@@ -134,12 +136,17 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
     def _timed(method):
         def handler(self, request, context):
             started = time.perf_counter()
+            oracle = self.oracle
             try:
                 return method(self, request, context)
+            except BaseException:
+                _release_oracle_lock(oracle)
+                raise
             finally:
                 with self.lock:
                     self.counts[method.__name__] += 1
                     self.seconds[method.__name__] += time.perf_counter() - started
+                    self.last_call = time.monotonic()
         handler.__name__ = method.__name__
         return handler
 
@@ -199,6 +206,8 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
     def EndTrial(self, request, context):
         trial = keras_tuner.engine.trial.Trial.from_proto(request.trial)
         oracle = self._owned(context, trial.trial_id, "EndTrial")
+        tuner_id = dict(context.invocation_metadata()).get("dlcv-tuner")
+        commit_worker_files(Path(oracle._project_dir) / "dlcv_trials", trial.trial_id, tuner_id)
         oracle.end_trial(trial)
         with self.lock:
             self.last_seen.pop(trial.trial_id, None)
@@ -220,6 +229,16 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
         return self.messages.GetBestTrialsResponse(trials=[trial.to_proto() for trial in trials])
 
     del _timed
+
+
+def _release_oracle_lock(oracle) -> None:
+    """KerasTuner's ``@synchronized`` releases an oracle's lock only when the method returns: one that
+    raises (a save on a full disk) would leave every later call, and so the chief, waiting for good."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    if oracle is not None and oracle_module.THREADS[oracle] == threading.current_thread().name:
+        oracle_module.THREADS[oracle] = None
+        oracle_module.LOCKS[oracle].release()
 
 
 class ChiefClient:

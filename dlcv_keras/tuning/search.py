@@ -149,12 +149,16 @@ class _RecordingTuner:
         self.keep_models = keep_models       # save each trained trial's model as dlcv_trials/<id>.keras
         self.isolate = isolate               # each trial in a child process (tuning/isolation.py)
         self._trial_seconds: list[float] = []
-        self.records_dir = Path(self.project_dir) / "dlcv_trials"
         self._search_started = time.perf_counter()
         self._interrupted = False            # set by the first Ctrl-C during search()
         self._trial_number = 1               # the running trial's place in the search, for progress lines
 
     # -- roles and files ----------------------------------------------------------
+    @property
+    def records_dir(self) -> Path:
+        """Our per-trial records (and kept models); a property: KerasTuner's constructor reloads them."""
+        return Path(self.project_dir) / "dlcv_trials"
+
     def _is_worker(self) -> bool:
         """KerasTuner asks the environment; we ask our role, where a chief is exactly "chief"."""
         return self.cluster is not None and self.cluster.is_worker
@@ -297,7 +301,7 @@ class _RecordingTuner:
             if self._is_worker():
                 # One worker's failing trial must not stop the others: it is recorded as failed, the
                 # chief says so when the search ends, and a resumed search runs it again.
-                atomic_write_text(self.records_dir / f"{trial.trial_id}.json", json.dumps(
+                atomic_write_text(self._record_path(trial.trial_id), json.dumps(
                     {"trial_id": trial.trial_id, "status": "failed", "hyperparameters": dict(trial.hyperparameters.values),
                      "stop_reason": message, "epochs_run": 0, "history": []}))
                 raise keras_tuner.errors.FailedTrialError(message) from error
@@ -308,7 +312,7 @@ class _RecordingTuner:
 
     def _run_recorded_trial(self, trial, x, y, validation_data=None, **_ignored):
         hp = trial.hyperparameters
-        keep_path = self.records_dir / f"{trial.trial_id}.keras" if self.keep_models else None
+        keep_path = self._record_path(trial.trial_id, ".keras") if self.keep_models else None
         common = dict(test_data=self.test_data, num_classes=self.num_classes, keep_path=keep_path)
         if self.isolate:
             from dlcv_keras.tuning.isolation import run_isolated
@@ -329,8 +333,7 @@ class _RecordingTuner:
                                       callbacks=callbacks, **common)
         record = {"trial_id": trial.trial_id, **record}
         # Written when the trial ends: a trial killed midway has no record and is run again.
-        atomic_write_text(self.records_dir / f"{trial.trial_id}.json",
-                          json.dumps(record, default=str, allow_nan=True))
+        atomic_write_text(self._record_path(trial.trial_id), json.dumps(record, default=str, allow_nan=True))
         objective = record.get("val_accuracy", 0.0)
         if record["status"] != "completed" or not math.isfinite(objective):
             objective = 0.0   # a diverged trial stays in the search, ranked last
@@ -373,8 +376,8 @@ class _RecordingTuner:
         self.echo(f"[{self.label}] trial {index} of {self.total}: {values}")
 
     def on_trial_end(self, trial):
-        super().on_trial_end(trial)
-        record = self.read_record(trial.trial_id) or {}
+        record = self.read_record(trial.trial_id, path=self._record_path(trial.trial_id)) or {}
+        super().on_trial_end(trial)          # a worker's record becomes the trial's here, if the chief accepts it
         elapsed = time.perf_counter() - self._search_started
         self._trial_seconds.append(time.perf_counter() - self._trial_started)
         if record.get("status") == "completed":
@@ -386,10 +389,15 @@ class _RecordingTuner:
                   f"({time.perf_counter() - self._trial_started:.1f} s; elapsed {elapsed:.0f} s)")
 
     # -- records -------------------------------------------------------------------
-    def read_record(self, trial_id: str, *, required: bool = False) -> dict | None:
-        """A trial's record; None if it has none (it never ended), TunerStateError if unreadable
-        or, with ``required``, missing."""
-        path = Path(self.project_dir) / "dlcv_trials" / f"{trial_id}.json"
+    def _record_path(self, trial_id: str, suffix: str = ".json") -> Path:
+        """Where this process writes a trial's record (or kept model): a worker under a name of its own,
+        which the chief makes the trial's when it accepts the trial's end (``commit_worker_files``)."""
+        return record_path(self.records_dir, trial_id, self.cluster.tuner_id if self._is_worker() else None, suffix)
+
+    def read_record(self, trial_id: str, *, required: bool = False, path: Path | None = None) -> dict | None:
+        """A trial's record (from ``path`` if given); None if it has none (it never ended), TunerStateError
+        if unreadable or, with ``required``, missing."""
+        path = path or record_path(self.records_dir, trial_id)
         if not path.is_file():
             if required:
                 raise _state_error(path, f"is missing, but KerasTuner's trial_{trial_id}/trial.json says the "
@@ -415,6 +423,22 @@ class _RecordingTuner:
             if record is not None:
                 found.append(record)
         return found
+
+
+def record_path(records_dir: Path, trial_id: str, tuner_id: str | None = None, suffix: str = ".json") -> Path:
+    """A trial's record (``.json``) or kept model (``.keras``) in ``records_dir``; ``tuner_id``: a worker's
+    own copy, until the chief accepts it."""
+    return Path(records_dir) / (f"{trial_id}.{tuner_id}{suffix}" if tuner_id else f"{trial_id}{suffix}")
+
+
+def commit_worker_files(records_dir: Path, trial_id: str, tuner_id: str) -> None:
+    """The chief accepts a worker's end of a trial: the worker's record and model become the trial's. A
+    worker whose trial went to another (it was silent too long) never gets here, so its late files
+    cannot replace the other's."""
+    for suffix in (".keras", ".json"):            # the record last: with it, the trial has ended
+        own = record_path(records_dir, trial_id, tuner_id, suffix)
+        if own.exists():
+            os.replace(own, record_path(records_dir, trial_id, suffix=suffix))
 
 
 class _SharedOracle:

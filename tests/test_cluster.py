@@ -329,18 +329,26 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_is_written(processes,
 @pytest.mark.parametrize("difference, words", [
     (["--seed", "1"], "its seed 1 differs from the chief's 0"),
     ("space", "its search space (hash of its tables)"),
+    ("data", "its data hash "),
 ])
 def test_a_worker_of_another_run_is_refused_naming_the_difference(processes, tmp_path, difference, words):
     space, port = space_file(tmp_path), free_port()
     chief = processes.run_command("chief", *smoke_args(tmp_path / "r", space, "--connect-timeout", "5"),
                                   env=role(CHIEF, port))
+    env = role("worker1", port)
     if difference == "space":
         other = tmp_path / "other"
         other.mkdir()
         args = smoke_args(tmp_path / "r", space_file(other, lrs=(0.5, 0.05)))
+    elif difference == "data":
+        # The chief trains on digits; this worker on the offline MNIST copy (its own data folder).
+        from real_runs import offline_data
+
+        env["DLCV_DATA_DIR"] = str(offline_data("mnist"))
+        args = [a for a in smoke_args(tmp_path / "r", space) if a not in ("--dataset", "digits")]
     else:
         args = smoke_args(tmp_path / "r", space, *difference)
-    worker = processes.run_command("worker1", *args, env=role("worker1", port))
+    worker = processes.run_command("worker1", *args, env=env)
     one_line_error(worker, processes, "the chief at 127.0.0.1", "refused worker1", words)
     processes.kill(chief)
 

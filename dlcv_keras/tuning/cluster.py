@@ -148,7 +148,8 @@ class Cluster:
         done = tuner.finished_trials()
         resumed = f", {done} already finished (resuming)" if done else ""
         kept_words = f"; trials {', '.join(kept)} stay with the workers running them" if kept else ""
-        self.echo(f"[{label}] search: {tuner.total} trial{'' if tuner.total == 1 else 's'}, handed out to workers{resumed}{kept_words}")
+        trials = f"{tuner.total} trial{'' if tuner.total == 1 else 's'}"
+        self.echo(f"[{label}] search: {trials}, handed out to workers{resumed}{kept_words}")
         finished = len(oracle.end_order)
         quiet_since = time.monotonic()
         try:

@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         check_results_dir(settings.results_dir)
         if args.workers is not None:
             check_int("--workers", args.workers, low=1, high=MAX_WORKERS)
+            if args.devices != "1":
+                raise InvalidParameterError(
+                    f"--devices must be 1 with --workers (each local worker trains on one GPU or on its share of the "
+                    f"cores), got --devices {args.devices} --workers {args.workers}: use one or the other")
         for flag, value in (("--connect-timeout", args.connect_timeout), ("--trial-timeout", args.trial_timeout)):
             if value is not None:
                 check_float(flag, value, low=0, high=7 * 24 * 3600, closed="right")

@@ -360,6 +360,7 @@ def test_a_worker_of_another_run_is_refused_naming_the_difference(processes, tmp
     ([], {ORACLE_IP: "127.0.0.1", ORACLE_PORT: "http", TUNER_ID: "w1"}, f"{ORACLE_PORT} must be a port number"),
     ([], {ORACLE_IP: "127.0.0.1", ORACLE_PORT: "70000", TUNER_ID: "w1"}, "in [1, 65535], got '70000'"),
     ([], {ORACLE_IP: "127.0.0.1", ORACLE_PORT: "5000", TUNER_ID: "../w"}, f"{TUNER_ID} must be 1 to 64 letters"),
+    (["--workers", "2", "--devices", "2"], {}, "--devices must be 1 with --workers"),
     (["--connect-timeout", "0"], {}, "--connect-timeout must be"),
     (["--trial-timeout", "-1"], {}, "--trial-timeout must be"),
 ])

@@ -61,6 +61,9 @@ class LocalWorkers:
                 env["CUDA_VISIBLE_DEVICES"] = str((number - 1) % gpus)
             else:
                 env[CPUS] = ",".join(map(str, shares[number - 1]))
+                # Thread pools started at import (numpy's BLAS), before the worker pins itself, are sized here.
+                for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                    env.setdefault(pool, str(len(shares[number - 1])))
             # A session of its own: a terminal's Ctrl-C reaches the chief, which stops the workers itself.
             process = subprocess.Popen(self.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)

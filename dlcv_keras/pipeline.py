@@ -227,7 +227,8 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
         raise
     finally:
         if cluster is not None:
-            cluster.close()
+            # Stopped early (Ctrl-C, a failure), the workers are mid-trial: no point waiting for them.
+            cluster.close(grace=0.0 if sys.exc_info()[0] is not None else 5.0)
     run["status"] = "complete"
     run["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     run["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -18,7 +18,7 @@ from dlcv_keras import backends
 from dlcv_keras.questions import QUESTIONS, get_question
 from dlcv_keras.settings import PROFILES, REPORT_FORMATS, TUNERS, Settings
 from dlcv_keras.training import devices
-from dlcv_keras.tuning.cluster import CONNECT_TIMEOUT, TRIAL_TIMEOUT
+from dlcv_keras.tuning.cluster import CONNECT_TIMEOUT, MIN_TRIAL_TIMEOUT, TRIAL_TIMEOUT
 from dlcv_keras.validation import InvalidParameterError, check_choice, check_float, check_int
 
 EPILOG = """\
@@ -170,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise InvalidParameterError(
                     f"--devices must be 1 with --workers (each local worker trains on one GPU or on its share of the "
                     f"cores), got --devices {args.devices} --workers {args.workers}: use one or the other")
-        for flag, value in (("--connect-timeout", args.connect_timeout), ("--trial-timeout", args.trial_timeout)):
-            if value is not None:
-                check_float(flag, value, low=0, high=7 * 24 * 3600, closed="right")
+        if args.connect_timeout is not None:
+            check_float("--connect-timeout", args.connect_timeout, low=0, high=7 * 24 * 3600, closed="right")
+        if args.trial_timeout is not None:
+            # At least three heartbeats: a worker says it is alive every second while it trains.
+            check_float("--trial-timeout", args.trial_timeout, low=MIN_TRIAL_TIMEOUT, high=7 * 24 * 3600)
         if len(names) > 1:
             return run_each_in_child(names, settings, {name: child_options(parser, args, name) for name in names},
                                      quiet=args.quiet)

@@ -190,6 +190,7 @@ def _address(hex_address: str):
 
 
 # -- a whole run on a chief and two workers ------------------------------------------------------
+@pytest.mark.slow          # whole runs in processes of their own
 def test_two_local_workers_run_an_8_point_grid_as_one_process_would(processes, tmp_path):
     space = space_file(tmp_path, lrs=(0.1, 0.01))
     shared, alone = tmp_path / "shared", tmp_path / "alone"
@@ -226,7 +227,7 @@ def test_two_local_workers_run_an_8_point_grid_as_one_process_would(processes, t
 
 
 # -- faults ----------------------------------------------------------------------------------------
-LONG_EPOCHS = 1500     # a trial of a few seconds: time enough to kill its worker mid-way
+LONG_EPOCHS = 2500     # a trial of a few seconds: time enough to kill its worker mid-way
 
 
 def start_cluster(processes, tmp_path, *chief_args: str, workers=("worker1", "worker2"), points_lrs=(0.1,)):
@@ -238,6 +239,7 @@ def start_cluster(processes, tmp_path, *chief_args: str, workers=("worker1", "wo
     return results, space, port, chief, started
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_worker_killed_mid_trial_and_restarted_takes_its_trial_up_again(processes, tmp_path):
     results, space, port, chief, workers = start_cluster(processes, tmp_path)
     output = processes.wait_for(workers["worker1"], "[full_grid] trial ")
@@ -247,10 +249,11 @@ def test_a_worker_killed_mid_trial_and_restarted_takes_its_trial_up_again(proces
     again = processes.run_command("worker1", *smoke_args(results, space), env=role("worker1", port))
     assert processes.finish(chief) == 0, processes.output(chief)[-3000:]
     assert processes.finish(again) == 0
-    assert line in processes.output(again)           # the same trial, "trial k of 4: <its values>"
+    assert line in processes.output(again)           # the same trial, "trial k of 4: <its values in order>"
     assert_every_setting_once(results, points=4, epochs=LONG_EPOCHS)
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_silent_workers_trial_goes_to_another_after_the_trial_timeout(processes, tmp_path):
     results, space, port, chief, workers = start_cluster(processes, tmp_path, "--trial-timeout", "3")
     output = processes.wait_for(workers["worker1"], "[full_grid] trial ")
@@ -262,6 +265,7 @@ def test_a_silent_workers_trial_goes_to_another_after_the_trial_timeout(processe
     assert_every_setting_once(results, points=4, epochs=LONG_EPOCHS)
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_chief_killed_and_restarted_resumes_and_its_workers_reconnect(processes, tmp_path):
     results, space, port, chief, workers = start_cluster(processes, tmp_path)
     processes.wait_for(workers["worker1"], "[full_grid] trial ")
@@ -276,6 +280,7 @@ def test_a_chief_killed_and_restarted_resumes_and_its_workers_reconnect(processe
     assert_every_setting_once(results, points=4, epochs=LONG_EPOCHS)
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_local_worker_that_dies_gives_its_trial_back_at_once(processes, tmp_path):
     space = space_file(tmp_path, lrs=(0.1,), epochs=LONG_EPOCHS)
     results = tmp_path / "results"
@@ -286,6 +291,24 @@ def test_a_local_worker_that_dies_gives_its_trial_back_at_once(processes, tmp_pa
     assert processes.finish(chief) == 0, processes.output(chief)[-3000:]
     assert "worker1 ended (signal 9): trial " in processes.output(chief)
     assert_every_setting_once(results, points=4, epochs=LONG_EPOCHS)
+
+
+@pytest.mark.slow          # whole runs in processes of their own
+def test_ctrl_c_stops_a_local_chief_and_its_workers_and_the_same_command_resumes(processes, tmp_path):
+    space = space_file(tmp_path, lrs=(0.1,), epochs=LONG_EPOCHS)
+    args = smoke_args(tmp_path / "results", space, "--workers", "2")
+    chief = processes.run_command("chief", *args)
+    processes.wait_for(chief, "worker 1: [full_grid] trial ")
+    workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_worker(p, "worker1")]
+    chief.send_signal(signal.SIGINT)
+    assert processes.finish(chief, timeout=60) == 130, processes.output(chief)[-3000:]
+    assert "interrupted: run the same command again" in processes.output(chief)
+    assert workers and not any(Path(f"/proc/{pid}").exists() and _is_worker(Path(f"/proc/{pid}"), "worker1")
+                               for pid in workers)                  # the workers ended with it
+    again = processes.run_command("chief", *args)
+    assert processes.finish(again) == 0, processes.output(again)[-3000:]
+    assert "already finished (resuming)" in processes.output(again)
+    assert_every_setting_once(tmp_path / "results", points=4, epochs=LONG_EPOCHS)
 
 
 def _is_worker(proc: Path, tuner_id: str) -> bool:
@@ -306,6 +329,7 @@ def one_line_error(process, processes, *expected: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_an_unreachable_chief_is_a_one_line_error_after_the_connect_timeout(processes, tmp_path):
     port = free_port()
     started = time.monotonic()
@@ -316,6 +340,7 @@ def test_an_unreachable_chief_is_a_one_line_error_after_the_connect_timeout(proc
     assert not (tmp_path / "r").exists()           # a worker writes nothing of its own before it has a chief
 
 
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_port_in_use_is_a_one_line_error_before_anything_is_written(processes, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -331,6 +356,7 @@ def test_a_port_in_use_is_a_one_line_error_before_anything_is_written(processes,
     ("space", "its search space (hash of its tables)"),
     ("data", "its data hash "),
 ])
+@pytest.mark.slow          # whole runs in processes of their own
 def test_a_worker_of_another_run_is_refused_naming_the_difference(processes, tmp_path, difference, words):
     space, port = space_file(tmp_path), free_port()
     chief = processes.run_command("chief", *smoke_args(tmp_path / "r", space, "--connect-timeout", "5"),
@@ -363,7 +389,9 @@ def test_a_worker_of_another_run_is_refused_naming_the_difference(processes, tmp
     (["--workers", "2", "--devices", "2"], {}, "--devices must be 1 with --workers"),
     (["--connect-timeout", "0"], {}, "--connect-timeout must be"),
     (["--trial-timeout", "-1"], {}, "--trial-timeout must be"),
+    (["--trial-timeout", "1"], {}, "--trial-timeout must be a number in [3, 604800], got 1.0"),
 ])
+@pytest.mark.slow          # whole runs in processes of their own
 def test_bad_cluster_settings_are_one_line_errors(processes, tmp_path, args, env, words):
     process = processes.run_command("bad", *smoke_args(tmp_path / "r", space_file(tmp_path), *args), env=env)
     one_line_error(process, processes, words)
@@ -374,6 +402,7 @@ def test_bad_cluster_settings_are_one_line_errors(processes, tmp_path, args, env
     ("q2", "q2 has no search to share among workers"),
     ("q10", "q10 cannot share its searches among workers: its source step"),
 ])
+@pytest.mark.slow          # whole runs in processes of their own
 def test_questions_whose_searches_workers_cannot_run_say_so(processes, tmp_path, question, words):
     process = processes.run_command("bad", question, "--profile", "smoke", "--workers", "2",
                                     "--results", str(tmp_path / "r"), "--report", "none")

@@ -314,6 +314,7 @@ def test_a_trial_that_fails_on_a_worker_is_recorded_the_search_goes_on_and_a_res
                 x[:160], y[:160], validation_data=(x[160:], y[160:]), verbose=0)
         except BaseException as error:          # noqa: BLE001 - reported by the assertion below
             errors.append(error)
+            chief._service.stop_seen = True     # else the chief would wait for this worker for ever
 
     thread = threading.Thread(target=work)
     thread.start()

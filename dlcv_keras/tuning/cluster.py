@@ -39,6 +39,8 @@ CHIEF = "chief"
 LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT = 60.0       # seconds a worker waits for an unreachable chief before giving up
 TRIAL_TIMEOUT = 600.0        # seconds without a heartbeat before a worker's trial goes to another
+HEARTBEAT = 1.0              # seconds between a training worker's heartbeats, whatever the chief's timeout
+MIN_TRIAL_TIMEOUT = 3 * HEARTBEAT
 # A worker's id names its file in the project folder (<id>.json): letters, digits, "-", "_", ".".
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -76,9 +78,6 @@ class Cluster:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    @property
-    def heartbeat_interval(self) -> float:
-        return max(0.2, min(10.0, self.trial_timeout / 4))
 
     # -- starting and stopping ---------------------------------------------------------
     def listen(self) -> None:
@@ -103,9 +102,10 @@ class Cluster:
         else:
             echo(f"chief: serving trials on {self.address} as {TUNER_ID}={CHIEF}")
 
-    def close(self) -> None:
+    def close(self, grace: float = 5.0) -> None:
+        """Stop serving; local workers get ``grace`` seconds to end by themselves (after the last search)."""
         if self._launcher is not None:
-            self._launcher.stop()
+            self._launcher.stop(grace=grace)
             self._launcher = None
         if self._server is not None:
             self._server.stop(grace=1).wait(5)
@@ -143,7 +143,12 @@ class Cluster:
         """Hand out ``tuner``'s trials until its search is over; returns then (the server stays up
         for the run's next search)."""
         service, oracle, label = self._service, tuner.oracle, tuner.label
-        kept = oracle.keep_running(getattr(oracle, "reloaded_running", {}))
+        # After a restart, a trial stays with the worker that ran it, if that worker can come back: not a
+        # single process's (tuner0), and with local workers, one of those started now.
+        running = {tuner_id: trial_id for tuner_id, trial_id in getattr(oracle, "reloaded_running", {}).items()
+                   if tuner_id not in ("tuner0", CHIEF)
+                   and (self._launcher is None or tuner_id in self._launcher.processes)}
+        kept = oracle.keep_running(running)
         service.begin(tuner.project_name, oracle, kept)
         done = tuner.finished_trials()
         resumed = f", {done} already finished (resuming)" if done else ""
@@ -154,6 +159,8 @@ class Cluster:
         quiet_since = time.monotonic()
         try:
             while not (service.stop_seen or oracle.search_finished()):
+                if tuner._interrupted:            # the first Ctrl-C (the tuner's handler set it): stop here
+                    raise KeyboardInterrupt
                 for trial_id, tuner_id, silent in service.requeue_silent(self.trial_timeout):
                     self.echo(f"[{label}] {tuner_id} silent for {silent:.0f} s: trial {trial_id} goes to the next "
                               f"worker that asks")
@@ -169,9 +176,14 @@ class Cluster:
                               f"trials running, waiting for workers ({TUNER_ID}=<id> {ORACLE_IP}={self.host} "
                               f"{ORACLE_PORT}={self.port})")
                 time.sleep(0.1)
-        finally:
-            # A random search that ran out of new settings said STOPPED without reaching max_trials.
-            service.end(tuner.project_name, finished=service.stop_seen or oracle.search_finished())
+        except BaseException:
+            from dlcv_keras.tuning.oracle_service import _release_oracle_lock
+
+            _release_oracle_lock(oracle)          # a second Ctrl-C may land inside an oracle method
+            service.end(tuner.project_name, finished=False)
+            raise
+        # A random search that ran out of new settings said STOPPED without reaching max_trials.
+        service.end(tuner.project_name, finished=service.stop_seen or oracle.search_finished())
 
     def _check_workers(self, label: str) -> None:
         """A local worker that ended gives its trial back at once; with none left, the search cannot finish."""
@@ -259,6 +271,21 @@ class Cluster:
             return None
         return summary if isinstance(summary, dict) and summary.get("tuner_project") == project else None
 
+    def search_over(self, experiment: str, project: str) -> bool:
+        """Asked while the chief cannot be reached: True if it stored the search (it finished it and ended);
+        ChiefStopped if its run stopped (failed or interrupted), which no wait will mend."""
+        from dlcv_keras.tuning.oracle_service import ChiefStopped
+
+        if self.stored_summary(experiment, project) is not None:
+            return True
+        try:
+            status = json.loads((self.store.root / "run.json").read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            return False
+        if status in ("failed", "interrupted"):
+            raise ChiefStopped(f"the chief's run stopped ({status}, see its output) during the search {experiment!r}")
+        return False
+
     def wait_for_summary(self, experiment: str, project: str) -> dict:
         """The chief's stored summary of search ``experiment``, once written: a worker goes on to the
         next search with its best setting, as the chief does."""
@@ -269,7 +296,7 @@ class Cluster:
             if summary is not None:
                 return summary
             self.call("GetSpace", protos.get_service().GetSpaceRequest(), project=project,      # still there?
-                      over=lambda: self.stored_summary(experiment, project) is not None)
+                      over=lambda: self.search_over(experiment, project))
             time.sleep(0.5)
 
 

@@ -16,7 +16,7 @@ import grpc
 import keras_tuner
 from keras_tuner.src import protos   # KerasTuner's service definition (its distribute code imports it so)
 
-from dlcv_keras.tuning.cluster import CHIEF, Cluster, identity_difference
+from dlcv_keras.tuning.cluster import CHIEF, HEARTBEAT, Cluster, identity_difference
 from dlcv_keras.tuning.search import TrialError, commit_worker_files
 from dlcv_keras.validation import InvalidParameterError
 
@@ -35,6 +35,10 @@ class WorkersEnded(TrialError):
 
 class SearchOver(Exception):
     """The chief cannot be reached, but it stored the search: it finished it and ended."""
+
+
+class ChiefStopped(TrialError):
+    """The chief's run failed or was interrupted (its run.json says so) and it is gone: exit status 1."""
 
 
 class TrialTakenAway(Exception):
@@ -270,10 +274,15 @@ class ChiefClient:
     def create_trial(self, tuner_id):
         try:
             response = self._call("CreateTrial", self._messages.CreateTrialRequest(tuner_id=tuner_id),
-                                  over=lambda: self._cluster.stored_summary(self._label, self._project) is not None)
+                                  over=lambda: self._cluster.search_over(self._label, self._project))
         except SearchOver:
             return keras_tuner.engine.trial.Trial(self._oracle.get_space(), status=_TrialStatus.STOPPED)
         trial = keras_tuner.engine.trial.Trial.from_proto(response.trial)
+        # Values come as a protobuf map, in an order of its own: put them back in the space's order, the
+        # one a single process's trial has (its record, trials.csv's columns and the report follow it).
+        values = trial.hyperparameters.values
+        trial.hyperparameters.values = {**{hp.name: values[hp.name] for hp in self._oracle.get_space().space
+                                           if hp.name in values}, **values}
         if trial.status == _TrialStatus.IDLE:
             # Nothing free yet (the chief between searches, or the grid's last trials running elsewhere).
             time.sleep(self._idle_wait)
@@ -293,7 +302,7 @@ class ChiefClient:
     def end_trial(self, trial):
         if self._heartbeat is not None:
             self._heartbeat.stop()      # and wait: a heartbeat after the end would read as a trial taken away
-            self._heartbeat.join(timeout=self._cluster.heartbeat_interval + 1)
+            self._heartbeat.join(timeout=HEARTBEAT + 1)
             self._heartbeat = None
         try:
             self._call("EndTrial", self._messages.EndTrialRequest(trial=trial.to_proto()))
@@ -319,7 +328,7 @@ class _Heartbeat(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self):
-        interval = self.client._cluster.heartbeat_interval
+        interval = HEARTBEAT
         request = self.client._messages.UpdateTrialRequest(trial_id=self.trial_id)
         while not self._stopped.wait(interval):
             try:

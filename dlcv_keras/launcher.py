@@ -50,6 +50,7 @@ class LocalWorkers:
         self.readers: list[threading.Thread] = []
         self.ended: dict[str, int] = {}       # worker id -> exit status, once noticed
         self._write = threading.Lock()
+        self.muted = False
 
     def start(self) -> None:
         gpus = gpu_count()
@@ -79,6 +80,8 @@ class LocalWorkers:
             # A progress line rewritten in place (\r) shows as its latest state.
             line = line.rsplit("\r", 1)[-1]
             with self._write:
+                if self.muted:
+                    continue            # ended early with the chief: their complaints about it add nothing
                 self.stream.write(prefix + line + "\n")
                 self.stream.flush()
         process.stdout.close()
@@ -100,6 +103,8 @@ class LocalWorkers:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes.values()):
             time.sleep(0.1)
+        with self._write:
+            self.muted = not grace
         for process in self.processes.values():
             if process.poll() is None:
                 _signal_group(process, signal.SIGTERM)

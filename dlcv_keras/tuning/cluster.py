@@ -82,22 +82,25 @@ class Cluster:
     # -- starting and stopping ---------------------------------------------------------
     def listen(self) -> None:
         """A chief binds its port, first thing: one in use is an error before anything is loaded or written.
-        Calls that come before ``start`` are asked to wait."""
-        if not self.is_worker and self._server is None:
-            self._bind()
+        A local chief starts its workers then, so that their start-up (imports, data) overlaps its own;
+        calls that come before ``start`` are asked to wait."""
+        if self.is_worker or self._server is not None:
+            return
+        self._bind()
+        if self.local_workers:
+            from dlcv_keras.launcher import LocalWorkers
+
+            self._launcher = LocalWorkers(self.local_workers, self.worker_command, self.host, self.port)
+            self._launcher.start()
 
     def start(self, identity: dict, echo=print) -> None:
-        """A chief starts answering (and a local one starts its workers); a worker checks in."""
+        """A chief starts answering; a worker checks in."""
         self.identity, self.echo = identity, echo
         if self.is_worker:
             self.connect()
             return
         self.listen()
         if self.local_workers:
-            from dlcv_keras.launcher import LocalWorkers
-
-            self._launcher = LocalWorkers(self.local_workers, self.worker_command, self.host, self.port)
-            self._launcher.start()
             echo(f"chief: serving trials on {self.address} (loopback only) to {self.local_workers} local workers")
         else:
             echo(f"chief: serving trials on {self.address} as {TUNER_ID}={CHIEF}")

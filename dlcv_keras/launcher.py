@@ -1,10 +1,11 @@
 """``--workers N``: a chief's workers started on this machine, one process each.
 
-Each worker runs the chief's own command as a KerasTuner worker (``KERASTUNER_TUNER_ID=worker<i>``,
-the chief on 127.0.0.1 and the port it bound), pinned to its share of the cores (``DLCV_CPUS``) or,
-with GPUs, to one of them (``CUDA_VISIBLE_DEVICES``). Their output reaches the chief's as one
-view, each line prefixed "worker <i>: ". A worker that ends early is reported to the chief at
-once (its trial goes to another); a worker whose chief is gone ends too (``watch_launcher``).
+Each worker runs the chief's own command as a KerasTuner worker (``KERASTUNER_TUNER_ID=worker<i>``
+and the chief's loopback address and port, which tuning/cluster.py passes in), pinned to its
+share of the cores (``DLCV_CPUS``) or, with GPUs, to one of them (``CUDA_VISIBLE_DEVICES``).
+Their output reaches the chief's as one view, each line prefixed "worker <i>: ". A worker that
+ends early is reported to the chief at once (its trial goes to another); a worker whose chief is
+gone ends too (``pin_to_launcher_share``). This module imports nothing of the package.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-
-from dlcv_keras.tuning.cluster import ORACLE_IP, ORACLE_PORT, TUNER_ID
 
 CPUS, LAUNCHER_PID = "DLCV_CPUS", "DLCV_LAUNCHER_PID"
 
@@ -41,10 +40,11 @@ def gpu_count() -> int:
 
 
 class LocalWorkers:
-    """``count`` worker processes of ``command`` for the chief at ``host``:``port``."""
+    """``count`` worker processes of ``command``; ``role(tuner_id)`` gives the environment variables that
+    make one a worker of its chief (tuning/cluster.py's)."""
 
-    def __init__(self, count: int, command: list[str], host: str, port: int, stream=None):
-        self.count, self.command, self.host, self.port = count, list(command), host, port
+    def __init__(self, count: int, command: list[str], role, stream=None):
+        self.count, self.command, self.role = count, list(command), role
         self.stream = stream or sys.stdout
         self.processes: dict[str, subprocess.Popen] = {}
         self.readers: list[threading.Thread] = []
@@ -56,8 +56,8 @@ class LocalWorkers:
         gpus = gpu_count()
         shares = core_shares(self.count, sorted(os.sched_getaffinity(0)))
         for number in range(1, self.count + 1):
-            env = {**os.environ, TUNER_ID: worker_id(number), ORACLE_IP: self.host, ORACLE_PORT: str(self.port),
-                   LAUNCHER_PID: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **self.role(worker_id(number)), LAUNCHER_PID: str(os.getpid()),
+                   "PYTHONUNBUFFERED": "1"}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = str((number - 1) % gpus)
             else:

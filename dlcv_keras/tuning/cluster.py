@@ -90,7 +90,8 @@ class Cluster:
         if self.local_workers:
             from dlcv_keras.launcher import LocalWorkers
 
-            self._launcher = LocalWorkers(self.local_workers, self.worker_command, self.host, self.port)
+            self._launcher = LocalWorkers(self.local_workers, self.worker_command, lambda tuner_id: {
+                TUNER_ID: tuner_id, ORACLE_IP: self.host, ORACLE_PORT: str(self.port)})
             self._launcher.start()
 
     def start(self, identity: dict, echo=print) -> None:

@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{CONNECT_TIMEOUT:g})")
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                         help=f"the chief hands a trial to another worker when its worker has been silent (no "
-                             f"heartbeat) this long (default: {TRIAL_TIMEOUT:g})")
+                             f"heartbeat, sent every second) this long; at least {MIN_TRIAL_TIMEOUT:g} (default: "
+                             f"{TRIAL_TIMEOUT:g})")
     parser.add_argument("--devices", default="1", metavar="N|all",
                         help="train each trial data-parallel on N devices: N GPUs, or on a machine without a GPU N "
                              "logical CPU devices (they share its cores: the same code path, no speed-up); 'all' = "

@@ -335,12 +335,16 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
         return 0
     started = time.perf_counter()
     store = pipeline.results_store(question, settings)
-    if cluster is not None:
-        # A question workers cannot help with, or a port in use, stops the run before anything is loaded or written.
-        pipeline.check_distributable(question, settings)
-        cluster.listen()
     try:
+        if cluster is not None:
+            # A question workers cannot help with, or a port in use, stops the run before anything is loaded.
+            pipeline.check_distributable(question, settings)
+            cluster.listen()
         space, data = pipeline.prepare(question, settings, echo)
+        if cluster is not None:
+            # Local workers start once the data is checked and loaded (and cached, for them to load alike):
+            # a bad space file or missing data is the chief's one line, and no two processes download at once.
+            cluster.start_workers()
         store = pipeline.run_question(question, settings, space=space, data=data, echo=echo, cluster=cluster)
         if settings.report != "none":
             from dlcv_keras.report import build_report
@@ -349,7 +353,8 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
                 print(f"report: {path}")
     finally:
         if cluster is not None:
-            cluster.close()
+            # Stopped early (bad input, Ctrl-C), the workers have nothing to finish: no waiting for them.
+            cluster.close(grace=0.0 if sys.exc_info()[0] is not None else 5.0)
         # results/index.html follows every run that got as far as recording itself, finished or not
         # (a run stopped before its run.json leaves no trace at all).
         if store.exists():

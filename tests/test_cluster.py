@@ -398,6 +398,16 @@ def test_bad_cluster_settings_are_one_line_errors(processes, tmp_path, args, env
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow          # whole runs in processes of their own
+def test_a_bad_space_file_with_workers_is_the_chiefs_one_line_and_no_worker_starts(processes, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(space_file(tmp_path).read_text().replace("[smoke.base]", "[smoke.base]\nbogus = 1"))
+    chief = processes.run_command("chief", *smoke_args(tmp_path / "r", bad, "--workers", "2"))
+    one_line_error(chief, processes, "bogus")
+    assert "worker" not in processes.output(chief)
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("question, words", [
     ("q2", "q2 has no search to share among workers"),
     ("q10", "q10 cannot share its searches among workers: its source step"),

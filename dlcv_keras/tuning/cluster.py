@@ -82,14 +82,17 @@ class Cluster:
     # -- starting and stopping ---------------------------------------------------------
     def listen(self) -> None:
         """A chief binds its port, first thing: one in use is an error before anything is loaded or written.
-        A local chief starts its workers then, so that their start-up (imports, data) overlaps its own;
-        calls that come before ``start`` are asked to wait."""
-        if self.is_worker or self._server is not None:
-            return
-        self._bind()
-        if self.local_workers:
+        Calls that come before ``start`` are asked to wait."""
+        if not self.is_worker and self._server is None:
+            self._bind()
+
+    def start_workers(self) -> None:
+        """A local chief (``--workers``) starts its workers, once its own data is loaded; their start-up
+        (imports, data, compiling) then overlaps the chief's run up to its first search."""
+        if self.local_workers and self._launcher is None:
             from dlcv_keras.launcher import LocalWorkers
 
+            self.listen()
             self._launcher = LocalWorkers(self.local_workers, self.worker_command, lambda tuner_id: {
                 TUNER_ID: tuner_id, ORACLE_IP: self.host, ORACLE_PORT: str(self.port)})
             self._launcher.start()
@@ -100,7 +103,7 @@ class Cluster:
         if self.is_worker:
             self.connect()
             return
-        self.listen()
+        self.start_workers()
         if self.local_workers:
             echo(f"chief: serving trials on {self.address} (loopback only) to {self.local_workers} local workers")
         else:

@@ -191,10 +191,8 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     code_versions = code_fingerprint(env)
     # The run's identity: what its stored summaries must match to count as this run's (the report
     # marks the others stale). A resumed run with the same settings, data and code keeps it.
-    run_id = fingerprint(question.name, implementation, settings.profile, settings.tuner, settings.seed,
-                         dataset.get("content_hash"), {k: e.as_dict() for k, e in space.experiments.items()},
-                         space.settings, space.early_stopping,
-                         _question_options(settings), code_versions)
+    identity = run_identity(question, settings, space, dataset, code_versions)
+    run_id = fingerprint(identity)
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
         "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
@@ -218,7 +216,7 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     runner = ExperimentRunner(question, settings, space, data, store, echo, code_versions, run, cluster=cluster)
     try:
         if cluster is not None:
-            cluster.start(run_identity(question, settings, space, dataset, code_versions), echo)
+            cluster.start(identity, echo)
         for experiment in question.experiments_for(implementation):
             runner.run(experiment)
     except BaseException as stopped:

@@ -78,7 +78,6 @@ class Cluster:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-
     # -- starting and stopping ---------------------------------------------------------
     def listen(self) -> None:
         """A chief binds its port, first thing: one in use is an error before anything is loaded or written.
@@ -156,7 +155,7 @@ class Cluster:
                    if tuner_id not in ("tuner0", CHIEF)
                    and (self._launcher is None or tuner_id in self._launcher.processes)}
         kept = oracle.keep_running(running)
-        service.begin(tuner.project_name, oracle, kept)
+        service.begin(tuner, kept)
         done = tuner.finished_trials()
         resumed = f", {done} already finished (resuming)" if done else ""
         kept_words = f"; trials {', '.join(kept)} stay with the workers running them" if kept else ""

@@ -10,7 +10,6 @@ import collections
 import json
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import keras_tuner
@@ -54,6 +53,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
         self.lock = threading.Lock()
         self.project = None              # the search being served, and its oracle
         self.oracle = None
+        self.records_dir = None
         self.finished: set[str] = set()  # searches of this run that are over
         self.stop_seen = False
         self.last_seen: dict[str, float] = {}     # trial id -> when its worker last spoke
@@ -63,11 +63,12 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
         self.last_call = time.monotonic()         # when a worker last called
 
     # -- the search being served ----------------------------------------------------------
-    def begin(self, project: str, oracle, kept: list[str]) -> None:
+    def begin(self, tuner, kept: list[str]) -> None:
         with self.lock:
-            self.project, self.oracle, self.stop_seen = project, oracle, False
+            self.project, self.oracle, self.stop_seen = tuner.project_name, tuner.oracle, False
+            self.records_dir = tuner.records_dir       # where its workers' records become the trials'
             now = time.monotonic()
-            self.last_seen = {trial.trial_id: now for trial in oracle.ongoing_trials.values()}
+            self.last_seen = {trial.trial_id: now for trial in tuner.oracle.ongoing_trials.values()}
             self.last_seen.update({trial_id: now for trial_id in kept})
 
     def end(self, project: str, *, finished: bool) -> None:
@@ -111,7 +112,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
                 f"included), {seconds * 1000 / max(calls, 1):.2f} ms each in the chief")
 
     # -- the calls -----------------------------------------------------------------------------
-    def _enter(self, context, method: str):
+    def _enter(self, context):
         """Who is calling about what; refuses a worker of another run. Returns (tuner_id, project, oracle),
         oracle None unless the caller's project is the one being served."""
         if not self.cluster.identity:
@@ -127,11 +128,12 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
         project = metadata.get("dlcv-project", "")
         oracle = self.oracle if project and project == self.project else None
+        search = project.rsplit("-", 1)[0]            # a project is "<experiment>-<fingerprint>"
         if project and oracle is None and self.project and project not in self.finished \
-                and project.rsplit("-", 1)[0] == self.project.rsplit("-", 1)[0]:
+                and search == self.project.rsplit("-", 1)[0]:
             # The same search under another fingerprint: it would wait for a search that never comes.
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"its {project.rsplit('-', 1)[0]} search is {project}, the chief's is {self.project} "
+                          f"its {search} search is {project}, the chief's is {self.project} "
                           f"(another data subset, space file or earlier best setting)")
         if tuner_id == CHIEF:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"its id is {CHIEF!r}, the chief's own")
@@ -154,23 +156,23 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
         handler.__name__ = method.__name__
         return handler
 
-    def _trial_proto(self, status, trial_id=None):
-        return keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id=trial_id, status=status).to_proto()
+    def _trial_proto(self, status):
+        return keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), status=status).to_proto()
 
     @_timed
     def GetSpace(self, request, context):
-        _, _, oracle = self._enter(context, "GetSpace")
+        _, _, oracle = self._enter(context)
         space = oracle.get_space() if oracle is not None else keras_tuner.HyperParameters()
         return self.messages.GetSpaceResponse(hyperparameters=space.to_proto())
 
     @_timed
     def UpdateSpace(self, request, context):
-        self._enter(context, "UpdateSpace")       # our spaces are fixed before a search starts
+        self._enter(context)       # our spaces are fixed before a search starts
         return self.messages.UpdateSpaceResponse()
 
     @_timed
     def CreateTrial(self, request, context):
-        tuner_id, project, oracle = self._enter(context, "CreateTrial")
+        tuner_id, project, oracle = self._enter(context)
         if oracle is None:
             status = _TrialStatus.STOPPED if project in self.finished else _TrialStatus.IDLE
             return self.messages.CreateTrialResponse(trial=self._trial_proto(status))
@@ -187,19 +189,20 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
             # A restarted chief on its way back to this search: the worker asks again until it is.
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the chief is not serving {project} yet")
 
-    def _owned(self, context, trial_id: str, method: str):
-        tuner_id, project, oracle = self._enter(context, method)
+    def _owned(self, context, trial_id: str):
+        """The caller's id and the oracle, if the caller runs ``trial_id`` of the search being served."""
+        tuner_id, project, oracle = self._enter(context)
         self._served(context, project, oracle)
         if oracle is None or trial_id not in oracle.trials or not oracle.adopt(tuner_id, trial_id):
             context.abort(grpc.StatusCode.ABORTED, f"trial {trial_id} of {project} is no longer {tuner_id}'s: it "
                                                    f"was handed to another worker, or its search is over")
         with self.lock:
             self.last_seen[trial_id] = time.monotonic()
-        return oracle
+        return tuner_id, oracle
 
     @_timed
     def UpdateTrial(self, request, context):
-        oracle = self._owned(context, request.trial_id, "UpdateTrial")
+        _, oracle = self._owned(context, request.trial_id)
         if dict(context.invocation_metadata()).get("dlcv-heartbeat"):
             trial = oracle.get_trial(request.trial_id)     # alive: noted above, the metrics untouched
         else:
@@ -209,9 +212,8 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
     @_timed
     def EndTrial(self, request, context):
         trial = keras_tuner.engine.trial.Trial.from_proto(request.trial)
-        oracle = self._owned(context, trial.trial_id, "EndTrial")
-        tuner_id = dict(context.invocation_metadata()).get("dlcv-tuner")
-        commit_worker_files(Path(oracle._project_dir) / "dlcv_trials", trial.trial_id, tuner_id)
+        tuner_id, oracle = self._owned(context, trial.trial_id)
+        commit_worker_files(self.records_dir, trial.trial_id, tuner_id)
         oracle.end_trial(trial)
         with self.lock:
             self.last_seen.pop(trial.trial_id, None)
@@ -220,7 +222,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
 
     @_timed
     def GetTrial(self, request, context):
-        _, project, oracle = self._enter(context, "GetTrial")
+        _, project, oracle = self._enter(context)
         self._served(context, project, oracle)
         if oracle is None or request.trial_id not in oracle.trials:
             context.abort(grpc.StatusCode.ABORTED, f"trial {request.trial_id} of {project} is not being served")
@@ -228,7 +230,7 @@ class ChiefService(protos.get_service_grpc().OracleServicer):
 
     @_timed
     def GetBestTrials(self, request, context):
-        _, _, oracle = self._enter(context, "GetBestTrials")
+        _, _, oracle = self._enter(context)
         trials = oracle.get_best_trials(request.num_trials) if oracle is not None else []
         return self.messages.GetBestTrialsResponse(trials=[trial.to_proto() for trial in trials])
 

@@ -260,21 +260,17 @@ class _RecordingTuner:
 
         if in_main_thread:
             signal.signal(signal.SIGINT, on_interrupt)
-        if self.cluster is not None and not self.cluster.is_worker:
-            # The chief hands out trials and records their ends; its workers train them.
-            self.oracle.verbose = kwargs.get("verbose", 1)      # KerasTuner's per-trial tables, as search() sets
-            try:
-                self.save()
-                return self.cluster.serve(self)
-            finally:
-                if in_main_thread:
-                    signal.signal(signal.SIGINT, previous)
         # KerasTuner runs two full garbage collections before every trial (they keep memory flat);
         # with TensorFlow, JAX and Keras loaded each walks millions of objects, 0.3 s. Frozen
         # objects are skipped, so freezing what is alive now leaves them only the trials' garbage.
         gc.collect()
         gc.freeze()
         try:
+            if self.cluster is not None and not self.cluster.is_worker:
+                # The chief hands out trials and records their ends; its workers train them.
+                self.oracle.verbose = kwargs.get("verbose", 1)   # KerasTuner's per-trial tables, as search() sets
+                self.save()
+                return self.cluster.serve(self)
             return super().search(*args, **kwargs)
         finally:
             release_compiled()          # the next search has other shapes; the disk cache still has them

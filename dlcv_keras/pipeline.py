@@ -231,8 +231,23 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     run["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     run["wall_seconds"] = round(time.perf_counter() - started, 1)
     store.write_json("run.json", run)
+    if question.lessons and implementation == question.implementations[0]:
+        judge_lessons(question, store, echo)
     echo(f"{question.name}: done in {run['wall_seconds']:.0f} s; results in {store.root}")
     return store
+
+
+def judge_lessons(question: Question, store: ResultsStore, echo=print) -> list[dict]:
+    """lessons.json: each lesson of the question's seed, checked on what this run stored."""
+    from dlcv_keras import lessons
+
+    found = lessons.write(store, question.lessons)
+    for lesson in found:
+        why = f" ({lesson['cause']})" if lesson.get("cause") else ""
+        echo(f"  lesson {lesson['verdict'].replace('_', ' ')}: {lesson['claim']}{why}")
+    counts = lessons.scoreboard(found)
+    echo(f"{question.name}: {counts['reproduced']} of {len(found)} lessons reproduced")
+    return found
 
 
 class ExperimentRunner:

@@ -98,7 +98,8 @@ def evaluate_best(runner, experiment: EvaluateBest) -> None:
         from dlcv_keras.tuning.search import save_model_atomically
         save_model_atomically(model, runner.store.experiment_dir(experiment.name) / "model.keras")
         summary["model_file"] = "model.keras"
-    runner.store.write_experiment(experiment.name, summary=summary, history=history, metrics=metrics)
+    runner.store.write_experiment(experiment.name, summary=summary, history=history, metrics=metrics,
+                                  predictions={"labels": data.y_test, "test": test["predicted"]})
     runner.echo(f"[{experiment.name}] train {train['accuracy']:.4f}, val {val['accuracy']:.4f}, "
                 f"test {test['accuracy']:.4f} after {result.epochs_run} epochs ({result.stop_reason})")
 

@@ -265,6 +265,7 @@ def run_search(runner, experiment: Search) -> None:
         runner.echo(f"[{experiment.name}] note: {len(records)} of {total} planned trials ran (the random search "
                     f"drew only settings already tried)")
     trials, history, layer_stats = records_to_tables(records)
+    predictions = test_predictions(records, data.y_test) if experiment.evaluates_test else None
     summary = {
         "kind": "search", "title": experiment.title, "model": model, "implementation": implementation,
         "tuner": tuner_kind, "objective": "val_accuracy",
@@ -284,7 +285,8 @@ def run_search(runner, experiment: Search) -> None:
         "instruments": list(experiment.instruments),
     }
     runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history,
-                                  tables={"layer_stats": layer_stats} if layer_stats else None)
+                                  tables={"layer_stats": layer_stats} if layer_stats else None,
+                                  predictions=predictions)
 
 
 def isolate_trials(implementation: str, total: int) -> bool:
@@ -321,6 +323,18 @@ def narrowed(space, best: Mapping[str, Any], factor: float):
     return ExperimentSpace(space.name, dict(space.fixed), dict(space.choices), ranges)
 
 
+def test_predictions(records: list[dict], labels) -> dict:
+    """predictions.npz's arrays: the test split's labels and each trial's predicted class per test image
+    (trials that trained to the end; lessons compare them image by image, dlcv_keras/lessons.py)."""
+    import numpy as np
+
+    found = {"labels": np.asarray(labels, np.int16)}
+    for record in records:
+        if record.get("test_predictions") is not None:
+            found[str(record["trial_id"])] = np.asarray(record["test_predictions"], np.int16)
+    return found
+
+
 def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
     """Trial records -> trials.csv rows (hyperparameters as columns), history.csv rows and, when
     the search ran instruments, layer_stats.csv rows (one per trial, epoch and layer)."""
@@ -328,7 +342,7 @@ def records_to_tables(records: list[dict]) -> tuple[list[dict], list[dict], list
     for record in records:
         row = {"trial_id": record["trial_id"], "status": record["status"], **record["hyperparameters"]}
         row.update({k: v for k, v in record.items()
-                    if k not in ("trial_id", "status", "hyperparameters", "history", "layers")})
+                    if k not in ("trial_id", "status", "hyperparameters", "history", "layers", "test_predictions")})
         trials.append(row)
         history.extend({"trial_id": record["trial_id"], **epoch} for epoch in record["history"])
         layer_stats.extend({"trial_id": record["trial_id"], **layer} for layer in record.get("layers", ()))

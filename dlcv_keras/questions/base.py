@@ -28,6 +28,7 @@ class Question:
     options: tuple = ()                         # question-specific CLI options it accepts ("expr", "kernel_size", ...)
     generated_data: dict | None = None          # run.json "dataset" for a question without a dataset
     uint8_images: bool = False                  # keep images uint8 until a batch forms (data/images.py)
+    lessons: tuple = ()                         # what the seed teaches, each checked on the stored numbers (lessons.py)
 
     def implementation(self, requested: str | None = None) -> str:
         return requested or self.implementations[0]

@@ -1,7 +1,34 @@
 """q1: a single-layer (linear softmax) classifier on MNIST (DS-265 DLCV, Assignment 1, part 1)."""
 
 from dlcv_keras.experiments import EvaluateBest, Search, SklearnLogistic
+from dlcv_keras.lessons import All, Beats, Lesson, Model, NoWorse, Not, Overfits, Rises
 from dlcv_keras.questions.base import Question
+
+
+def _lr(lr: float, **more) -> Model:
+    """The lr x batch grid's best trial at ``lr`` (over the batch sizes, unless ``more`` pins one)."""
+    pinned = "".join(f", batch {v}" for v in more.values())
+    return Model("lr_batch", f"lr {lr:g}{pinned}", {"lr": lr, **more})
+
+
+def _fraction(share: float) -> Model:
+    return Model("fractions", f"{100 * share:g} % of the data", {"train_fraction": share})
+
+
+LESSONS = (
+    Lesson("Trained for the seed's 50 epochs with λ 1e-3, learning rate 1e-2 is the best of the grid lr {1e-2, 1e-3, "
+           "1e-4} x batch {32, 64, 128}: its best setting beats the best of each smaller rate on the test split.",
+           All((Beats(_lr(1e-2), _lr(1e-3)), Beats(_lr(1e-2), _lr(1e-4))))),
+    Lesson("At a fixed number of epochs a larger batch is no better: at lr 1e-2, batch 128 does not beat batch 32 "
+           "(batch 32 is no worse than batch 128).",
+           NoWorse(_lr(1e-2, batch_size=32), _lr(1e-2, batch_size=128))),
+    Lesson("More training data gives higher test accuracy: training on 50 % of the data beats 10 %, and no larger "
+           "share does worse than a smaller one.",
+           Rises((_fraction(0.1), _fraction(0.2), _fraction(0.5)))),
+    Lesson("The linear model does not overfit: in the base run the validation loss is still at (or near) its "
+           "minimum at the last epoch.",
+           Not(Overfits(Model("base", "the base run")), "the validation loss rose after its minimum: it overfits")),
+)
 
 QUESTION = Question(
     name="q1",
@@ -11,9 +38,10 @@ QUESTION = Question(
     model="linear",
     optimizer="sgd",
     val_fraction=0.2,
+    lessons=LESSONS,
     experiments=(
         Search("base", "Base run: lr 1e-4, L2 1e-3, batch 32, 80/20 train/val"),
-        Search("lr_batch", "1.a Effect of learning rate and batch size", template="effect"),
+        Search("lr_batch", "1.a Effect of learning rate and batch size", template="effect", evaluates_test=True),
         Search("full_grid", "1.a Full grid: lr x L2 x epochs x batch", template="top_table", top_k=5),
         EvaluateBest("best", "Best configuration of the full grid", source="full_grid"),
         SklearnLogistic("sklearn", "1.b scikit-learn LogisticRegression", compare_with="best"),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 SCHEMA_VERSION = 1
+PREDICTIONS = "predictions.npz"    # experiments/<name>/: "labels" and each model's predicted class per test image
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -133,11 +134,14 @@ class ResultsStore:
                          history: list[Mapping[str, Any]] | None = None,
                          metrics: Mapping[str, Any] | None = None,
                          tables: Mapping[str, list[Mapping[str, Any]]] | None = None,
-                         arrays: Mapping[str, Any] | None = None) -> None:
+                         arrays: Mapping[str, Any] | None = None,
+                         predictions: Mapping[str, Any] | None = None) -> None:
         """Write an experiment's files; summary.json last, so its presence means complete.
 
-        ``tables`` are further CSVs by stem (q2's ``points``); ``arrays`` go to arrays.npz. CSVs of
-        the experiment's folder that this write does not include are removed (left by an earlier run).
+        ``tables`` are further CSVs by stem (q2's ``points``); ``arrays`` go to arrays.npz; ``predictions``
+        (the test labels and each model's predicted class per test image) to predictions.npz. CSVs and a
+        predictions.npz of the experiment's folder that this write does not include are removed (left by an
+        earlier run).
         """
         base = f"experiments/{experiment}"
         csvs = {"trials": trials, "history": history, **(tables or {})}
@@ -152,6 +156,10 @@ class ResultsStore:
                 stale.unlink()
         if arrays:
             self.write_arrays(experiment, **arrays)
+        if predictions:
+            self.write_arrays(experiment, PREDICTIONS, **predictions)
+        else:
+            (self.experiment_dir(experiment) / PREDICTIONS).unlink(missing_ok=True)
         if metrics is not None:
             self.write_json(f"{base}/metrics.json", metrics)
         if self.run_id is not None:
@@ -169,13 +177,14 @@ class ResultsStore:
         return found
 
     # -- arrays (images, kernels) ----------------------------------------------------
-    def write_arrays(self, experiment: str, **arrays) -> Path:
-        """``experiments/<name>/arrays.npz``: images and kernels a figure needs (``np.load`` opens it)."""
+    def write_arrays(self, experiment: str, filename: str = "arrays.npz", /, **arrays) -> Path:
+        """``experiments/<name>/arrays.npz`` (or ``filename``): images and kernels a figure needs, test
+        predictions (``np.load`` opens it)."""
         import numpy as np
 
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-        path = self.experiment_dir(experiment) / "arrays.npz"
+        path = self.experiment_dir(experiment) / filename
         atomic_write_bytes(path, buffer.getvalue())
         return path
 

@@ -192,7 +192,9 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
     return {"loss": cross_entropy(probabilities, y) + regularisation_penalty(model),
             "loss_includes": loss_includes(), "accuracy": float(np.mean(predicted == y)),
-            "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist()}
+            "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist(),
+            # Each image's predicted class: paired tests compare two models image by image (dlcv_keras/stats.py).
+            "predicted": predicted.astype(np.int16)}
 
 
 def loss_includes() -> str:

@@ -667,6 +667,7 @@ def train_and_record(hypermodel, hp, x, y, validation_data, *, callbacks, test_d
     if test_data is not None and result.status == "completed":
         evaluation = evaluate_classifier(model, *test_data, num_classes)
         record["test_loss"], record["test_accuracy"] = evaluation["loss"], evaluation["accuracy"]
+        record["test_predictions"] = evaluation["predicted"].tolist()
     record["history"] = result.history
     if result.layers:
         record["layers"] = result.layers

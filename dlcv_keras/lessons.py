@@ -1,0 +1,480 @@
+"""Lessons: what a question's seed teaches, as a claim in words and a check on stored numbers.
+
+A question declares ``lessons=(Lesson(claim, check), ...)``. When its run completes, ``evaluate``
+reads the run's stored results (this run's only: a summary an earlier run left is stale) and
+writes ``lessons.json``, one object per lesson:
+
+- ``claim``: the lesson in words, as the seed teaches it;
+- ``verdict``: ``reproduced`` (our numbers show it, by the check's test), ``not_reproduced`` (they
+  do not, or the opposite) or ``not_comparable`` (the numbers the check needs are not stored);
+- ``evidence``: ``text``, the numbers and the test in one sentence, and the numbers themselves;
+- ``cause``: why, measured, when not reproduced (a net at chance is said to be at chance first).
+
+The checks are data: a check names stored numbers (``Model`` for a trained model's test predictions,
+``Value`` for one stored number) and a rule (``Beats``, ``NoWorse``, ``Ranking``, ``Rises``, ``Accuracy``,
+``AtChance``, ``Threshold``, ``Ordered``, ``Overfits``, ...). Verdicts are computed, never typed: the
+statistics are ``dlcv_keras.stats``'s (paired tests on the same test images, one significance level,
+one margin). Nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from dlcv_keras import stats
+from dlcv_keras.results.store import PREDICTIONS
+
+REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE = "reproduced", "not_reproduced", "not_comparable"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE)
+LESSONS_FILE = "lessons.json"
+# A net "overfits" when its validation loss ends this much above its minimum, reached before the last epoch.
+OVERFIT_RISE = 0.05
+
+
+class NotComparable(Exception):
+    """The numbers a check needs are not stored (not run, stale, not recorded)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str
+    text: str                                   # the evidence in one sentence
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    cause: str | None = None
+
+    def as_dict(self, claim: str) -> dict[str, Any]:
+        return {"claim": claim, "verdict": self.verdict, "evidence": {"text": self.text, **self.numbers},
+                "cause": self.cause}
+
+
+@dataclass(frozen=True)
+class Lesson:
+    claim: str
+    check: "Check"
+
+
+# -- what a check reads ----------------------------------------------------------------------
+class Stored:
+    """One run's stored results as the checks read them: run.json, and each experiment's files only if
+    this run wrote them (its summary's run_id is run.json's)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.run = store.read_json("run.json")
+        self._experiments: dict[str, dict] = {}
+
+    @property
+    def classes(self) -> int:
+        names = (self.run.get("dataset") or {}).get("class_names") or []
+        return max(len(names), 2)
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        if name not in self._experiments:
+            if not (self.store.experiment_dir(name) / "summary.json").is_file():
+                raise NotComparable(f"experiment {name} is not stored")
+            found = self.store.read_experiment(name)
+            if found["summary"].get("run_id") not in (None, self.run.get("run_id")):
+                raise NotComparable(f"experiment {name} is stale (stored by an earlier run with other settings)")
+            self._experiments[name] = found
+        return self._experiments[name]
+
+    def predictions(self, name: str) -> dict[str, np.ndarray]:
+        self.experiment(name)
+        path = self.store.experiment_dir(name) / PREDICTIONS
+        if not path.is_file():
+            raise NotComparable(f"experiment {name} stored no test predictions")
+        with np.load(path, allow_pickle=False) as stored:
+            # trials.csv reads KerasTuner's zero-padded trial ids ("07") back as numbers: key them alike.
+            return {_trial_key(k): stored[k] for k in stored.files}
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained model's test predictions: a search's trials matching ``where`` (the best setting among
+    them by validation accuracy, with every seed of it: a ``repeat`` grid's trials are one model trained
+    from several seeds), or an evaluation's best model (``where`` empty)."""
+    experiment: str
+    label: str
+    where: Mapping[str, Any] = field(default_factory=dict)
+
+    def trials(self, stored: Stored) -> list[dict]:
+        """The completed trials this model's numbers come from: one, or one per seed."""
+        found = stored.experiment(self.experiment)
+        rows = [r for r in found.get("trials") or [] if _matches(r, self.where)]
+        if not rows:
+            raise NotComparable(f"{self.experiment} has no trial with {_setting(self.where)}")
+        done = [r for r in rows if r.get("status") == "completed"]
+        if not done:
+            raise NotComparable(f"{self.label}: no completed trial ({rows[0].get('status')}: "
+                                f"{rows[0].get('stop_reason')})")
+        summary = found["summary"]
+        searched = [k for k in (*(summary.get("space") or {}), *(summary.get("ranges") or {})) if k != "repeat"]
+        groups: dict[tuple, list[dict]] = {}
+        for row in done:
+            groups.setdefault(tuple(str(row.get(k)) for k in searched), []).append(row)
+        return max(groups.values(), key=lambda g: sum(_number(r.get("val_accuracy")) for r in g) / len(g))
+
+    def correctness(self, stored: Stored) -> np.ndarray:
+        """(seeds, images) of 0/1: right or wrong on each test image."""
+        predicted = stored.predictions(self.experiment)
+        labels = predicted["labels"]
+        summary = stored.experiment(self.experiment)["summary"]
+        if summary.get("kind") == "evaluation":
+            keys = ["test"]
+        else:
+            keys = [_trial_key(r["trial_id"]) for r in self.trials(stored)]
+        missing = [k for k in keys if k not in predicted]
+        if missing:
+            raise NotComparable(f"{self.experiment} stored no test predictions for trial {missing[0]}")
+        return np.stack([predicted[k] == labels for k in keys]).astype(np.float64)
+
+    def history(self, stored: Stored) -> list[dict]:
+        """The epochs of this model's first seed."""
+        found = stored.experiment(self.experiment)
+        first = found["summary"].get("best_trial") if found["summary"].get("kind") == "evaluation" else \
+            self.trials(stored)[0]["trial_id"]
+        rows = [r for r in found.get("history") or [] if found["summary"].get("kind") == "evaluation"
+                or str(r.get("trial_id")) == str(first)]
+        if not rows:
+            raise NotComparable(f"{self.experiment} stored no epochs for {self.label}")
+        return rows
+
+
+@dataclass(frozen=True)
+class Value:
+    """One stored number: ``key`` of the experiment's summary (dotted for nested: "relative_errors.W1"),
+    or, with ``table``, of the one row of that CSV matching ``where``."""
+    experiment: str
+    key: str
+    label: str
+    table: str | None = None
+    where: Mapping[str, Any] = field(default_factory=dict)
+
+    def read(self, stored: Stored) -> float:
+        found = stored.experiment(self.experiment)
+        if self.table is None:
+            value: Any = found["summary"]
+            for part in self.key.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+        else:
+            rows = [r for r in found.get(self.table) or [] if _matches(r, self.where)]
+            if len(rows) != 1:
+                raise NotComparable(f"{self.experiment}/{self.table}.csv has {len(rows)} rows with "
+                                    f"{_setting(self.where)}, not one")
+            value = rows[0].get(self.key)
+        number = _number(value)
+        if value is None or (isinstance(number, float) and math.isnan(number) and str(value) != "nan"):
+            raise NotComparable(f"{self.experiment} stores no {self.key}")
+        return number
+
+
+# -- checks ------------------------------------------------------------------------------------
+class Check:
+    def evaluate(self, stored: Stored) -> Outcome:
+        raise NotImplementedError
+
+
+def _chance_cause(model: Model, correct: np.ndarray, stored: Stored) -> str | None:
+    """"<label> is at chance (...)" when a model's test accuracy is not above chance, else None."""
+    test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+    return None if test.above_chance() else f"{model.label} is at chance: {test.words()}"
+
+
+@dataclass(frozen=True)
+class Beats(Check):
+    """A's test accuracy is higher than B's, by a paired test on the same test images at ``stats.ALPHA``."""
+    a: Model
+    b: Model
+
+    def evaluate(self, stored):
+        a, b = self.a.correctness(stored), self.b.correctness(stored)
+        found = stats.compare(a, b)
+        text = f"{self.a.label} {_pct(found.accuracy_a)} % vs {self.b.label} {_pct(found.accuracy_b)} %: {found.words()}"
+        numbers = {"comparison": found.as_dict()}
+        if found.difference > 0 and found.significant():
+            return Outcome(REPRODUCED, text, numbers)
+        cause = _chance_cause(self.a, a, stored) or _chance_cause(self.b, b, stored)
+        if cause is None:
+            cause = (f"{self.b.label} is ahead" if found.difference < 0 else f"{self.a.label} is not ahead") \
+                if found.difference <= 0 or found.significant() else \
+                f"the difference is within noise ({stats.format_p(found.p_two_sided)}, not below {stats.ALPHA})"
+            if found.difference < 0 and found.significant():
+                cause += f", significantly ({stats.format_p(found.p_two_sided)})"
+        return Outcome(NOT_REPRODUCED, text, numbers, cause)
+
+
+@dataclass(frozen=True)
+class NoWorse(Check):
+    """A is no worse than B: the 95 % interval of A minus B stays above -``margin`` points."""
+    a: Model
+    b: Model
+    margin: float = stats.MARGIN_POINTS
+
+    def evaluate(self, stored):
+        a, b = self.a.correctness(stored), self.b.correctness(stored)
+        found = stats.compare(a, b)
+        text = (f"{self.a.label} {_pct(found.accuracy_a)} % vs {self.b.label} {_pct(found.accuracy_b)} %: "
+                f"{found.words()}; margin {self.margin:g} point{'s' if self.margin != 1 else ''}")
+        numbers = {"comparison": found.as_dict(), "margin_points": self.margin}
+        cause = _chance_cause(self.a, a, stored)
+        if cause is None and found.low > -self.margin:
+            return Outcome(REPRODUCED, text, numbers)
+        cause = cause or (f"the interval reaches {found.low:+.2f} points, below -{self.margin:g}: "
+                          f"{self.a.label} may be worse than {self.b.label}")
+        return Outcome(NOT_REPRODUCED, text, numbers, cause)
+
+
+@dataclass(frozen=True)
+class Ranking(Check):
+    """Each model beats the next (``Beats``, pair by pair, in the order given: best first)."""
+    models: tuple[Model, ...]
+
+    def evaluate(self, stored):
+        outcomes = [Beats(a, b).evaluate(stored) for a, b in zip(self.models, self.models[1:])]
+        return _together(outcomes, " > ".join(m.label for m in self.models))
+
+
+@dataclass(frozen=True)
+class Rises(Check):
+    """Accuracy rises along ``models`` (in the order of what grows: more data, more epochs): the last
+    beats the first (``Beats``), and no step falls significantly (each step's paired test)."""
+    models: tuple[Model, ...]
+
+    def evaluate(self, stored):
+        correct = [m.correctness(stored) for m in self.models]
+        overall = Beats(self.models[-1], self.models[0]).evaluate(stored)
+        falls = []
+        for (m1, c1), (m2, c2) in zip(zip(self.models, correct), zip(self.models[1:], correct[1:])):
+            step = stats.compare(c2, c1)
+            if step.difference < 0 and step.significant():
+                falls.append(f"{m2.label} is below {m1.label}: {step.words()}")
+        path = " → ".join(f"{m.label} {_pct(c.mean())} %" for m, c in zip(self.models, correct))
+        text = f"{path}; {overall.text}"
+        numbers = {"accuracies": {m.label: float(c.mean()) for m, c in zip(self.models, correct)}, **overall.numbers}
+        if overall.verdict == REPRODUCED and not falls:
+            return Outcome(REPRODUCED, text, numbers)
+        return Outcome(NOT_REPRODUCED, text, numbers, "; ".join(filter(None, [overall.cause, *falls])))
+
+
+@dataclass(frozen=True)
+class Accuracy(Check):
+    """A model learns: its test accuracy is above chance (exact binomial test) and, with ``at_least``,
+    at least that (a fraction) on the mean over its seeds."""
+    model: Model
+    at_least: float | None = None
+
+    def evaluate(self, stored):
+        correct = self.model.correctness(stored)
+        test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+        text = f"{self.model.label}: {test.words()}"
+        if self.at_least is not None:
+            text += f"; required at least {_pct(self.at_least)} %"
+        numbers = {"chance_test": test.as_dict(), "at_least": self.at_least}
+        if not test.above_chance():
+            return Outcome(NOT_REPRODUCED, text, numbers, f"{self.model.label} is at chance: {test.words()}")
+        if self.at_least is not None and test.accuracy < self.at_least:
+            return Outcome(NOT_REPRODUCED, text, numbers,
+                           f"{self.model.label} learns, but reaches {_pct(test.accuracy)} %, below {_pct(self.at_least)} %")
+        return Outcome(REPRODUCED, text, numbers)
+
+
+@dataclass(frozen=True)
+class AtChance(Check):
+    """A model does not learn: its test accuracy is not above chance (exact binomial test)."""
+    model: Model
+
+    def evaluate(self, stored):
+        correct = self.model.correctness(stored)
+        test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+        text = f"{self.model.label}: {test.words()}"
+        numbers = {"chance_test": test.as_dict()}
+        if test.above_chance():
+            return Outcome(NOT_REPRODUCED, text, numbers, f"{self.model.label} learns: above chance")
+        return Outcome(REPRODUCED, text, numbers)
+
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                        ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Threshold(Check):
+    """A stored number against a bound: ``Threshold(Value(...), "<=", 1e-8)``. For numbers with no
+    sampling noise (gradient checks, losses of a fixed computation)."""
+    value: Value
+    op: str
+    bound: float
+
+    def evaluate(self, stored):
+        number = self.value.read(stored)
+        holds = math.isfinite(number) and OPERATORS[self.op](number, self.bound)
+        text = f"{self.value.label} = {_num(number)} (required {self.op} {_num(self.bound)})"
+        numbers = {"value": number, "op": self.op, "bound": self.bound}
+        if holds:
+            return Outcome(REPRODUCED, text, numbers)
+        return Outcome(NOT_REPRODUCED, text, numbers, f"{self.value.label} is {_num(number)}, not {self.op} {_num(self.bound)}")
+
+
+@dataclass(frozen=True)
+class Ordered(Check):
+    """Stored numbers with no sampling noise in strictly rising (``rising=True``) or falling order."""
+    values: tuple[Value, ...]
+    rising: bool = True
+
+    def evaluate(self, stored):
+        numbers = [v.read(stored) for v in self.values]
+        sign = " < " if self.rising else " > "
+        text = sign.join(f"{v.label} {_num(n)}" for v, n in zip(self.values, numbers))
+        pairs = list(zip(numbers, numbers[1:]))
+        holds = all(math.isfinite(a) and math.isfinite(b) and (a < b if self.rising else a > b) for a, b in pairs)
+        found = {"values": {v.label: n for v, n in zip(self.values, numbers)}}
+        if holds:
+            return Outcome(REPRODUCED, text, found)
+        broken = next(i for i, (a, b) in enumerate(pairs) if not (a < b if self.rising else a > b))
+        return Outcome(NOT_REPRODUCED, text, found,
+                       f"{self.values[broken].label} ({_num(numbers[broken])}) is not {sign.strip()} "
+                       f"{self.values[broken + 1].label} ({_num(numbers[broken + 1])})")
+
+
+@dataclass(frozen=True)
+class Overfits(Check):
+    """Validation loss rises after its minimum: the minimum comes before the last epoch and the last
+    epoch's validation loss is more than ``OVERFIT_RISE`` above it (the model's first seed)."""
+    model: Model
+    rise: float = OVERFIT_RISE
+
+    def evaluate(self, stored):
+        history = [r for r in self.model.history(stored) if _finite(r.get("val_loss"))]
+        if len(history) < 2:
+            raise NotComparable(f"{self.model.label} has fewer than 2 epochs with a validation loss")
+        losses = [float(r["val_loss"]) for r in history]
+        low = int(np.argmin(losses))
+        end = losses[-1]
+        risen = end / losses[low] - 1 if losses[low] > 0 else math.inf
+        text = (f"{self.model.label}: validation loss lowest at epoch {history[low].get('epoch', low + 1)} "
+                f"({losses[low]:.4f}), {end:.4f} at epoch {history[-1].get('epoch', len(history))} of "
+                f"{len(history)} ({100 * risen:+.1f} %; overfitting: more than +{100 * self.rise:.0f} %)")
+        numbers = {"min_epoch": history[low].get("epoch", low + 1), "min_val_loss": losses[low],
+                   "last_val_loss": end, "rise": risen, "epochs": len(history)}
+        if low < len(losses) - 1 and risen > self.rise:
+            return Outcome(REPRODUCED, text, numbers)
+        cause = ("the validation loss is lowest at the last epoch: still falling" if low == len(losses) - 1 else
+                 f"the validation loss rose only {100 * risen:.1f} % after its minimum")
+        return Outcome(NOT_REPRODUCED, text, numbers, cause)
+
+
+@dataclass(frozen=True)
+class Not(Check):
+    """The opposite of a check whose own verdict is computed (``Not(Overfits(m), claim_words)``)."""
+    check: Check
+    why_not: str = "the opposite holds"
+
+    def evaluate(self, stored):
+        inner = self.check.evaluate(stored)
+        if inner.verdict == NOT_COMPARABLE:
+            return inner
+        if inner.verdict == REPRODUCED:
+            return Outcome(NOT_REPRODUCED, inner.text, inner.numbers, self.why_not)
+        return Outcome(REPRODUCED, inner.text, inner.numbers)
+
+
+@dataclass(frozen=True)
+class All(Check):
+    """Every part holds."""
+    checks: tuple[Check, ...]
+
+    def evaluate(self, stored):
+        return _together([_evaluate(check, stored) for check in self.checks], None)
+
+
+@dataclass(frozen=True)
+class Computed(Check):
+    """A rule too particular for the checks above: ``rule(stored) -> Outcome``. Keep it a named
+    module-level function, so that the declaration still reads as data."""
+    rule: Callable[[Stored], Outcome]
+
+    def evaluate(self, stored):
+        return self.rule(stored)
+
+
+def _together(outcomes: Sequence[Outcome], title: str | None) -> Outcome:
+    text = "; ".join(o.text for o in outcomes)
+    numbers = {"parts": [{"verdict": o.verdict, "text": o.text, **o.numbers} for o in outcomes]}
+    if title:
+        text = f"{title}: {text}"
+    for verdict in (NOT_COMPARABLE, NOT_REPRODUCED):
+        failed = [o for o in outcomes if o.verdict == verdict]
+        if failed:
+            return Outcome(verdict, text, numbers, "; ".join(o.cause for o in failed if o.cause) or None)
+    return Outcome(REPRODUCED, text, numbers)
+
+
+def _evaluate(check: Check, stored: Stored) -> Outcome:
+    try:
+        return check.evaluate(stored)
+    except NotComparable as missing:
+        return Outcome(NOT_COMPARABLE, str(missing), {}, str(missing))
+
+
+# -- the run's lessons ----------------------------------------------------------------------------
+def evaluate(store, lessons: Sequence[Lesson]) -> list[dict[str, Any]]:
+    """Every lesson's verdict on the run stored in ``store``, as lessons.json holds them."""
+    stored = Stored(store)
+    return [_evaluate(lesson.check, stored).as_dict(lesson.claim) for lesson in lessons]
+
+
+def write(store, lessons: Sequence[Lesson]) -> list[dict[str, Any]]:
+    found = evaluate(store, lessons)
+    store.write_json(LESSONS_FILE, found)
+    return found
+
+
+def scoreboard(found: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many lessons have each verdict."""
+    return {verdict: sum(1 for lesson in found if lesson.get("verdict") == verdict) for verdict in VERDICTS}
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+def _trial_key(trial_id: Any) -> str:
+    text = str(trial_id)
+    return str(int(text)) if text.isdigit() else text
+
+
+def _matches(row: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    return all(_same(row.get(k), v) for k, v in where.items())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return str(a) == str(b)
+
+
+def _setting(where: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in where.items()) or "any setting"
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(value: Any) -> bool:
+    return math.isfinite(_number(value))
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}"
+
+
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}" if (value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5)) else f"{value:.4g}"

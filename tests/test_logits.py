@@ -103,3 +103,32 @@ def test_a_model_that_ends_in_a_softmax_is_refused_rather_than_read_as_logits():
     with pytest.raises(InvalidParameterError, match=r"^model 'legacy' must output logits .* got an output "
                                                     r"layer 'softmax' with a softmax"):
         evaluate_classifier(legacy, np.zeros((2, 4), np.float32), np.zeros(2, np.int64), 3)
+
+
+def test_the_gallery_ranks_saturated_mistakes_by_how_little_the_true_class_got(tmp_path):
+    """Three mistakes whose predicted class has probability 1 to float64 precision, one mild mistake and
+    one right answer: the saturated ones come first, ordered by the true class's log-probability (read
+    from the logits), then the mild one; the stored probabilities are the softmax of the logits."""
+    import csv
+    from types import SimpleNamespace
+
+    from dlcv_keras.experiments.misclassified import MisclassifiedGallery
+    from dlcv_keras.results import ResultsStore
+
+    logits = np.array([[400, 0, 100], [400, 0, 300], [400, -700, 0], [1, 0.5, 0], [0, 9, 0]], np.float32)
+    truth = np.array([1, 2, 1, 1, 1])                 # log p(true): -400, -100, -1100, about -1.1; the last is right
+    inputs = keras.Input((3,))
+    identity = keras.layers.Dense(3, use_bias=False, kernel_initializer="identity", name="logits")
+    model = keras.Model(inputs, identity(inputs))     # the logits are the inputs
+    store = ResultsStore(tmp_path, "q18", "smoke")
+    runner = SimpleNamespace(
+        data=SimpleNamespace(x_test=logits, y_test=truth, class_names=["a", "b", "c"]), models={"best": model},
+        space=SimpleNamespace(experiment=lambda name: SimpleNamespace(fixed={"count": 10}, choices={})),
+        store=store, echo=lambda *_: None)
+    MisclassifiedGallery("gallery", "Misclassified", source="best").run(runner)
+    with open(store.experiment_dir("gallery") / "gallery.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["test_index"]) for row in rows] == [2, 0, 1, 3]
+    assert float(rows[0]["p_a"]) == 1.0 and float(rows[0]["p_b"]) == 0.0 and 0 < float(rows[0]["p_c"]) < 1e-170
+    mild = np.exp(logits[3] - logits[3].max()) / np.exp(logits[3] - logits[3].max()).sum()
+    np.testing.assert_allclose([float(rows[3][f"p_{n}"]) for n in "abc"], mild, rtol=1e-6)

@@ -80,7 +80,7 @@ SCRIPT = textwrap.dedent("""
 
     out["fast_path_imported"] = "dlcv_keras.training.scanned" in sys.modules
     out["seconds"] = time.perf_counter() - started
-    print(json.dumps(out, allow_nan=True))
+    print(json.dumps(out, allow_nan=True, default=lambda array: array.tolist()))   # numpy arrays (predictions) as lists
 """)
 
 

@@ -155,4 +155,3 @@ def test_a_small_cnn_trains_on_tensorflow(tensorflow_runs):
     losses = [row["loss"] for row in cnn["history"]]
     assert losses[-1] < losses[0]
     assert tensorflow_runs["cnn_test_accuracy"] > 0.5      # chance is 0.1
-    assert tensorflow_runs["wall_seconds"] < 60             # the fast suite's budget for this subprocess

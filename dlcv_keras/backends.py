@@ -30,7 +30,8 @@ ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 ONEDNN_OURS = "DLCV_ONEDNN_DEFAULT"
 # On Linux, TensorFlow turns its oneDNN kernels on by itself only on CPUs with one of these features
 # (tensorflow/core/util/port.cc, DefaultOneDnnPolicy; names as /proc/cpuinfo spells them). On an
-# AVX2-only CPU they stay off, though they trained ResNet-18 1.6-2x faster there (README, Performance).
+# AVX2-only CPU they stay off, though on an AVX2-only EPYC they trained ResNet-18 1.6-1.8x faster
+# (measured for issue 20; README, Performance).
 ONEDNN_CPU_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"})
 
 

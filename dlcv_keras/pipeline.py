@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from dlcv_keras.backends import import_tensorflow_quietly
+from dlcv_keras.backends import import_tensorflow_quietly, onednn_state
 from dlcv_keras.data import DataUnavailable, Dataset, load_dataset
 from dlcv_keras.questions import Question
 from dlcv_keras.resources import packaged_dir
@@ -320,7 +320,9 @@ def environment(settings: Settings) -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "keras_backend": keras.backend.backend(), "packages": versions,
             "git_revision": git_revision(), "seed": settings.seed, "command": shlex.join(sys.argv),
-            "process_id": os.getpid(), "devices": settings.devices}
+            "process_id": os.getpid(), "devices": settings.devices,
+            # TensorFlow's oneDNN kernels: faster convolutions on a CPU, slightly different rounding.
+            "onednn": onednn_state()}
 
 
 def git_revision() -> str | None:

@@ -49,6 +49,8 @@ loses its trial to another; one restarted with its id takes its trial up again.
 
 speed: dense models (q1, q3) train on Keras's JAX backend through a compiled epoch loop,
 convolutional ones on TensorFlow; export KERAS_BACKEND=tensorflow|jax to choose yourself.
+TensorFlow's oneDNN kernels are on even where TensorFlow would leave them off (CPUs without
+AVX-512 VNNI/BF16, AVX-VNNI or AMX); export TF_ENABLE_ONEDNN_OPTS=0 to keep them off.
 Compiled loops are cached in ~/.cache/dlcv_keras (DLCV_CACHE_DIR moves it).
 `python -m dlcv_keras.bench --quick` measures the training path on this machine.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import dlcv_keras
+from dlcv_keras import backends
 from dlcv_keras.run import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,6 +185,8 @@ def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env, monkeypatc
     run = json.loads((root / "run.json").read_text())
     assert run["status"] == "complete" and run["dataset"]["name"] == "digits"
     assert run["environment"]["keras_backend"] == "jax"          # the linear model's fast path
+    if backends.cpu_flags() is not None:    # x86-64 Linux: TensorFlow (the data pipeline) runs oneDNN's kernels
+        assert run["environment"]["onednn"]["on"] is True, run["environment"]["onednn"]
     assert run["dataset"]["content_hash"].startswith("sha256:")
     for experiment in ("base", "lr_batch", "full_grid", "best", "sklearn", "fractions"):
         assert (root / "experiments" / experiment / "summary.json").is_file(), experiment
@@ -236,13 +239,15 @@ def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
 
 
 @pytest.mark.slow
-def test_an_exported_keras_backend_wins_and_the_tensorflow_path_runs_q3(offline_env):
+def test_an_exported_keras_backend_and_onednn_choice_win_and_the_tensorflow_path_runs_q3(offline_env):
     results = offline_env / "results"
     done = run_cli(["q3", "--profile", "smoke", "--no-download", "--report", "none", "--results", str(results)],
-                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"], "KERAS_BACKEND": "tensorflow"})
+                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"], "KERAS_BACKEND": "tensorflow",
+                    "TF_ENABLE_ONEDNN_OPTS": "0"})
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads((results / "q3" / "smoke" / "run.json").read_text())
     assert run["status"] == "complete" and run["environment"]["keras_backend"] == "tensorflow"
+    assert run["environment"]["onednn"] == {"on": False, "decided_by": "user"}   # TensorFlow's own answer
     best = json.loads((results / "q3" / "smoke" / "experiments" / "best" / "summary.json").read_text())
     assert best["test_accuracy"] > 0.15    # above chance (0.1) after the smoke profile's few epochs
 

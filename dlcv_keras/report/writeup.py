@@ -99,10 +99,23 @@ def _provenance(run: Mapping[str, Any]) -> list[dict[str, str]]:
         ("platform", fmt(environment.get("platform"))),
         ("git revision", fmt(environment.get("git_revision"))),
     ]
+    if isinstance(environment.get("onednn"), Mapping):       # runs stored before it was recorded have none
+        rows.append(("TensorFlow oneDNN", onednn_words(environment["onednn"])))
     notes = [str(n) for n in dataset.get("notes") or []]
     if notes:
         rows.append(("data notes", " ".join(notes)))
     return [{"name": name, "value": value} for name, value in rows]
+
+
+ONEDNN_DECIDERS = {"dlcv_keras": "dlcv_keras's default: TensorFlow leaves it off on this CPU",
+                   "user": "the user's TF_ENABLE_ONEDNN_OPTS", "tensorflow": "TensorFlow's default here"}
+
+
+def onednn_words(state: Mapping[str, Any]) -> str:
+    """run.json's environment.onednn in words: "on (dlcv_keras's default: ...)"."""
+    on = {True: "on", False: "off"}.get(state.get("on"), "unknown")
+    who = ONEDNN_DECIDERS.get(state.get("decided_by"))
+    return f"{on} ({who})" if who else on
 
 
 def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str, Any]]:

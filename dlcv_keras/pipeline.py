@@ -110,15 +110,23 @@ def results_store(question: Question, settings: Settings) -> ResultsStore:
 def run_question(question: Question, settings: Settings, *, space: ProfileSpace | None = None,
                  data: Dataset | None = None, echo=print, cluster=None) -> ResultsStore:
     """The whole question in this process; with a chief's ``cluster`` (tuning/cluster.py), its searches'
-    trials run on workers."""
+    trials run on workers (started here, once the data is loaded)."""
     from dlcv_keras.results import RunLock
 
-    if cluster is not None:
-        check_distributable(question, settings)
-    if space is None or (data is None and question.dataset is not None):
-        space, data = prepare(question, settings, echo)
     store = results_store(question, settings)
+    # The results folder's lock first: a second run on this folder stops here, before it loads data
+    # or starts workers (and before a worker could write into the first run's tuner projects).
     with RunLock(store.root, echo=echo):
+        if cluster is not None:
+            # A question workers cannot help with, or a port in use, stops the run before anything is loaded.
+            check_distributable(question, settings)
+            cluster.listen()
+        if space is None or (data is None and question.dataset is not None):
+            space, data = prepare(question, settings, echo)
+        if cluster is not None:
+            # Local workers start once the data is checked and loaded (and cached, for them to load alike):
+            # a bad space file or missing data is the chief's one line, and no two processes download at once.
+            cluster.start_workers()
         return _run_locked(question, settings, space, data, store, echo, cluster)
 
 

@@ -336,16 +336,7 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
     started = time.perf_counter()
     store = pipeline.results_store(question, settings)
     try:
-        if cluster is not None:
-            # A question workers cannot help with, or a port in use, stops the run before anything is loaded.
-            pipeline.check_distributable(question, settings)
-            cluster.listen()
-        space, data = pipeline.prepare(question, settings, echo)
-        if cluster is not None:
-            # Local workers start once the data is checked and loaded (and cached, for them to load alike):
-            # a bad space file or missing data is the chief's one line, and no two processes download at once.
-            cluster.start_workers()
-        store = pipeline.run_question(question, settings, space=space, data=data, echo=echo, cluster=cluster)
+        store = pipeline.run_question(question, settings, echo=echo, cluster=cluster)
         if settings.report != "none":
             from dlcv_keras.report import build_report
             formats = ("html", "pdf") if settings.report == "pdf" else ("html",)

@@ -168,6 +168,31 @@ def test_a_second_run_on_a_locked_results_folder_stops_at_once_naming_the_first(
         holder.wait()
 
 
+def test_a_second_run_stops_at_the_lock_before_it_loads_data_or_starts_workers(tmp_path, monkeypatch, capsys):
+    # The first run is this test, holding q1's folder; the second must stop at its lock, before the
+    # data loader, the chief's port or its local workers are touched (each records being called).
+    from dlcv_keras import pipeline
+    from dlcv_keras.tuning.cluster import Cluster
+
+    touched = []
+
+    def loader(*args, **kwargs):
+        touched.append("data")
+        raise AssertionError("loaded data before taking the results folder's lock")
+    monkeypatch.setattr(pipeline, "load_question_data", loader)
+    monkeypatch.setattr(Cluster, "listen", lambda self: touched.append("port"))
+    monkeypatch.setattr(Cluster, "start_workers", lambda self: touched.append("workers"))
+    results = tmp_path / "results"
+    with RunLock(results / "q1" / "smoke"):
+        for extra in ([], ["--workers", "1"]):
+            assert q1_smoke(results, *extra) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("error: results folder") and "\n" not in err and f"pid {os.getpid()}" in err
+            assert touched == []
+        assert os.listdir(results / "q1" / "smoke") == [".lock"]       # nothing written beside the lock
+    assert not results.exists()          # the folders made for the lock go with it, empty
+
+
 def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):
     folder = tmp_path / "q1"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

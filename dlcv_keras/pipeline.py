@@ -22,6 +22,7 @@ from pathlib import Path
 from dlcv_keras.backends import import_tensorflow_quietly
 from dlcv_keras.data import DataUnavailable, Dataset, load_dataset
 from dlcv_keras.questions import Question
+from dlcv_keras.report.format import tuner_words
 from dlcv_keras.resources import packaged_dir
 from dlcv_keras.results import SCHEMA_VERSION, ResultsStore
 from dlcv_keras.settings import Settings
@@ -203,7 +204,10 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     run_id = fingerprint(identity)
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
-        "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
+        "seed_writeup": question.seed_writeup, "profile": settings.profile,
+        # --tuner as it applied (None: every search fixes its own algorithm), and what each search ran.
+        "tuner": settings.tuner if question.takes_tuner(implementation) else None,
+        "tuners": question.search_tuners(implementation, settings.tuner),
         "implementation": implementation, "seed": settings.seed, "run_id": run_id, "status": "running",
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None, "wall_seconds": None, "space_file": space.source,
@@ -217,7 +221,7 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     where = (f"{dataset['name']} {dataset['splits']} from {dataset['source']}" if "splits" in dataset
              else dataset.get("source", "no dataset"))
     echo(f"{question.name}: {question.title} | {implementation} | profile {settings.profile}, "
-         f"tuner {settings.tuner}, seed {settings.seed}, backend {env['keras_backend']} | {where}")
+         f"tuner {tuner_words(run)}, seed {settings.seed}, backend {env['keras_backend']} | {where}")
     for note in dataset.get("notes", []):
         echo(f"  note: {note}")
 

@@ -155,7 +155,7 @@ def run_identity(question: Question, settings: Settings, space: ProfileSpace, da
             "data_hash": dataset.get("content_hash"),
             "space_hash": fingerprint({k: e.as_dict() for k, e in space.experiments.items()}, space.settings,
                                       space.early_stopping),
-            "options": fingerprint(_question_options(settings)), **code_versions}
+            "options": fingerprint(_question_options(settings)), "devices": settings.devices, **code_versions}
 
 
 def _question_options(settings: Settings) -> list:

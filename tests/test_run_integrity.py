@@ -117,6 +117,40 @@ def test_a_search_on_another_backend_starts_afresh_instead_of_reusing_its_trials
     assert set(projects) < set(after) and len(after) == 2 * len(projects)   # one new project per search
 
 
+@pytest.mark.slow
+def test_a_search_on_another_device_count_starts_afresh_and_the_run_is_another(finished_q1, tmp_path):
+    # finished_q1 ran on one device (JAX); the same command on two must not resume its searches, and
+    # what the one-device run stored is not this run's.
+    results = copy_of(finished_q1, tmp_path)
+    tuner = results / "q1" / "smoke" / "tuner"
+    projects = sorted(p.name for p in tuner.iterdir())
+    first = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    done = cli(["q1", *SMOKE, "--results", str(results), "--devices", "2"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already finished (resuming)" not in done.stdout
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["environment"]["devices"] == 2 and first["environment"]["devices"] == 1
+    assert run["run_id"] != first["run_id"]
+    after = sorted(p.name for p in tuner.iterdir())
+    assert set(projects) < set(after) and len(after) == 2 * len(projects)   # one new project per search
+
+
+def test_the_run_identity_holds_the_device_count():
+    from dlcv_keras.pipeline import check_space, run_identity
+    from dlcv_keras.questions import QUESTIONS
+    from dlcv_keras.settings import Settings
+    from dlcv_keras.tuning.cluster import identity_difference
+    from dlcv_keras.tuning.fingerprint import fingerprint
+
+    question = QUESTIONS["q1"]
+    space = check_space(question, Settings(profile="smoke"))
+    one, two = (run_identity(question, Settings(profile="smoke", devices=count), space, {"content_hash": "abc"},
+                             {"keras_backend": "jax"}) for count in (1, 2))
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert fingerprint(one) != fingerprint(two)              # the run id: summaries made on 1 device are stale
+    assert identity_difference(two, one) == "its device count (--devices) 1 differs from the chief's 2"
+
+
 def test_the_code_fingerprint_names_backend_and_versions():
     from dlcv_keras.pipeline import CODE_PACKAGES, code_fingerprint
 

@@ -79,6 +79,39 @@ def test_bad_arguments_get_one_line_and_exit_2(args, fragments, capsys, tmp_path
     assert not (tmp_path / "results").exists()
 
 
+TAKES_TUNER = "--tuner applies to the questions with a search it chooses (q1, q3, q8, q14) only"
+
+
+@pytest.mark.parametrize("args, message", [
+    # Every search of these fixes its algorithm: a grid of listed values (q9, q17) or a random search
+    # (q16); q2 has no search at all.
+    (["q9", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q9, whose searches each run their own "
+                                  f"algorithm (q9: grid)"),
+    (["q16", "--tuner", "grid"], f"{TAKES_TUNER}, got --tuner grid with q16, whose searches each run their own "
+                                 f"algorithm (q16: random)"),
+    (["q7", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q7, whose searches each run their own "
+                                  f"algorithm (q7: grid and random)"),
+    (["q2", "q17", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q2, q17, whose searches each run "
+                                         f"their own algorithm (q2: no search; q17: grid)"),
+])
+def test_a_tuner_no_search_of_the_question_would_use_is_refused(args, message, capsys, tmp_path):
+    code = main([*args, "--profile", "smoke", "--results", str(tmp_path / "results")])
+    assert assert_one_line_error(capsys, code) == f"error: {message}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_several_questions_pass_the_tuner_to_those_that_take_it_only():
+    from dlcv_keras.run import build_parser, child_options, tuner_option
+
+    parser = build_parser()
+    args = parser.parse_args(["q1", "q9", "q14", "--tuner", "random", "--profile", "smoke"])
+    assert tuner_option(args, ["q1", "q9", "q14"]) == "random"
+    assert child_options(parser, args, "q1") == ["--profile=smoke", "--tuner=random"]
+    assert child_options(parser, args, "q9") == ["--profile=smoke"]
+    assert child_options(parser, args, "q14") == ["--profile=smoke", "--tuner=random"]
+    assert tuner_option(parser.parse_args(["q9"]), ["q9"]) is None        # not given: each search's own, or grid
+
+
 @pytest.mark.parametrize("old, new, fragments", [
     ("lr = 1e-4\n", "lr = -0.01\n", ["[smoke.base] lr must be a number in (0, 10], got -0.01"]),
     ("batch_size = 32\nepochs = 2\n\n[smoke.lr_batch]", "batch_size = 0\nepochs = 2\n\n[smoke.lr_batch]",
@@ -218,6 +251,13 @@ def test_random_tuner_samples_searches_but_runs_every_training_fraction(offline_
     fractions = json.loads((root / "fractions" / "summary.json").read_text())
     assert fractions["tuner"] == "grid" and fractions["n_trials"] == 3
     assert "[fractions] search: 3 trials" in done.stdout
+    # run.json says what each search ran, as each search's own summary does.
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["tuner"] == "random"
+    assert run["tuners"] == {"base": "random", "lr_batch": "random", "full_grid": "random", "fractions": "grid"}
+    for search, kind in run["tuners"].items():
+        assert json.loads((root / search / "summary.json").read_text())["tuner"] == kind, search
+    assert "tuner random (base, lr_batch, full_grid); grid (fractions)" in done.stdout
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def test_every_run_completed_with_its_report(dense):
 
 # ================================================================================ q7
 def test_q7_numpy_runs_decay_their_learning_rate_each_epoch_and_count_iterations(dense):
-    import tomllib
+    from dlcv_keras.tuning.spaces import tomllib   # tomli on Python 3.10
 
     space = tomllib.loads((Path(__file__).resolve().parents[1] / "tuners" / "q7.toml").read_text())["smoke"]
     history = read_csv(experiment(dense, "q7", "default") / "history.csv")

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from dlcv_keras.questions import QUESTIONS
 from dlcv_keras.questions.assignments import ASSIGNMENTS, get_assignment
-from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands
+from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands, tuner_words
 from dlcv_keras.results import ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -87,7 +87,7 @@ def _provenance(run: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = [
         ("status", f"{fmt(run.get('status'))}, finished {fmt(run.get('finished'))}, wall time "
                    f"{fmt_seconds(run.get('wall_seconds'))}"),
-        ("profile, tuner, seed", f"{fmt(run.get('profile'))}, {fmt(run.get('tuner'))}, {fmt(run.get('seed'))}"),
+        ("profile, tuner, seed", f"{fmt(run.get('profile'))}, {tuner_words(run)}, {fmt(run.get('seed'))}"),
         ("dataset", fmt(dataset.get("name")) + (f" (asked for {dataset['requested']})"
                                                  if dataset.get("requested") not in (None, dataset.get("name")) else "")),
         ("source", fmt(dataset.get("source"))),

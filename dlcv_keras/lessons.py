@@ -123,8 +123,8 @@ class Model:
         """(seeds, images) of 0/1: right or wrong on each test image."""
         predicted = stored.predictions(self.experiment)
         labels = predicted["labels"]
-        summary = stored.experiment(self.experiment)["summary"]
-        if summary.get("kind") == "evaluation":
+        found = stored.experiment(self.experiment)
+        if found["summary"].get("kind") == "evaluation" or "trials" not in found:   # one model (scikit-learn's too)
             keys = ["test"]
         else:
             keys = [_trial_key(r["trial_id"]) for r in self.trials(stored)]
@@ -419,6 +419,45 @@ def _evaluate(check: Check, stored: Stored) -> Outcome:
         return check.evaluate(stored)
     except NotComparable as missing:
         return Outcome(NOT_COMPARABLE, str(missing), {}, str(missing))
+
+
+# -- the same reading, for the report's observations ------------------------------------------------
+class Predictions:
+    """Test predictions as the lessons read them (``Model.correctness``), for a report view that compares
+    models on the same test images: ``None`` where a model's are not stored (not scored on the test split,
+    stale, not run), so that the view falls back to what it can say without them."""
+
+    def __init__(self, store):
+        self.stored = Stored(store)
+        self._correct: dict[tuple, np.ndarray | None] = {}
+
+    def correct(self, experiment: str, where: Mapping[str, Any] | None = None) -> np.ndarray | None:
+        """(seeds, images) of 0/1 for the model ``Model(experiment, ..., where)``, or None."""
+        key = (experiment, tuple(sorted((k, str(v)) for k, v in (where or {}).items())))
+        if key not in self._correct:
+            try:
+                self._correct[key] = Model(experiment, experiment, dict(where or {})).correctness(self.stored)
+            except (NotComparable, OSError, ValueError):
+                self._correct[key] = None
+        return self._correct[key]
+
+    def compare(self, a: tuple[str, Mapping[str, Any] | None], b: tuple[str, Mapping[str, Any] | None]):
+        """(``stats.compare`` of A against B, A's sd over seeds, B's) for two (experiment, where) models, or
+        None when either's predictions are missing or they were not scored on the same images."""
+        correct_a, correct_b = self.correct(*a), self.correct(*b)
+        if correct_a is None or correct_b is None or not self._same_images(a[0], b[0]):
+            return None
+        return stats.compare(correct_a, correct_b), _seed_sd(correct_a), _seed_sd(correct_b)
+
+    def _same_images(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        return bool(np.array_equal(self.stored.predictions(a)["labels"], self.stored.predictions(b)["labels"]))
+
+
+def _seed_sd(correct: np.ndarray) -> float | None:
+    """The sample standard deviation of a model's accuracy over its seeds (None for one seed)."""
+    return stats.mean_and_sd(correct.mean(axis=1))[1]
 
 
 # -- the run's lessons ----------------------------------------------------------------------------

@@ -93,13 +93,15 @@ def test_ranking_words_for_ties_missing_runs_and_single_runs():
     # The seed's neighbouring pairs with both runs here: L2 above L1 (dropout has no test accuracy).
     assert words["gaps"] == ["The seed ranks L2 above L1; ours: L2 70.00 ± 0.00 %, L1 70.00 ± 1.00 %: within noise: "
                              "0.00 points apart, not more than 1.00 points, the run-to-run standard deviation we measured."]
-    # One run each: the noise is the binomial standard error on the run's test split, sqrt(0.85 * 0.15 / 400).
+    # One run each, no stored predictions: the 95 % margin of a difference of two binomial accuracies on the run's
+    # test split, 1.96 * sqrt(2 * 0.85 * 0.15 / 400).
     single = [{"run": "a", "status": "completed", "test_accuracy": 0.9}, {"run": "b", "status": "completed",
                                                                           "test_accuracy": 0.8}]
     run = {"dataset": {"splits": {"test": 400}}}
     assert ranking_words(single, ["b", "a"], run)["gaps"] == [
-        "The seed ranks b above a; ours: b 80.00 %, a 90.00 %, b below by 10.00 points, more than 1.79 points, "
-        "the binomial standard error on 400 test images."]
+        f"The seed ranks b above a; ours: b 80.00 %, a 90.00 %, b below by 10.00 points, more than "
+        f"{196 * (2 * 0.85 * 0.15 / 400) ** 0.5:.2f} points, the 95 % margin of a difference of two accuracies on "
+        f"400 test images (two-proportion z-test)."]
     assert "within noise: 10.00 points apart" in ranking_words(single, ["a", "b"], {"dataset": {"splits": {"test": 4}}})["gaps"][0]
     assert ranking_words(single, None) is None
 

@@ -22,7 +22,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, histories_by_trial, is_finite,
                                       pct, require)
-from dlcv_keras.report.observe import Noise, gap_words, noise, points, winner
+from dlcv_keras.lessons import Predictions
+from dlcv_keras.report.observe import (Noise, accuracy_words, at_chance, gap_words, noise, paired_words, points,
+                                       winner)
 from dlcv_keras.validation import InvalidParameterError
 
 # A run's numbers in the table, in column order: for a run of repeats, the mean over its completed
@@ -170,11 +172,33 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
               if str(row.get("run")) in by_run and row.get("status") == "completed"}
     shared = experiment["summary"].get("shared") or {}
     return {"table": table, "shared": ", ".join(f"{k} = {fmt(v)}" for k, v in shared.items()),
+            "penalised": _penalised(store, trials),
             # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
             "repeated": any(is_finite(row.get("n")) and row["n"] > 1 for row in trials),
             "figure": figures.data_uri(figures.learning_curves(curves)) if curves else None,
             "note": str(reference.get("note") or DASH),
             "observations": _observations(store, trials, reference, section, run)}
+
+
+def _penalised(store, trials: Sequence[Mapping[str, Any]]) -> str | None:
+    """Which runs' loss holds an L1 or L2 penalty (a coefficient above 0 in their stored settings), in words
+    ("the L2 run's loss includes its penalty"); None when no run has one, so the note says it only when true."""
+    names = []
+    for row in trials:
+        name = row.get("experiment")
+        if not isinstance(name, str) or not (store.experiment_dir(name) / "summary.json").is_file():
+            continue
+        settings = store.read_experiment(name)["summary"].get("best_hyperparameters") or {}
+        if any(is_finite(as_number(settings.get(key))) and settings[key] > 0 for key in PENALTIES):
+            names.append(str(row.get("run")))
+    if not names:
+        return None
+    listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+    return (f"the {listed} run's loss includes its penalty" if len(names) == 1 else
+            f"the {listed} runs' losses include their penalties")
+
+
+PENALTIES = ("l1", "l2")     # the hyperparameters that add a weight penalty to the loss (models/options.py)
 
 
 def _ranked_runs(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -195,15 +219,24 @@ def _noise(run, *rows: Mapping[str, Any]) -> Noise:
 
 
 def _observations(store, trials, reference, section, run) -> list[str]:
-    """The winner by test accuracy, the ranking against the seed's, each run against the seed's number."""
+    """The runs at chance first; the winner by test accuracy (paired tests on the runs' stored test
+    predictions), the ranking against the seed's, each run against the seed's number."""
     ranked = _ranked_runs(trials)
-    sentences = []
-    if ranked:
-        by_label = {str(row["run"]): row for row in ranked}
-        sentences.append(winner([(str(row["run"]), row["test_accuracy"]) for row in ranked],
-                                lambda label: _noise(run, ranked[0], by_label[label]),
-                                "test accuracy"))
-    ranking = ranking_words(trials, _seed_ranking(reference, section), run)
+    predictions = Predictions(store)
+
+    def compare(upper, lower):
+        """A paired comparison of two compared runs on the same test images, or None without predictions."""
+        if not isinstance(upper.get("experiment"), str) or not isinstance(lower.get("experiment"), str):
+            return None
+        return predictions.compare((upper["experiment"], None), (lower["experiment"], None))
+
+    chance = [words for row in ranked if (words := at_chance(str(row["run"]), run, "test", row["test_accuracy"]))]
+    sentences = list(chance)
+    if ranked and len(chance) < len(ranked):
+        sentences.append(_winner(ranked, compare, run))
+    elif ranked:
+        sentences.append("Every run is at chance: none wins, and their order below is noise.")
+    ranking = ranking_words(trials, _seed_ranking(reference, section), run, compare)
     if ranking:
         sentences.append(f"Ranking by test accuracy, ours: {ranking['ours']}; the seed's: {ranking['seed']}. "
                          f"{ranking['agreement']}")
@@ -212,10 +245,51 @@ def _observations(store, trials, reference, section, run) -> list[str]:
     items = []
     for row in ranked:
         ref = seed.get(str(row["run"])) or {}
-        causes = run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"))
+        causes = run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"),
+                            lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"))
         items.append((f"test accuracy with {row['run']}", row["test_accuracy"], ref.get("test_accuracy"),
                       _noise(run, row, {"test_accuracy": as_number(ref.get("test_accuracy"))}), causes))
-    return sentences + seed_observations(items, run)
+    return [s for s in sentences if s] + seed_observations(items, run)
+
+
+def _setting(store, row: Mapping[str, Any], key: str) -> Any:
+    """A compared run's own value of ``key`` (its search's best hyperparameters), None when not stored."""
+    name = row.get("experiment")
+    if not isinstance(name, str) or not (store.experiment_dir(name) / "summary.json").is_file():
+        return None
+    return (store.read_experiment(name)["summary"].get("best_hyperparameters") or {}).get(key)
+
+
+def _winner(ranked, compare, run) -> str | None:
+    """The run with the highest (mean) test accuracy and whether it is ahead of every other run by a paired
+    test on the same test images (each at stats.ALPHA: all must hold, so no correction is needed); without
+    stored predictions, observe.winner's margin of two binomial accuracies (or the measured spread)."""
+    best = ranked[0]
+    level = [str(row["run"]) for row in ranked if pct(row["test_accuracy"]) == pct(best["test_accuracy"])]
+    if len(level) > 1:
+        return (f"No single winner: {', '.join(level[:-1])} and {level[-1]} tie for the highest test accuracy "
+                f"({pct(best['test_accuracy'])} %).")
+    found = [(row, compare(best, row)) for row in ranked[1:]]
+    if not found or any(paired is None for _, paired in found):
+        by_label = {str(row["run"]): row for row in ranked}
+        return winner([(str(row["run"]), row["test_accuracy"]) for row in ranked],
+                      lambda label: _noise(run, ranked[0], by_label[label]), "test accuracy")
+    tied = [(row, paired) for row, paired in found if not (paired[0].difference > 0 and paired[0].significant())]
+    if not tied:
+        second, (comparison, sd_a, sd_b) = found[0]
+        return (f"{_capital(str(best['run']))} has the highest test accuracy and is ahead of each other run by a "
+                f"paired test on the same test images; against the runner-up: "
+                f"{paired_words(str(best['run']), str(second['run']), comparison, sd_a, sd_b)}.")
+    row, (comparison, sd_a, sd_b) = tied[0]
+    others = ", ".join(str(r["run"]) for r, _ in tied)
+    return (f"No single winner: {best['run']} has the highest test accuracy, "
+            f"{accuracy_words(comparison.accuracy_a, sd_a, comparison.seeds_a)}, but it is not significantly "
+            f"ahead of {others} on the same test images; against {row['run']}: "
+            f"{paired_words(str(best['run']), str(row['run']), comparison, sd_a, sd_b)}.")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _seed_ranking(reference: Mapping[str, Any], section: Mapping[str, Any]) -> list[str] | None:
@@ -229,14 +303,14 @@ def _seed_ranking(reference: Mapping[str, Any], section: Mapping[str, Any]) -> l
 
 
 def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[str] | None,
-                  run: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+                  run: Mapping[str, Any] | None = None, compare=None) -> dict[str, Any] | None:
     """Our ranking by (mean) test accuracy beside the seed's, in words computed from the stored rows.
 
     Returns None without a seed ranking, else {"ours", "seed", "agreement", "gaps"}: "ours" is
     "a > b = c" (= for equal means); "agreement" says whether every pair of runs the seed orders is
     in the same order here, which pairs swap and which tie; "gaps" gives, for each neighbouring pair
-    of the seed's ranking (the claims it makes), our difference of the means against the noise
-    (``_gap``).
+    of the seed's ranking (the claims it makes), our difference of the means: by a paired test on the same
+    test images when ``compare(upper_row, lower_row)`` gives one, else against the noise (``_gap``).
     """
     if seed_ranking is None:
         return None
@@ -248,7 +322,8 @@ def ranking_words(trials: Sequence[Mapping[str, Any]], seed_ranking: Sequence[st
     claimed = [by_label[label] for label in seed_ranking if label in by_label]
     return {"ours": ours, "seed": " > ".join(seed_ranking),
             "agreement": _agreement({label: row["test_accuracy"] for label, row in by_label.items()}, seed_ranking),
-            "gaps": [_gap(upper, lower, run) for upper, lower in zip(claimed, claimed[1:])]}
+            "gaps": [_gap(upper, lower, run, compare(upper, lower) if compare else None)
+                     for upper, lower in zip(claimed, claimed[1:])]}
 
 
 def _order(upper: Mapping[str, Any], lower: Mapping[str, Any]) -> str:
@@ -280,11 +355,17 @@ def _agreement(mean: Mapping[str, float], seed_ranking: Sequence[str]) -> str:
     return words
 
 
-def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any], run: Mapping[str, Any] | None) -> str:
-    """"The seed ranks dropout above L2; ours: dropout 71.20 ± 1.30 %, L2 69.80 ± 2.00 %: within noise: ...":
-    our difference of the means of two runs the seed ranks ``upper`` above ``lower``, against the larger
-    of their measured standard deviations (the spread a single seed's result could show for either), or
-    with one run each the binomial standard error on the test split."""
+def _gap(upper: Mapping[str, Any], lower: Mapping[str, Any], run: Mapping[str, Any] | None,
+         paired=None) -> str:
+    """"The seed ranks dropout above L2; ours: dropout 71.20 ± 1.30 % ... against L2 ...: +1.40 points (95 % CI
+    ...), paired bootstrap ... p = 0.21: no significant difference": two runs the seed ranks ``upper`` above
+    ``lower``, by ``paired`` (observe.paired_words) when their test predictions are stored; otherwise our
+    difference of the means against the larger of their measured standard deviations, or with one run each
+    the margin of two binomial accuracies on the test split."""
+    if paired is not None:
+        comparison, sd_a, sd_b = paired
+        return (f"The seed ranks {upper['run']} above {lower['run']}; ours: "
+                f"{paired_words(str(upper['run']), str(lower['run']), comparison, sd_a, sd_b)}.")
     difference = points(upper["test_accuracy"], lower["test_accuracy"])
     noise_ = _noise(run, upper, lower)
     ours = (f"The seed ranks {upper['run']} above {lower['run']}; ours: {upper['run']} "

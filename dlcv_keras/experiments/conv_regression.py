@@ -251,8 +251,9 @@ def _batch_observations(ours: Sequence[tuple[Any, Any]], seed: Sequence[tuple[An
     if len(ours) >= 2:
         sentences.append("Final L2 norm, smallest (the closest fit) first: "
                          + ", ".join(f"batch size {fmt(size)}: {fixed_decimals(norm)}" for size, norm in ours) + ".")
-        agreement = ranking_agreement([f"batch size {fmt(size)}" for size, _ in ours],
-                                      [f"batch size {fmt(size)}" for size, _ in seed])
+        # The order is read from the norms themselves, largest first: its sign follows the numbers.
+        agreement = ranking_agreement([(f"batch size {fmt(size)}", norm) for size, norm in ours],
+                                      [(f"batch size {fmt(size)}", norm) for size, norm in seed], "final L2 norm")
         if agreement:
             sentences.append(agreement)
         if ours[0][1] > 0:

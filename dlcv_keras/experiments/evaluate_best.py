@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Mapping
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, is_finite, pct, require,
                                       thousands)
-from dlcv_keras.report.observe import SPLIT_WORDS, Noise, gap_words, noise, points
+from dlcv_keras.report.observe import SPLIT_WORDS, Noise, at_chance, gap_words, noise, points
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,15 @@ def _class_entry(entry: Any) -> dict[str, str]:
 
 
 def _budget(summary: Mapping[str, Any], reference: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """How long we trained against the seed, like for like: the epochs setting when both name one,
-    else the epochs run (as observe.known_causes takes them); fewer iterations as a cause of its own."""
+    """How long and how fast we trained against the seed, like for like (as observe.known_causes takes them):
+    the epochs setting when both name one, else the epochs run; the learning rate when both name one;
+    fewer iterations as a cause of its own."""
     ours_hp, ref_hp = summary.get("hyperparameters") or {}, reference.get("hyperparameters") or {}
     if "epochs" in ref_hp and "epochs" in ours_hp:
         epochs = {"epochs": ours_hp["epochs"], "seed_epochs": ref_hp["epochs"]}
     else:
         epochs = {"epochs": summary.get("epochs_run"), "seed_epochs": reference.get("epochs_run")}
+    epochs.update(lr=ours_hp.get("lr"), seed_lr=ref_hp.get("lr"))
     ours, seed = as_number(ours_hp.get("iterations")), as_number(ref_hp.get("iterations"))
     extra = [f"fewer iterations ({fmt(ours)} against the seed's {fmt(seed)})"] \
         if is_finite(ours) and is_finite(seed) and ours < seed else []
@@ -133,15 +135,20 @@ def _class_counts(matrix: Any) -> list[int]:
 
 
 def _observations(store, summary, metrics, reference, run) -> list[str]:
-    """Our accuracies against the seed's, the train-test gap, and the best and worst class, each
-    against the binomial noise of the split (or class) it was measured on."""
+    """A model at chance said first; our accuracies against the seed's; then, for a model that learned, the
+    train-test gap and the best and worst class, each against the binomial noise of the split (or class)
+    it was measured on."""
     epochs, extra = _budget(summary, reference)
     causes = run_causes(store, run, extra=extra, **epochs)
+    # A model that did not learn is said to be at chance before anything is read into its numbers.
+    chance = at_chance("the model", run, "test", summary.get("test_accuracy"))
     items = []
     for split in ("test", "val", "train"):
         ours, seed = as_number(summary.get(f"{split}_accuracy")), as_number(reference.get(f"{split}_accuracy"))
         items.append((f"{SPLIT_WORDS[split]} accuracy", ours, seed, noise(run, split, [ours, seed]), causes))
-    sentences = seed_observations(items, run)
+    sentences = ([chance] if chance else []) + seed_observations(items, run)
+    if chance:
+        return sentences      # no gap or hardest class is read from a model at chance
     train, test = as_number(summary.get("train_accuracy")), as_number(summary.get("test_accuracy"))
     if is_finite(train) and is_finite(test):
         test_noise = noise(run, "test", [test])
@@ -151,7 +158,7 @@ def _observations(store, summary, metrics, reference, run) -> list[str]:
         seed_train, seed_test = as_number(reference.get("train_accuracy")), as_number(reference.get("test_accuracy"))
         if is_finite(seed_train) and is_finite(seed_test):
             change = gap - points(seed_train, seed_test)
-            same = Noise(test_noise.points, "the same standard error")
+            same = Noise(test_noise.points, "the same margin")
             words += f"; the seed's gap was {points(seed_train, seed_test):.2f} points, " + (
                 f"so ours is {'wider' if change > 0 else 'narrower'} by {gap_words(change, same)}"
                 if same.separates(change) else f"and ours and the seed's gap are {gap_words(change, same)}")

@@ -23,10 +23,11 @@ import math
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from dlcv_keras.experiments.search import _search_common, _search_meta
+from dlcv_keras.experiments.search import REPEAT, _on_test, _search_common, _search_meta, _seeds, _setting_means
+from dlcv_keras.lessons import Predictions
 from dlcv_keras.report.format import (DASH, fmt, fmt_sci, histories_by_trial, id_width, is_finite, is_trained, pct,
                                       reference_table, require, trial_key, trial_table, varying_columns)
-from dlcv_keras.report.observe import noise, trend, winner
+from dlcv_keras.report.observe import at_chance, best_of, chance_test, noise, split_size, trend
 from dlcv_keras.validation import InvalidParameterError
 
 IDENTICAL = 1e-9     # a unit spread below this is identical units (zero initialisation gives exactly 0)
@@ -89,12 +90,14 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
         lines.setdefault(_group_label(row, groups), []).append(row)
     reference_rows = reference.get("rows") or []
     by_trial = _layer_rows(experiment, store, section)
-    chance = _at_chance(ok, groups, _num_classes(run))
+    chance = _at_chance(ok, groups, run)
     val_noise = noise(run, "val", [r.get("val_accuracy") for r in ok])
-    observations = [trend([(r["depth"], r.get("val_accuracy")) for r in members], "depth", val_noise,
-                          "validation accuracy" + (f" ({label})" if groups else "")) for label, members in lines.items()]
     stuck = (" " + "; ".join(chance["stuck"]) + ".") if chance["stuck"] else ""
-    observations += [chance["words"] + stuck, _seed_at_chance(reference_rows, ok, _num_classes(run)),
+    # Which settings stayed at chance is said first: a trend that ends at chance says so by its numbers.
+    observations = [chance["words"] + stuck]
+    observations += [trend([(r["depth"], r.get("val_accuracy")) for r in members], "depth", val_noise,
+                           "validation accuracy" + (f" ({label})" if groups else "")) for label, members in lines.items()]
+    observations += [_seed_at_chance(reference_rows, ok, _num_classes(run)),
                      _why(ok, chance["stuck_rows"], groups, by_trial)]
     return {
         "meta": _search_meta(summary, trials),
@@ -107,25 +110,29 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
     }
 
 
-def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], classes: int | None) -> dict[str, Any]:
-    """Which trained settings ended no better than guessing: training accuracy below 1.5 / classes.
-    A network that learns nothing predicts one class (accuracy about 1 / classes) at loss ln(classes)."""
-    if not classes or not rows:
+def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], run: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Which trained settings ended no better than guessing: validation accuracy not above 1 / classes by
+    the exact binomial test (observe.chance_test). A network that learns nothing predicts one class at
+    loss ln(classes)."""
+    classes = _num_classes(run)
+    tests = {trial_key(r): chance_test(run, "val", r.get("val_accuracy")) for r in rows}
+    if not classes or not rows or any(test is None for test in tests.values()):
         return {"stuck": [], "stuck_rows": [], "words": ""}
-    bound = 1.5 / classes
-    stuck = [r for r in rows if is_finite(r.get("accuracy")) and r["accuracy"] < bound]
-    listed = [f"{_group_label(r, groups)}, depth {r['depth']}: train {pct(r['accuracy'])} %, loss "
-              f"{r['loss']:.3f}" if is_finite(r.get("loss")) else f"{_group_label(r, groups)}, depth {r['depth']}"
-              for r in stuck]
+    stuck = [r for r in rows if not tests[trial_key(r)].above_chance()]
+    listed = [f"{_group_label(r, groups)}, depth {r['depth']}: val {pct(r['val_accuracy'])} %, train "
+              f"{pct(r.get('accuracy'))} %, loss {r['loss']:.3f}" if is_finite(r.get("loss")) else
+              f"{_group_label(r, groups)}, depth {r['depth']}: val {pct(r['val_accuracy'])} %" for r in stuck]
+    n = split_size(run, "val")
     if stuck:
-        words = (f"{len(stuck)} of {len(rows)} trained settings stayed at chance (training accuracy below "
-                 f"{100 * bound:.0f} %; chance is {100 / classes:.0f} % and an untrained loss is ln {classes} = "
-                 f"{math.log(classes):.3f}).")
+        words = (f"{len(stuck)} of {len(rows)} trained settings stayed at chance (validation accuracy not above "
+                 f"{100 / classes:.0f} % by the exact binomial test on {n:,} images; an untrained loss is "
+                 f"ln {classes} = {math.log(classes):.3f}).")
     else:
         best_deepest = max(rows, key=lambda r: (r["depth"], r.get("accuracy") or 0))
-        words = (f"No trained setting stayed at chance (training accuracy below {100 * bound:.0f} %): the deepest, "
-                 f"{_group_label(best_deepest, groups)}, depth {best_deepest['depth']}, reached "
-                 f"{pct(best_deepest.get('accuracy'))} % train and {pct(best_deepest.get('val_accuracy'))} % val.")
+        words = (f"No trained setting stayed at chance (each validation accuracy is above {100 / classes:.0f} % by the "
+                 f"exact binomial test on {n:,} images): the deepest, {_group_label(best_deepest, groups)}, depth "
+                 f"{best_deepest['depth']}, reached {pct(best_deepest.get('accuracy'))} % train and "
+                 f"{pct(best_deepest.get('val_accuracy'))} % val.")
     return {"stuck": listed, "stuck_rows": stuck, "words": words}
 
 
@@ -265,9 +272,7 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
             at_init[_values_label(r, varying)] = hidden
     reference_rows = reference.get("rows") or []
     symmetry = _symmetry(trials, varying, by_trial)
-    ranked = sorted((r for r in ok if is_finite(r.get("val_accuracy"))), key=lambda r: -r["val_accuracy"])
-    observations = [winner([(_values_label(r, varying), r["val_accuracy"]) for r in ranked],
-                           noise(run, "val", [r["val_accuracy"] for r in ranked]))]
+    observations = _init_observations(store, section, summary, run, ok, varying)
     return {
         "meta": _search_meta(summary, trials),
         "columns": ", ".join(varying),
@@ -280,6 +285,29 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
         "note": str(reference.get("note") or ""),
         "observations": [sentence for sentence in observations if sentence] + symmetry["identical"],
     }
+
+
+def _init_observations(store, section, summary, run, ok, varying) -> list[str | None]:
+    """Initialisations at chance first; then the one with the highest validation accuracy and by how much
+    (the best of k, chosen on those images: no significance claimed there) and, when the trials were scored
+    on the test split, it against the runner-up there by a paired test on the same test images."""
+    settings = [c for c in varying if c != REPEAT]
+    means = _setting_means([r for r in ok if is_finite(r.get("val_accuracy"))], settings)
+    chance = [at_chance(f"the setting {_values_label(r, settings)}{_seeds(r)}", run, "val", r["val_accuracy"])
+              for r in means]
+    learned = [r for r, words in zip(means, chance) if words is None]
+    observations: list[str | None] = [words for words in chance if words]
+    if len(learned) < len(means) and len(learned) <= 1:
+        # Nothing to rank: the one that learned (if any) is the only one above chance.
+        return observations + ([f"Only {_values_label(learned[0], settings)} learned ({pct(learned[0]['val_accuracy'])} "
+                                f"% validation accuracy)." if learned else
+                                f"None of the {len(means)} settings learned: no winner."])
+    observations.append(best_of([(_values_label(r, settings) + _seeds(r), r["val_accuracy"]) for r in means],
+                                n=split_size(run, "val"), noun="settings"))
+    if summary.get("evaluates_test") and len(means) > 1:
+        observations.append(_on_test((Predictions(store), section["experiment"]), means[0], means[1], settings,
+                                     "the runner-up"))
+    return observations
 
 
 def _statistics_table(at_init: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
+from dlcv_keras import stats
 from dlcv_keras.experiments.base import Experiment, experiment_fingerprint, table_values
 from dlcv_keras.models.options import COMPILE_KEYS, FIT_KEYS, MODEL_KEYS
 from dlcv_keras.report.format import DASH, fmt, pct
-from dlcv_keras.report.observe import gap_words, noise, points
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -244,7 +244,7 @@ def substitute(store, run: Mapping[str, Any] | None) -> tuple[str, str | None] |
 
 def _observations(summary: Mapping[str, Any]) -> list[str]:
     """Where the starting weights come from; for the offline substitute, how well the source checkpoint
-    learned its classes (against chance, beyond the binomial noise) and which task the runs below learn."""
+    learned its classes (against chance, the exact binomial test) and which task the runs below learn."""
     source = summary.get("source")
     if source == "imagenet":
         return [f"The starting weights are ImageNet's ({fmt(summary.get('description'))}), as the seed's."]
@@ -260,15 +260,14 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
                  f"chance at {100 / len(target):.0f} %, not the seed's {len(trained) + len(target)}-class task."]
     accuracy = summary.get("source_val_accuracy")
     if trained and isinstance(accuracy, (int, float)):
-        chance = 1 / len(trained)
-        # The source task's own validation images; run.json's splits are the target task's.
-        noise_ = noise({}, "val", [accuracy], n=summary.get("source_val"))
-        lead = points(accuracy, chance)
+        # The source task's own classes and validation images; run.json's are the target task's.
+        n = summary.get("source_val")
+        test = stats.against_chance(round(accuracy * n), n, len(trained)) if isinstance(n, int) and n > 0 else None
         reached = (f"The source checkpoint reached {pct(accuracy)} % validation accuracy on its own classes after "
                    f"{fmt(summary.get('source_epochs'))} epochs")
-        sentences.append(f"{reached}, {'above' if lead > 0 else 'below'} their {100 * chance:.0f} % chance by "
-                         f"{gap_words(lead, noise_)}." if noise_.separates(lead) else
-                         f"{reached}, not distinguishable from their {100 * chance:.0f} % chance: {gap_words(lead, noise_)}.")
+        if test is not None:
+            sentences.append(f"{reached}: {'above' if test.above_chance() else 'not above'} their "
+                             f"{100 * test.chance:.0f} % chance ({test.words()}).")
     return sentences
 
 

@@ -20,8 +20,10 @@ from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_n
                                       id_width, is_diverged, is_finite, is_trained, metric_header, pct,
                                       reference_match, reference_table, require, same_value, thousands, trial_key,
                                       trial_table, varying_columns)
-from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, gap_words, known_causes, noise, points,
-                                       ranking_agreement, split_size, trend, winner)
+from dlcv_keras.lessons import Predictions
+from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, at_chance, best_of, chance_test, gap_words,
+                                       known_causes, noise, paired_words, points, ranking_agreement, split_size,
+                                       trend)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -397,7 +399,8 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         extra["observations"] = _single_run_observations(run, row, by_trial.get(trial_key(row), []), reference)
     else:
         # learning_curves already gives each trial its own colour: the coloured overlay only from many trials.
-        extra = _search_extras(run, summary, trials, columns, history, reference, curves_from=MANY_TRIALS)
+        extra = _search_extras(run, summary, trials, columns, history, reference, curves_from=MANY_TRIALS,
+                               store=store, name=section["experiment"])
     return {
         "figure": figure,
         "single": single,
@@ -483,7 +486,8 @@ def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
     if x is not None and ok:
         figure = figures.data_uri(figures.effect_plot(ok, x, group, log_x=(x == "lr")))
     return {"figure": figure, "x": x, "group": group, **_search_tables(summary, trials, trials, columns, reference),
-            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference)}
+            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference, store=store,
+                             name=section["experiment"])}
 
 
 def _search_tables(summary, trials, shown, columns, reference) -> dict[str, Any]:
@@ -510,7 +514,8 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
                        id_width(summary), match_columns=columns) if ranked[top_k:] else None
     return {"top_k": top_k, "rest": rest, "n_rest": len(ranked[top_k:]),
             **_search_tables(summary, trials, ranked[:top_k], columns, reference),
-            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference)}
+            **_search_extras(run, summary, trials, columns, experiment.get("history"), reference, store=store,
+                             name=section["experiment"])}
 
 
 # -- a search's figures and observations -------------------------------------------------------
@@ -581,10 +586,12 @@ def _importance_caption(importance: Importance) -> str:
             f"mean drop in the forest's R² when that hyperparameter's values are shuffled (10 repeats).")
 
 
-def _search_extras(run, summary, trials, columns, history, reference, curves_from: int = 2) -> dict[str, Any]:
+def _search_extras(run, summary, trials, columns, history, reference, curves_from: int = 2, store=None,
+                   name: str | None = None) -> dict[str, Any]:
     """A search's figures beyond the table (drawn from trials.csv and history.csv; diverged and rejected
     trials left out) and its observations. ``curves_from``: trained trials with a history needed for the
-    curves coloured by a hyperparameter."""
+    curves coloured by a hyperparameter. ``store`` and ``name``: where the search's test predictions are
+    read from, when it scored its trials on the test split."""
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
     ok = [row for row in trials if is_trained(row)]
@@ -612,27 +619,40 @@ def _search_extras(run, summary, trials, columns, history, reference, curves_fro
         # Trials in the order they ran; one without an accuracy (rejected, diverged) keeps its number.
         found["running_best"] = figures.data_uri(figures.running_best(
             [row.get("val_accuracy") if is_trained(row) else None for row in trials]))
-    found["observations"] = _search_observations(run, trials, columns, by_trial, reference, importance)
+    tested = (Predictions(store), name) if store is not None and name and summary.get("evaluates_test") else None
+    found["observations"] = _search_observations(run, trials, columns, by_trial, reference, importance, tested)
     return found
 
 
-def _search_observations(run, trials, columns, by_trial, reference, importance) -> list[str]:
-    """Which setting won and by how much, the effect of lr (or the first varying hyperparameter), what
-    matters most, whether the best trial's train-val gap grew, the seed's best setting, ranking and
-    accuracy beside ours, and the diverged trials: every sentence from the stored numbers."""
+def _search_observations(run, trials, columns, by_trial, reference, importance, tested=None) -> list[str]:
+    """Whether the trials learned at all (at chance: said first, and nothing is read into their differences),
+    which setting had the highest validation accuracy and by how much (the best of k, chosen on those
+    images: never called significant there) and, when the trials were scored on the test split (``tested``:
+    (lessons.Predictions, the search's name)), the best against the runner-up there by a paired test; the
+    effect of lr (or the first varying hyperparameter), what matters most, whether the best trial's train-val
+    gap grew, the seed's best setting, ranking and accuracy beside ours, and the diverged trials: every
+    sentence from the stored numbers. A ``repeat`` grid's seeds of one setting count as one setting (their
+    mean)."""
     ok = sorted((row for row in trials if is_trained(row) and is_finite(row.get("val_accuracy"))),
                 key=by_val_accuracy)
     varying = varying_columns(trials, columns) or columns
+    settings = [c for c in varying if c != REPEAT]
+    means = _setting_means(ok, settings)
     out: list[str | None] = []
-    if ok:
-        best = ok[0]
-        ranked = [(f"the setting {_setting(row, varying)}", row["val_accuracy"]) for row in ok]
-        out.append(winner(ranked, noise(run, "val", [row["val_accuracy"] for row in ok[:2]])))
-        out.append(_effect_trend(run, ok, varying))
+    learned = _chance_words(run, ok, varying)
+    if learned is not None:
+        out.append(learned[0])
+    if means and (learned is None or learned[1]):
+        best = means[0]
+        out.append(best_of([(f"the setting {_setting(row, settings)}{_seeds(row)}", row["val_accuracy"])
+                            for row in means], n=split_size(run, "val")))
+        if tested is not None and len(means) > 1:
+            out.append(_on_test(tested, best, means[1], settings, "the runner-up"))
+        out.append(_effect_trend(run, means, settings))
         out.append(_importance_words(importance, ok, run))
         out.append(_gap_change(by_trial.get(trial_key(best), []), noise(run, "val", [best["val_accuracy"]]),
                                "the best trial"))
-        out.extend(_against_seed_rows(run, trials, ok, columns, varying, reference))
+        out.extend(_against_seed_rows(run, trials, means, columns, settings, reference, tested))
     diverged = [row for row in trials if is_diverged(row)]
     if diverged:
         out.append(f"{len(diverged)} of {len(trials)} trials diverged (a loss that was not finite) and are left out "
@@ -642,6 +662,58 @@ def _search_observations(run, trials, columns, by_trial, reference, importance) 
         out.append(f"{len(rejected)} of {len(trials)} sampled settings fell outside the parameter constraint and "
                    f"were not trained.")
     return [sentence for sentence in out if sentence]
+
+
+REPEAT = "repeat"      # models/options.py RUN_KEYS: the same setting trained from another seed
+
+
+def _setting_means(ok: Sequence[Mapping[str, Any]], settings: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per setting, best (mean validation accuracy over its seeds) first: its first seed's row with
+    the mean in "val_accuracy" and the number of seeds in "seeds"."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in ok:
+        groups.setdefault(_setting(row, settings), []).append(row)
+    means = [{**rows[0], "val_accuracy": sum(r["val_accuracy"] for r in rows) / len(rows), "seeds": len(rows)}
+             for rows in groups.values()]
+    return sorted(means, key=by_val_accuracy)
+
+
+def _seeds(row: Mapping[str, Any]) -> str:
+    return f" (mean of {row['seeds']} seeds)" if (row.get("seeds") or 1) > 1 else ""
+
+
+def _on_test(tested, best: Mapping[str, Any], other: Mapping[str, Any], settings: Sequence[str], role: str) -> str | None:
+    """The best setting against ``other`` on the test split, which played no part in choosing it: a paired
+    test on the same test images (observe.paired_words); None without their stored predictions."""
+    predictions, name = tested
+    paired = predictions.compare((name, {k: best.get(k) for k in settings}), (name, {k: other.get(k) for k in settings}))
+    if paired is None:
+        return None
+    comparison, sd_a, sd_b = paired
+    return ("On the test split, which played no part in the choice: " + paired_words(
+        f"the best setting ({_setting(best, settings)})", f"{role} ({_setting(other, settings)})", comparison,
+        sd_a, sd_b) + ".")
+
+
+def _chance_words(run, ok, varying) -> tuple[str, bool] | None:
+    """Whether the trained trials learned, said first: (sentence, whether any learned). Every trial at chance
+    on the validation split (an exact binomial test) means none learned, and no winner, trend or importance
+    may be read into their differences; some at chance are named. None when none is at chance (or the
+    split's size or the classes are not stored)."""
+    tests = [(row, chance_test(run, "val", row.get("val_accuracy"))) for row in ok]
+    if not ok or any(test is None for _, test in tests):
+        return None
+    flat = [(row, test) for row, test in tests if not test.above_chance()]
+    if not flat:
+        return None
+    if len(flat) == len(ok):
+        best = max((test for _, test in tests), key=lambda test: test.correct)
+        return (f"No trial learned: all {len(ok)} trained trials are at chance on the validation split (the best, "
+                f"{best.words()}). Their differences are noise: no setting wins, and nothing here says which "
+                f"hyperparameters are better.", False)
+    named = "; ".join(f"{_setting(row, varying)} ({pct(row['val_accuracy'])} %)" for row, _ in flat)
+    return (f"{len(flat)} of {len(ok)} trained trials {'is' if len(flat) == 1 else 'are'} at chance on the validation "
+            f"split ({100 * flat[0][1].chance:g} %, exact binomial test): {named}.", True)
 
 
 def _effect_trend(run, ok, varying) -> str | None:
@@ -721,9 +793,10 @@ def _seed_best(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def _against_seed_rows(run, trials, ok, columns, varying, reference) -> list[str | None]:
-    """Our best setting beside the seed's best, our ranking of the settings both tried beside the seed's,
-    and our best validation accuracy beside the seed's best."""
+def _against_seed_rows(run, trials, ok, columns, varying, reference, tested=None) -> list[str | None]:
+    """Our best setting beside the seed's best (and, scored on the test split, the two against each other
+    there by a paired test), our ranking of the settings both tried beside the seed's, and our best
+    validation accuracy beside the seed's best. ``ok``: one row per trained setting, best first."""
     rows = reference.get("rows") or []
     seed = _seed_best(rows)
     if seed is None:
@@ -745,8 +818,12 @@ def _against_seed_rows(run, trials, ok, columns, varying, reference) -> list[str
             same = next((row for row in ok if reference_match(row, [seed], columns)), None)
             if same is not None:
                 lead = points(ours["val_accuracy"], same["val_accuracy"])
-                words += (f"; the seed's best setting reached {pct(same['val_accuracy'])} % here, and our best's lead "
-                          f"over it is {gap_words(lead, noise(run, 'val', [ours['val_accuracy'], same['val_accuracy']]))}")
+                # Our best was chosen on these validation images: its lead there is no test.
+                words += (f"; the seed's best setting reached {pct(same['val_accuracy'])} % validation accuracy here, "
+                          f"{lead:.2f} points below our best (chosen on these images)")
+                on_test = _on_test(tested, ours, same, varying, "the seed's best setting") if tested else None
+                if on_test:
+                    words += ". " + on_test[:-1]
             out.append(words + ".")
     # Our ranking of the settings the seed also reports (each named as in our table), beside the seed's.
     matched: dict[int, Mapping[str, Any]] = {}
@@ -756,29 +833,35 @@ def _against_seed_rows(run, trials, ok, columns, varying, reference) -> list[str
                 matched[i] = row
                 break
     label = {i: f"({_setting(row, varying)})" for i, row in matched.items()}
-    seed_order = sorted(matched, key=lambda i: -as_number(rows[i]["val_accuracy"]))
-    out.append(ranking_agreement([label[i] for i in sorted(matched, key=lambda i: by_val_accuracy(matched[i]))],
-                                 [label[i] for i in seed_order]))
-    seed_epochs = seed.get("epochs_run", seed.get("epochs"))
+    out.append(ranking_agreement([(label[i], row["val_accuracy"]) for i, row in matched.items()],
+                                 [(label[i], as_number(rows[i]["val_accuracy"])) for i in matched]))
+    like = "epochs" in seed and "epochs" in ours
     out.append(against_seed("best validation accuracy", ours["val_accuracy"], seed.get("val_accuracy"), run,
                             noise(run, "val", [ours["val_accuracy"]]),
-                            causes=known_causes(run, epochs=ours.get("epochs_run"), seed_epochs=seed_epochs)))
+                            causes=known_causes(run, epochs=ours.get("epochs") if like else ours.get("epochs_run"),
+                                                seed_epochs=seed.get("epochs") if like else
+                                                seed.get("epochs_run", seed.get("epochs")),
+                                                lr=ours.get("lr"), seed_lr=seed.get("lr"))))
     return out
 
 
 def _single_run_observations(run, row, history, reference) -> list[str]:
-    """One run: its final accuracies and their gap, whether the gap grew, and its accuracies beside the seed's."""
+    """One run: at chance said first; its final accuracies and their gap, whether the gap grew, and its
+    accuracies beside the seed's."""
     out: list[str | None] = []
     train, val = row.get("accuracy"), row.get("val_accuracy")
+    chance = at_chance("this run", run, "val", val)
     val_noise = noise(run, "val", [val])
-    if is_finite(train) and is_finite(val):
+    out.append(chance)
+    if is_finite(train) and is_finite(val) and not chance:
         gap = points(train, val)
         ahead = "training" if gap >= 0 else "validation"
         apart = (f"{ahead} accuracy is ahead by " if val_noise.separates(gap) else "the two are ") + gap_words(gap, val_noise)
         out.append(f"After {fmt(row.get('epochs_run'))} epochs ({fmt(row.get('stop_reason'))}), training accuracy is "
                    f"{pct(train)} % and validation accuracy {pct(val)} %: {apart}.")
-    out.append(_gap_change(history, val_noise, "this run"))
-    causes = known_causes(run, epochs=row.get("epochs_run"), seed_epochs=reference.get("epochs_run"))
+        out.append(_gap_change(history, val_noise, "this run"))
+    causes = known_causes(run, epochs=row.get("epochs_run"), seed_epochs=reference.get("epochs_run"),
+                          lr=row.get("lr"), seed_lr=(reference.get("hyperparameters") or {}).get("lr"))
     for split in ("val", "test"):
         key = f"{split}_accuracy"
         out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy", row.get(key), reference.get(key), run,
@@ -825,12 +908,16 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
         "other_columns": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c != key and trials
                           and len({fmt(r.get(c)) for r in trials}) == 1],
         "diverged": diverged_rows(trials, columns, id_width(summary)),
-        "observations": _fraction_observations(run, ok, key, y_key, reference_rows),
+        "observations": _fraction_observations(run, ok, key, y_key, reference_rows,
+                                               (Predictions(store), section["experiment"]) if has_test else None),
     }
 
 
-def _fraction_observations(run, ok, key, y_key, reference_rows) -> list[str]:
-    """Accuracy against the training fraction as a trend, and each fraction's accuracy beside the seed's."""
+def _fraction_observations(run, ok, key, y_key, reference_rows, tested=None) -> list[str]:
+    """Fractions whose model is at chance, said first; accuracy against the training fraction as a trend
+    (each step by a paired test on the same test images when ``tested``, (lessons.Predictions, the search's
+    name), holds the trials' test predictions; else against the margin of two binomial accuracies); each
+    fraction's accuracy beside the seed's."""
     split = "test" if y_key == "test_accuracy" else "val"
     n = None
     if split == "val":
@@ -839,14 +926,26 @@ def _fraction_observations(run, ok, key, y_key, reference_rows) -> list[str]:
         largest = max((row[key] for row in ok if is_finite(row.get(key))), default=None)
         n = round(pool * (1 - largest)) if pool and largest is not None and largest < 1 else None
     noise_ = noise(run, split, [row.get(y_key) for row in ok], n=n)
-    out = [trend([(row.get(key), row.get(y_key)) for row in ok], key, noise_, metric=f"{SPLIT_WORDS[split]} accuracy")]
+    chance = [words for row in ok if is_finite(row.get(key)) and
+              (words := at_chance(f"training on {100 * row[key]:g} % of the data", run, split, row.get(y_key), n))]
+    ordered = sorted((row for row in ok if is_finite(row.get(key)) and is_finite(row.get(y_key))), key=lambda r: r[key])
+    steps = None
+    if tested is not None and len(ordered) > 1:
+        predictions, name = tested
+        steps = [predictions.compare((name, {key: b[key]}), (name, {key: a[key]})) for a, b in zip(ordered, ordered[1:])]
+        steps = None if any(step is None for step in steps) else [step[0] for step in steps]
+    out = [*chance]
+    if len(chance) < len(ordered):
+        out.append(trend([(row[key], row[y_key]) for row in ordered], key, noise_,
+                         metric=f"{SPLIT_WORDS[split]} accuracy", steps=steps))
     for row in ok:
         ref = reference_match(row, reference_rows, [key])
         if ref and is_finite(row.get(key)):
             out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy with {100 * row[key]:g} % of the training data",
                                     row.get(y_key), ref.get(y_key), run, noise_,
                                     causes=known_causes(run, epochs=row.get("epochs_run"),
-                                                        seed_epochs=ref.get("epochs_run"))))
+                                                        seed_epochs=ref.get("epochs_run"), lr=row.get("lr"),
+                                                        seed_lr=ref.get("lr"))))
     return [sentence for sentence in out if sentence]
 
 

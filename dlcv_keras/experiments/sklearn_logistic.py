@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import as_number, fmt, fmt_seconds, is_finite, pct, read_experiment
-from dlcv_keras.report.observe import noise, ranking_agreement, winner
+from dlcv_keras.lessons import Predictions
+from dlcv_keras.report.observe import is_stale, noise, paired_words, ranking_agreement, winner
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class SklearnLogistic(Experiment):
         data = runner.data
         runner.echo(f"[{self.name}] scikit-learn LogisticRegression on {len(data.y_train)} images")
         result = logistic_regression(data.x_train, data.y_train, data.x_test, data.y_test, seed=runner.settings.seed)
-        runner.store.write_experiment(self.name, summary={"kind": "sklearn", "title": self.title, **result})
+        predicted = result.pop("test_predicted")
+        # Its class per test image, so that it is compared with our model image by image (lessons, observations).
+        runner.store.write_experiment(self.name, summary={"kind": "sklearn", "title": self.title, **result},
+                                      predictions={"labels": data.y_test, "test": predicted})
         runner.echo(f"[{self.name}] train {result['train_accuracy']:.4f}, test {result['test_accuracy']:.4f}")
 
 
@@ -50,24 +54,29 @@ def _sklearn(store, section, experiment, reference, run=None) -> dict[str, Any]:
                      "test": pct(as_number(other.get("test_accuracy"))), "test_seed": pct(as_number(other_ref.get("test_accuracy")))})
     return {"model": fmt(summary.get("model")), "rows": rows, "compare_with": other_name,
             "seconds": fmt_seconds(summary.get("seconds")),
-            "observations": _observations(store, summary, reference, other_name, other, run)}
+            "observations": _observations(store, summary, reference, other_name, other, run, section["experiment"])}
 
 
-def _observations(store, summary, reference, other_name, other, run) -> list[str]:
-    """scikit-learn against our Keras model on the same test images (binomial noise), in the seed's
-    order or not, and scikit-learn's test accuracy against the seed's."""
+def _observations(store, summary, reference, other_name, other, run, name: str = "sklearn") -> list[str]:
+    """scikit-learn against our Keras model on the same test images (McNemar's exact test on their stored
+    predictions; without them, the margin of two binomial accuracies), in the seed's order or not, and
+    scikit-learn's test accuracy against the seed's."""
     sentences = []
     ours = as_number(summary.get("test_accuracy"))
-    if other is not None:
+    if other is not None and is_stale(run, other):
+        sentences.append(f"Not compared with our Keras model: its evaluation ({other_name}) is an earlier run's.")
+    elif other is not None:
         keras = as_number(other.get("test_accuracy"))
         if is_finite(ours) and is_finite(keras):
-            ranked = _ranked(keras, ours)
-            sentences.append(winner(ranked, noise(run, "test", [keras, ours]), "test accuracy"))
+            paired = Predictions(store).compare((name, None), (other_name, None))
+            if paired is not None:
+                sentences.append(paired_words("scikit-learn", "the Keras model", paired[0]) + ".")
+            else:
+                sentences.append(winner(_ranked(keras, ours), noise(run, "test", [keras, ours]), "test accuracy"))
             seed_keras = as_number((((run or {}).get("reference") or {}).get(other_name) or {}).get("test_accuracy"))
             seed_sklearn = as_number(reference.get("test_accuracy"))
             if is_finite(seed_keras) and is_finite(seed_sklearn) and seed_keras != seed_sklearn:
-                sentences.append(ranking_agreement([label for label, _ in ranked],
-                                                   [label for label, _ in _ranked(seed_keras, seed_sklearn)]))
+                sentences.append(ranking_agreement(_ranked(keras, ours), _ranked(seed_keras, seed_sklearn)))
     if summary.get("converged") is False:
         sentences.append(f"scikit-learn's solver stopped at its iteration limit without converging "
                          f"({fmt(summary.get('model'))}).")

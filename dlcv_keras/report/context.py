@@ -20,6 +20,7 @@ from dlcv_keras.experiments import REQUIRED_FILES, VIEWS
 from dlcv_keras.report.format import (  # noqa: F401  (fmt_sci, fmt_sig: re-exported for callers)
     DASH, as_number, fmt, fmt_sci, fmt_seconds, fmt_sig, hyperparameter_columns, id_width, is_diverged, pct,
     read_experiment, read_json, reference_match, thousands, trial_table, tuner_words, varying_columns)
+from dlcv_keras.report.observe import STALE_WORDS, is_stale
 from dlcv_keras.results import SCHEMA_VERSION, ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -91,13 +92,17 @@ def section_context(store: ResultsStore, run: Mapping[str, Any], section: Mappin
     section = check_section(store, section, known_templates)
     template = str(section["template"])
     experiment = read_experiment(store, section["experiment"], section["title"])
+    stale = stale_note(run, experiment["summary"])
     # A run on another dataset than the seed's has no reference: the seed's numbers measure something else.
-    if other_dataset(run, store.question):
+    # Nor has a stale section: its numbers are an earlier run's, compared with nothing of this run's.
+    if other_dataset(run, store.question) or stale:
         run = {**run, "reference": {}}
     reference = (run.get("reference") or {}).get(section["experiment"]) or {}
     values = VIEWS.get(template, _generic)(store, section, experiment, reference, run)
+    if stale:
+        values = {**values, "observations": [STALE_WORDS]}
     return {"template": template, "title": section["title"], "experiment": section["experiment"],
-            "kind": fmt(experiment["summary"].get("kind")), "stale": stale_note(run, experiment["summary"]),
+            "kind": fmt(experiment["summary"].get("kind")), "stale": stale,
             "description": experiment["summary"].get("title") or "", "has_reference": bool(reference),
             "observations": [], **values}
 
@@ -120,7 +125,7 @@ def stale_note(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None
     """Why a stored summary is not this run's (it was written by an earlier run with other
     settings, data or code, and this run has not redone it yet), or None when it is current."""
     current, written = run.get("run_id"), summary.get("run_id")
-    if current is None or written == current:
+    if not is_stale(run, summary):
         return None
     return (f"Stale: these numbers were stored by an earlier run ({written or 'no run id'}), not by this run "
             f"({current}); run the same command again to redo them.")

@@ -170,6 +170,36 @@ def mark_diverged(run: ResultsStore, experiment: str, trial_id, *, epoch: int,
     return row
 
 
+def set_predictions(run: ResultsStore, experiment: str, key, correct) -> float:
+    """Make one model's stored test predictions right on exactly the test images where ``correct`` is True
+    (a wrong one is taken for the next class), as the code stores them: predictions.npz holds "labels" and
+    each trial's predicted class by its id (search.test_predictions; "test" for an evaluation or scikit-learn),
+    and the run stores the accuracy beside them (the trial's trials.csv row, or the summary). Returns it."""
+    import numpy as np
+
+    path = run.experiment_dir(experiment) / "predictions.npz"
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    labels = arrays["labels"]
+    classes = len(run.read_json("run.json")["dataset"]["class_names"])
+    name = next(k for k in arrays if k != "labels" and (k == str(key) or (k.isdigit() and str(key).isdigit()
+                                                                          and int(k) == int(key))))
+    correct = np.asarray(correct, bool)
+    arrays[name] = np.where(correct, labels, (labels + 1) % classes).astype(np.int16)
+    run.write_arrays(experiment, "predictions.npz", **arrays)
+    accuracy = float(correct.mean())
+    found = run.read_experiment(experiment)
+    if found.get("trials"):
+        for row in found["trials"]:
+            if str(row["trial_id"]) == name or (str(row["trial_id"]).isdigit() and name.isdigit()
+                                                and int(row["trial_id"]) == int(name)):
+                row["test_accuracy"] = accuracy
+        run.write_table(f"experiments/{experiment}/trials.csv", found["trials"])
+    else:
+        run.write_json(f"experiments/{experiment}/summary.json", {**found["summary"], "test_accuracy": accuracy})
+    return accuracy
+
+
 def pad_trial_ids(run: ResultsStore, experiment: str, width: int = 2) -> None:
     """Trial ids as KerasTuner makes them for a search of 10 or more trials ("00", "01", ...):
     zero-padded to the width of the trial count, in trials.csv, history.csv and summary.json."""

@@ -34,7 +34,7 @@ def z_test_p(a, b, n):
 def test_the_margin_is_the_95_percent_margin_of_a_difference_of_two_accuracies():
     margin = observe.noise(RUN, "val", [0.9, 0.8])
     assert math.isclose(margin.points, 1.959963984540054 * math.sqrt(2) * se(0.85, 1600))
-    assert "1,600 validation images" in margin.words and "difference of two accuracies" in margin.words
+    assert "1,600 validation images" in margin.words and "two-proportion z-test" in margin.words
     assert observe.noise(RUN, "val", [0.9], spread_points=[0.4, 1.5]).points == 1.5
     assert observe.noise({}, "val", [0.9]).points is None
     # Separated exactly when the z-test's p is below 0.05: just inside and just outside the margin.
@@ -163,6 +163,9 @@ def test_a_non_monotonic_trend_says_where_it_peaks():
                             "lr = 0.01 to 0.1 (90.00 → 85.00 %); it is highest at lr = 0.01 (90.00 %).")
     assert "falls at every step" in observe.trend([(0.1, 0.8), (0.01, 0.85), (0.001, 0.9)], "lr", n)
     assert "does not change with depth beyond noise" in observe.trend([(1, 0.8), (2, 0.8005)], "depth", n)
+    # One step is said as a step, not as a trend "at every step".
+    assert observe.trend([(0.01, 0.2667), (0.1, 0.65)], "lr", n) == (
+        "Validation accuracy rises from lr = 0.01 to 0.1 (26.67 → 65.00 %); a step counts when it exceeds 1.00 points, n.")
     # Small steps, each within the margin, that add up to more than it.
     drift = observe.trend([(1, 0.80), (2, 0.808), (3, 0.816), (4, 0.824), (5, 0.90)], "depth", n)
     assert drift.startswith("Validation accuracy drifts up in steps each within noise from depth = 1 to 4")

@@ -100,8 +100,8 @@ def test_ranking_words_for_ties_missing_runs_and_single_runs():
     run = {"dataset": {"splits": {"test": 400}}}
     assert ranking_words(single, ["b", "a"], run)["gaps"] == [
         f"The seed ranks b above a; ours: b 80.00 %, a 90.00 %, b below by 10.00 points, more than "
-        f"{196 * (2 * 0.85 * 0.15 / 400) ** 0.5:.2f} points, the 95 % margin of a difference of two accuracies on "
-        f"400 test images (two-proportion z-test)."]
+        f"{196 * (2 * 0.85 * 0.15 / 400) ** 0.5:.2f} points, the 95 % margin of a two-proportion z-test for two "
+        f"accuracies on 400 test images."]
     assert "within noise: 10.00 points apart" in ranking_words(single, ["a", "b"], {"dataset": {"splits": {"test": 4}}})["gaps"][0]
     assert ranking_words(single, None) is None
 
@@ -249,3 +249,54 @@ def test_the_report_shows_mean_and_spread_the_ranking_and_the_band(repeated):
         {label: [{k: v for k, v in r.items() if not k.endswith(("_min", "_max"))} for r in rows]
          for label, rows in curves.items()}))
     assert banded in page and bare not in page and images(page) >= 2
+
+
+@pytest.mark.slow
+def test_runs_of_repeats_are_compared_by_the_paired_bootstrap_over_images_and_seeds(repeated, tmp_path):
+    """The comparison's winner and the seed's claims come from the runs' stored test predictions, every seed of
+    each: mean ± sd over the seeds, and the paired bootstrap's interval and p. Rewriting one run's predictions
+    (each of its seeds right on every image) makes it the winner; the same predictions as another run, a tie."""
+    import shutil
+
+    from real_runs import set_predictions
+
+    from dlcv_keras.report.context import read_run, section_context
+    from dlcv_keras.results import ResultsStore
+
+    source, _, _ = repeated
+    results = tmp_path / "results"
+    shutil.copytree(source / "q8", results / "q8", ignore=shutil.ignore_patterns("tuner"))
+    store = ResultsStore(results, "q8", "smoke")
+
+    def sentences():
+        run = read_run(store)
+        section = next(s for s in run["sections"] if s["experiment"] == "compare")
+        return section_context(store, run, section)["observations"]
+
+    def winner_words():
+        return next(s for s in sentences() if "has the highest test accuracy" in s or "tie for the highest" in s)
+
+    label = dict(zip(store.read_experiment("compare")["summary"]["experiments"],
+                     store.read_experiment("compare")["summary"]["runs"]))
+    with np.load(store.experiment_dir("dropout") / "predictions.npz") as stored:
+        n = len(stored["labels"])
+    for trial in store.read_experiment("dropout")["trials"]:
+        set_predictions(store, "dropout", trial["trial_id"], np.ones(n, bool))
+    rows = store.read_experiment("compare")["trials"]
+    for row in rows:              # the comparison's row as compare_runs writes it again: the mean and sd of its seeds
+        if row["experiment"] == "dropout":
+            row.update(test_accuracy=1.0, test_accuracy_std=0.0)
+    store.write_table("experiments/compare/trials.csv", rows)
+    words = winner_words()
+    assert words.startswith(f"{label['dropout'][:1].upper()}{label['dropout'][1:]} has the highest test accuracy and "
+                            f"is ahead of each other run")
+    assert f"{label['dropout']} 100.00 ± 0.00 % against" in words and "(mean ± sd of 3 seeds each)" in words
+    assert "paired bootstrap over images and seeds p = " in words and words.endswith(f"{label['dropout']} is ahead.")
+    # L2's seeds made the same as dropout's: no single winner between the two.
+    for trial in store.read_experiment("l2")["trials"]:
+        set_predictions(store, "l2", trial["trial_id"], np.ones(n, bool))
+    for row in rows:
+        if row["experiment"] == "l2":
+            row.update(test_accuracy=1.0, test_accuracy_std=0.0)
+    store.write_table("experiments/compare/trials.csv", rows)
+    assert winner_words().startswith("No single winner:") and "tie for the highest test accuracy (100.00 %)" in winner_words()

@@ -23,8 +23,8 @@ from dlcv_keras.experiments.base import Experiment, run_causes, seed_observation
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, histories_by_trial, is_finite,
                                       pct, require)
 from dlcv_keras.lessons import Predictions
-from dlcv_keras.report.observe import (Noise, accuracy_words, at_chance, gap_words, noise, paired_words, points,
-                                       winner)
+from dlcv_keras.report.observe import (DID_NOT_LEARN, Noise, accuracy_words, at_chance, gap_words, noise,
+                                       paired_words, points, winner)
 from dlcv_keras.validation import InvalidParameterError
 
 # A run's numbers in the table, in column order: for a run of repeats, the mean over its completed
@@ -245,8 +245,9 @@ def _observations(store, trials, reference, section, run) -> list[str]:
     items = []
     for row in ranked:
         ref = seed.get(str(row["run"])) or {}
-        causes = run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"),
-                            lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"))
+        stuck = [DID_NOT_LEARN] if at_chance("it", run, "test", row["test_accuracy"]) else []
+        causes = stuck + run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"),
+                                    lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"))
         items.append((f"test accuracy with {row['run']}", row["test_accuracy"], ref.get("test_accuracy"),
                       _noise(run, row, {"test_accuracy": as_number(ref.get("test_accuracy"))}), causes))
     return [s for s in sentences if s] + seed_observations(items, run)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Mapping
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, is_finite, pct, require,
                                       thousands)
-from dlcv_keras.report.observe import SPLIT_WORDS, Noise, at_chance, gap_words, noise, points
+from dlcv_keras.report.observe import DID_NOT_LEARN, SPLIT_WORDS, Noise, at_chance, gap_words, noise, points
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ def _observations(store, summary, metrics, reference, run) -> list[str]:
     train-test gap and the best and worst class, each against the binomial noise of the split (or class)
     it was measured on."""
     epochs, extra = _budget(summary, reference)
-    causes = run_causes(store, run, extra=extra, **epochs)
     # A model that did not learn is said to be at chance before anything is read into its numbers.
     chance = at_chance("the model", run, "test", summary.get("test_accuracy"))
+    causes = ([DID_NOT_LEARN] if chance else []) + run_causes(store, run, extra=extra, **epochs)
     items = []
     for split in ("test", "val", "train"):
         ours, seed = as_number(summary.get(f"{split}_accuracy")), as_number(reference.get(f"{split}_accuracy"))

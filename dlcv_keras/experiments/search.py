@@ -21,9 +21,9 @@ from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_n
                                       reference_match, reference_table, require, same_value, thousands, trial_key,
                                       trial_table, varying_columns)
 from dlcv_keras.lessons import Predictions
-from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, at_chance, best_of, chance_test, gap_words,
-                                       known_causes, noise, paired_words, points, ranking_agreement, split_size,
-                                       trend)
+from dlcv_keras.report.observe import (DID_NOT_LEARN, SPLIT_WORDS, against_seed, at_chance, best_of, chance_test,
+                                       gap_words, known_causes, noise, paired_words, points, ranking_agreement,
+                                       split_size, trend)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -713,7 +713,7 @@ def _chance_words(run, ok, varying) -> tuple[str, bool] | None:
                 f"hyperparameters are better.", False)
     named = "; ".join(f"{_setting(row, varying)} ({pct(row['val_accuracy'])} %)" for row, _ in flat)
     return (f"{len(flat)} of {len(ok)} trained trials {'is' if len(flat) == 1 else 'are'} at chance on the validation "
-            f"split ({100 * flat[0][1].chance:g} %, exact binomial test): {named}.", True)
+            f"split (not above the {100 * flat[0][1].chance:g} % chance by the exact binomial test): {named}.", True)
 
 
 def _effect_trend(run, ok, varying) -> str | None:
@@ -860,8 +860,9 @@ def _single_run_observations(run, row, history, reference) -> list[str]:
         out.append(f"After {fmt(row.get('epochs_run'))} epochs ({fmt(row.get('stop_reason'))}), training accuracy is "
                    f"{pct(train)} % and validation accuracy {pct(val)} %: {apart}.")
         out.append(_gap_change(history, val_noise, "this run"))
-    causes = known_causes(run, epochs=row.get("epochs_run"), seed_epochs=reference.get("epochs_run"),
-                          lr=row.get("lr"), seed_lr=(reference.get("hyperparameters") or {}).get("lr"))
+    causes = ([DID_NOT_LEARN] if chance else []) + known_causes(
+        run, epochs=row.get("epochs_run"), seed_epochs=reference.get("epochs_run"), lr=row.get("lr"),
+        seed_lr=(reference.get("hyperparameters") or {}).get("lr"))
     for split in ("val", "test"):
         key = f"{split}_accuracy"
         out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy", row.get(key), reference.get(key), run,
@@ -941,11 +942,12 @@ def _fraction_observations(run, ok, key, y_key, reference_rows, tested=None) -> 
     for row in ok:
         ref = reference_match(row, reference_rows, [key])
         if ref and is_finite(row.get(key)):
+            stuck = [DID_NOT_LEARN] if at_chance("it", run, split, row.get(y_key), n) else []
             out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy with {100 * row[key]:g} % of the training data",
                                     row.get(y_key), ref.get(y_key), run, noise_,
-                                    causes=known_causes(run, epochs=row.get("epochs_run"),
-                                                        seed_epochs=ref.get("epochs_run"), lr=row.get("lr"),
-                                                        seed_lr=ref.get("lr"))))
+                                    causes=stuck + known_causes(run, epochs=row.get("epochs_run"),
+                                                                seed_epochs=ref.get("epochs_run"), lr=row.get("lr"),
+                                                                seed_lr=ref.get("lr"))))
     return [sentence for sentence in out if sentence]
 
 

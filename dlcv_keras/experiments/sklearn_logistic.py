@@ -70,7 +70,7 @@ def _observations(store, summary, reference, other_name, other, run, name: str =
         if is_finite(ours) and is_finite(keras):
             paired = Predictions(store).compare((name, None), (other_name, None))
             if paired is not None:
-                sentences.append(paired_words("scikit-learn", "the Keras model", paired[0]) + ".")
+                sentences.append(_capital(paired_words("scikit-learn", "the Keras model", paired[0])) + ".")
             else:
                 sentences.append(winner(_ranked(keras, ours), noise(run, "test", [keras, ours]), "test accuracy"))
             seed_keras = as_number((((run or {}).get("reference") or {}).get(other_name) or {}).get("test_accuracy"))
@@ -84,6 +84,10 @@ def _observations(store, summary, reference, other_name, other, run, name: str =
                                      noise(run, "test", [ours, reference.get("test_accuracy")]),
                                      run_causes(store, run))], run)
     return sentences
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _ranked(keras: float, sklearn: float) -> list[tuple[str, float]]:

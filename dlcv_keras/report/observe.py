@@ -94,6 +94,10 @@ def at_chance(who: str, run: Mapping[str, Any] | None, split: str, accuracy: Any
     return f"{_capital(who)} is at chance on the {SPLIT_WORDS.get(split, split)} split: {test.words()}."
 
 
+# The first cause of a gap to the seed's number when the model is at chance: it did not learn, whatever else differs.
+DID_NOT_LEARN = "the model did not learn (it is at chance)"
+
+
 def binomial_se_points(accuracy: float, n: int) -> float:
     """The standard error of an accuracy measured on ``n`` independent images, in points."""
     p = min(max(float(accuracy), 0.0), 1.0)
@@ -117,8 +121,8 @@ def noise(run: Mapping[str, Any] | None, split: str, accuracies: Iterable[Any],
         return Noise(None, "no measure of noise (the split size is not stored)")
     se = binomial_se_points(sum(values) / len(values), n)
     images = f"on {thousands(n)} {SPLIT_WORDS.get(split, split)} images"
-    return Noise(Z95 * math.sqrt(2) * se, f"the 95 % margin of a difference of two accuracies {images} "
-                 f"(two-proportion z-test)", single=Z95 * se, images=images)
+    return Noise(Z95 * math.sqrt(2) * se, f"the 95 % margin of a two-proportion z-test for two accuracies {images}",
+                 single=Z95 * se, images=images)
 
 
 def points(a: float, b: float) -> float:
@@ -244,14 +248,17 @@ def trend(pairs: Sequence[tuple[Any, float]], name: str, noise_: Noise, metric: 
     metric_ = _capital(metric)
     if all(s == 0 for s in signs):
         return f"{metric_} does not change with {name} beyond noise ({path}; {basis})."
-    if all(s == 1 for s in signs):
+    if len(signs) > 1 and all(s == 1 for s in signs):
         return f"{metric_} rises with {name} at every step: {path} ({basis})."
-    if all(s == -1 for s in signs):
+    if len(signs) > 1 and all(s == -1 for s in signs):
         return f"{metric_} falls at every step as {name} grows: {path} ({basis})."
+    if len(signs) == 1:        # one step: said as a step, not as a trend
+        return f"{metric_} {_piece(pairs[0], pairs[1], signs[0], 1, name, None)}; {basis}."
     pieces, start = [], 0
     for i in range(1, len(signs) + 1):
         if i == len(signs) or signs[i] != signs[start]:
-            pieces.append(_piece(pairs[start], pairs[i], signs[start], i - start, name, noise_ if steps is None else None))
+            pieces.append(_piece(pairs[start], pairs[i], signs[start], i - start, name,
+                                 noise_ if steps is None else None))
             start = i
     peak_x, peak_y = max(pairs, key=lambda p: p[1])
     return (f"{metric_} {', then '.join(pieces)}; it is highest at {name} = {fmt(peak_x)} ({pct(peak_y)} %). "
@@ -377,4 +384,5 @@ def _listing(items: Sequence[str]) -> str:
 
 __all__ = ["Noise", "SEED_TOLERANCE", "split_size", "class_count", "chance_test", "at_chance",
            "binomial_se_points", "noise", "points", "gap_words", "accuracy_words", "paired_words", "best_of",
-           "winner", "trend", "known_causes", "against_seed", "ranking_agreement", "is_stale", "STALE_WORDS"]
+           "winner", "trend", "known_causes", "against_seed", "ranking_agreement", "is_stale", "STALE_WORDS",
+           "DID_NOT_LEARN"]

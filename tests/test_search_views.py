@@ -231,8 +231,9 @@ def test_effect_of_lr_follows_the_best_accuracy_at_each_lr(many, tmp_path):
         return " → ".join(f"{hp(lr)}: {pct(best[lr])} %" for lr in sorted(best))
 
     metric = f"The best validation accuracy over {', '.join(others)}"
-    words = sentence(section(results, "q1", "lr_batch")["observations"], re.compile(rf"({metric}|The effect of lr)"))
-    assert path(trials) in words
+    words = sentence(section(results, "q1", "lr_batch")["observations"], metric)
+    # Every value is said, as a path or piece by piece.
+    assert all(f"{part.split(': ')[1][:-2]}" in words for part in path(trials).split(" → "))
 
     def falling(trials):       # the lower the lr, the better, by 25 points a step (beyond the 95 % margin)
         for row in trials:
@@ -277,14 +278,16 @@ def test_train_val_gap_of_the_best_trial_follows_its_history(smoke_results, tmp_
     def lead(gap):
         return f"{abs(gap):.2f} points {'above' if gap > 0 else 'below'} validation accuracy"
 
-    # In units of the 95 % margin of a difference of two accuracies on the validation split.
+    # In units of the 95 % margin of a two-proportion z-test on the validation split (at the trial's accuracy),
+    # around a validation accuracy of 50 % at both epochs.
     n_val = run.read_json("run.json")["dataset"]["splits"]["val"]
     m = 1.959963984540054 * math.sqrt(2) * binomial_se_points(best["val_accuracy"], n_val)
-    assert best["val_accuracy"] + (1 + 2.5 * m) / 100 <= 1 and best["val_accuracy"] - (1 + 2.5 * m) / 100 >= 0
-    for start, target, verb in ((1.0, 1 + 2.5 * m, "the gap grew"), (-1.0, -1 - 2.5 * m, "the gap grew"),
-                                (1 + 2.5 * m, 1.0, "the gap shrank"),
-                                (-1.5 * m, 1.5 * m, "training accuracy overtook validation accuracy"),
-                                (1.5 * m, -1.5 * m, "validation accuracy overtook training accuracy"),
+    assert 1 + 1.5 * m < 50
+    first["val_accuracy"] = last["val_accuracy"] = 0.5
+    for start, target, verb in ((1.0, 1 + 1.5 * m, "the gap grew"), (-1.0, -1 - 1.5 * m, "the gap grew"),
+                                (1 + 1.5 * m, 1.0, "the gap shrank"),
+                                (-0.3 * m, 1.1 * m, "training accuracy overtook validation accuracy"),
+                                (0.3 * m, -1.1 * m, "validation accuracy overtook training accuracy"),
                                 (0.2, -0.2, "the gap stayed the same size")):
         first["accuracy"] = first["val_accuracy"] + start / 100
         last["accuracy"] = last["val_accuracy"] + target / 100
@@ -354,7 +357,9 @@ def test_single_run_states_its_final_accuracies_or_that_it_is_at_chance(smoke_re
         else:
             assert observations[0].startswith(f"This run is at chance on the validation split: {pct(val)} % of {n_val:,}")
             assert not [s for s in observations if s.startswith(("After ", "For this run"))]
-            assert "the model did not learn (it is at chance)" in sentence(observations, "Our validation accuracy")
+            # Against the seed (when the run has its reference), not learning is the first cause.
+            assert not [s for s in observations if s.startswith("Our validation accuracy")
+                        and "known causes: the model did not learn (it is at chance)" not in s]
 
 
 def test_fractions_trend_follows_the_test_accuracies(smoke_results, tmp_path):
@@ -366,7 +371,7 @@ def test_fractions_trend_follows_the_test_accuracies(smoke_results, tmp_path):
         return path, sentence(section(results, "q1", "fractions")["observations"], re.compile(".*train_fraction"))
 
     path, words = stated()
-    assert path in words
+    assert all(part.split(": ")[1][:-2] in words for part in path.split(" → "))
 
     # The most data now scores lowest, 20 points a step apart: each fraction's stored predictions right on
     # fewer of the same test images (nested), as a run would store them.

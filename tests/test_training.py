@@ -110,6 +110,21 @@ def test_the_test_loss_is_what_model_evaluate_reports_penalty_included_nothing_c
     assert loss - regularisation_penalty(model) > -np.log(1e-7)
 
 
+def test_the_loss_is_said_to_hold_a_penalty_only_when_the_model_has_one():
+    import keras
+
+    from dlcv_keras.models import build_mlp
+
+    x, y = _tiny_problem()
+    keras.utils.set_random_seed(0)
+    plain = evaluate_classifier(compile_model(build_mlp((4, 4, 1), 3, units=8), lr=0.5), x, y, 3)
+    assert plain["loss_includes"] == ("cross-entropy from the logits (log-softmax, unclipped); the model has no L1/L2 "
+                                      "penalty")
+    penalised = compile_model(build_mlp((4, 4, 1), 3, units=8, l2=1e-2), lr=0.5)
+    words = evaluate_classifier(penalised, x, y, 3)["loss_includes"]
+    assert words.startswith("cross-entropy from the logits (log-softmax, unclipped) + the model's L1/L2 penalty (")
+
+
 def test_the_scratch_classifiers_test_loss_includes_its_l2_penalty_as_its_training_loss_does():
     from dlcv_keras.scratch.nn import Classifier
 

@@ -282,7 +282,8 @@ def _winner(ranked, compare, run) -> str | None:
                 f"paired test on the same test images; against the runner-up: "
                 f"{paired_words(str(best['run']), str(second['run']), comparison, sd_a, sd_b)}.")
     row, (comparison, sd_a, sd_b) = tied[0]
-    others = ", ".join(str(r["run"]) for r, _ in tied)
+    names = [str(r["run"]) for r, _ in tied]
+    others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return (f"No single winner: {best['run']} has the highest test accuracy, "
             f"{accuracy_words(comparison.accuracy_a, sd_a, comparison.seeds_a)}, but it is not significantly "
             f"ahead of {others} on the same test images; against {row['run']}: "

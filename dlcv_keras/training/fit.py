@@ -209,16 +209,19 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
     support = confusion.sum(axis=1)
     # A class with no examples here has no accuracy (None), not an accuracy of 0.
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
-    return {"loss": cross_entropy(logits, y) + regularisation_penalty(model),
-            "loss_includes": loss_includes(), "accuracy": float(np.mean(predicted == y)),
+    penalty = regularisation_penalty(model)
+    return {"loss": cross_entropy(logits, y) + penalty,
+            "loss_includes": loss_includes(penalty), "accuracy": float(np.mean(predicted == y)),
             "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist(),
             # Each image's predicted class: paired tests compare two models image by image (dlcv_keras/stats.py).
             "predicted": predicted.astype(np.int16)}
 
 
-def loss_includes() -> str:
-    """What evaluate_classifier's loss adds up, in words, for the report."""
-    return "cross-entropy from the logits (log-softmax, unclipped) + L1/L2 penalty"
+def loss_includes(penalty: float = 0.0) -> str:
+    """What evaluate_classifier's loss adds up, in words, for the report: the penalty only when the model has
+    one (a model without L1/L2 is not said to carry a penalty)."""
+    data = "cross-entropy from the logits (log-softmax, unclipped)"
+    return f"{data} + the model's L1/L2 penalty ({penalty:.4g})" if penalty else f"{data}; the model has no L1/L2 penalty"
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """q13: activation functions and vanishing gradients on grayscale CIFAR-10 (Programming Assignment 1, question 1).
 
 An MLP 1024 -> 256 x k -> 10 (Adam 1e-3, batch 1024, 10 epochs, a 40k/10k split in ``full``):
-first sigmoid vs tanh vs ReLU vs leaky ReLU at the seed's depth, with curves and run time;
-then depth k = 1..10 for sigmoid and for ReLU, each with Glorot and with He initialisation,
+first sigmoid vs tanh vs ReLU vs leaky ReLU at the seed's depth, with curves and run time
+(from several seeds each in ``quick``, compared image by image on the test split);
+then depth k = 1..10 (every other one in ``quick``) for sigmoid and for ReLU, each with Glorot and with He initialisation,
 so that the activation's effect can be told apart from the initialisation's. Every depth trial
 carries the layer probe (training/instruments.py): each layer's mean |gradient| and |weight|
 at initialisation and after every epoch, the figure that shows gradients vanishing toward the

@@ -3,9 +3,10 @@
 An MLP of 6 hidden layers of 256 (ReLU, Adam 1e-3, full batch, 150 epochs in ``full``) on 900
 training and 100 validation images, tested on the 178 of the val/ folder: baseline vs L1 vs L2
 vs dropout. 178 test images make one run's accuracy move by whole points from seed to seed, so
-each setting runs from several seeds (``repeat``) and the comparison shows mean and spread, and
-whether our ranking agrees with the seed's (dropout > L2 > L1) by more than that spread. A
-search over the L1 and L2 lambdas and the dropout rate follows.
+each setting runs from several seeds (``repeat``) and the comparison shows mean and spread; the
+lessons compare the runs image by image over all their seeds (a paired bootstrap over the test
+images and the seeds), which is what can tell a gap of one or two images from noise. A search
+over the L1 and L2 lambdas and the dropout rate follows.
 """
 
 from dlcv_keras.experiments import RunComparison, Search

@@ -6,7 +6,10 @@ the default run, a search over hidden size, iterations, learning rate, reg and d
 table), its best setting evaluated on the test split with its first-layer weights as images,
 and three variants against the same setting, plain: PCA input, flip augmentation, early
 stopping. Then Keras MLPs of 2 to 5 layers (1 to 4 hidden) as a depth search; the report says
-whether deeper nets collapse to chance as the seed's did.
+whether deeper nets collapse to chance as the seed's did, and how much gradient reaches their
+first layer. In ``quick`` the default run, the best setting and its flip variant, and the MLPs
+repeat from 3 seeds, and every model is scored on all 10,000 test images, so that the lessons'
+paired tests can separate a point or two.
 """
 
 from dlcv_keras.experiments import EvaluateBest, RunComparison, Search, WeightImages

@@ -27,6 +27,9 @@ LESSONS = (
     Lesson("Dropout raises the accuracy of the unregularised net: dropout beats the baseline on the test split "
            "(paired bootstrap over the images and the seeds).",
            Beats(RUN["dropout"], RUN["baseline"])),
+    Lesson("L2 raises the accuracy to some extent: L2 beats the baseline on the test split (paired bootstrap over "
+           "the images and the seeds).",
+           Beats(RUN["l2"], RUN["baseline"])),
     Lesson("L1 lowers the accuracy (the worst of all): the baseline beats L1 on the test split (paired bootstrap "
            "over the images and the seeds).",
            Beats(RUN["baseline"], RUN["l1"])),

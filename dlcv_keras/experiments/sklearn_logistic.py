@@ -48,8 +48,9 @@ def _sklearn(store, section, experiment, reference, run=None) -> dict[str, Any]:
              "test": pct(as_number(summary.get("test_accuracy"))), "test_seed": pct(as_number(reference.get("test_accuracy")))}]
     other = read_experiment(store, other_name, section["title"])["summary"] if other_name else None
     if other_name:
-        other_ref = (run.get("reference") or {}).get(other_name) or {}
-        rows.append({"model": f"our Keras model ({other_name})",
+        stale = "; an earlier run's, not compared" if is_stale(run, other) else ""
+        other_ref = {} if stale else (run.get("reference") or {}).get(other_name) or {}
+        rows.append({"model": f"our Keras model ({other_name}{stale})",
                      "train": pct(as_number(other.get("train_accuracy"))), "train_seed": pct(as_number(other_ref.get("train_accuracy"))),
                      "test": pct(as_number(other.get("test_accuracy"))), "test_seed": pct(as_number(other_ref.get("test_accuracy")))})
     return {"model": fmt(summary.get("model")), "rows": rows, "compare_with": other_name,

@@ -233,6 +233,33 @@ def test_q3_fallback_run_names_the_requested_dataset(combined_html):
     assert "digits (requested: mnist)" in text_of(combined_html)
 
 
+@pytest.mark.parametrize("draw", ["learning_curves", "curves_per_fraction"])
+def test_accuracy_is_drawn_in_percent_like_the_tables_beside_it(smoke_results, monkeypatch, draw):
+    """Every learning-curve figure plots accuracy on a 0-100 axis labelled "(%)", the tables' unit."""
+    from dlcv_keras.report import figures
+
+    history = store(smoke_results, "q1").read_experiment("best")["history"]
+    drawn = []
+
+    def capture(fig):                     # the figure as drawn, before it is cleared
+        drawn.append([(ax.get_ylabel(), [list(line.get_ydata()) for line in ax.lines]) for ax in fig.axes])
+        return b""
+
+    monkeypatch.setattr(figures, "_to_png", capture)
+    if draw == "learning_curves":
+        figures.learning_curves({"best": history})
+    else:
+        figures.curves_per_fraction([("all", history)])
+    (axes,) = drawn
+    accuracy = [lines for label, lines in axes if "accuracy" in label]
+    assert [label for label, _ in axes if "accuracy" in label] == ["accuracy (%)"]
+    train, val = accuracy[0]
+    assert train == pytest.approx([100 * row["accuracy"] for row in history])
+    assert val == pytest.approx([100 * row["val_accuracy"] for row in history])
+    loss = next(lines for label, lines in axes if label == "loss")
+    assert loss[0] == pytest.approx([row["loss"] for row in history])   # losses as they are
+
+
 def test_html_is_self_contained_and_draws_every_figure(combined_html, runs):
     expected = sum(FIGURES[s["template"]] for run in runs.values() for s in run["sections"])
     assert images(combined_html) == expected

@@ -297,6 +297,27 @@ def test_html_is_self_contained_and_draws_every_figure(combined_html, runs):
     assert "<link" not in combined_html and "@import" not in combined_html and "url(" not in combined_html
 
 
+def test_a_seed_column_left_empty_says_whether_the_seed_has_these_settings(smoke_results):
+    """An all-"—" seed column is left out; a note says the seed has none of the settings only when no trial
+    matched a seed row (a seed row without an accuracy leaves the column empty too, and says nothing)."""
+    from dlcv_keras.report.format import trial_table
+
+    trials = store(smoke_results, "q1").read_experiment("lr_batch")["trials"]
+    columns = hyperparameters(trials)
+    shown = varying(trials, columns)
+    note = "None of these settings is one the seed write-up reports."
+    elsewhere = [{**{c: trials[0][c] for c in columns}, "lr": 123.0, "val_accuracy": 0.9}]
+    assert trial_table(trials, shown, elsewhere, match_columns=columns)["notes"] == [note]
+    same_setting = [{c: trials[0][c] for c in columns}]              # the seed lists it, without a number
+    table = trial_table(trials, shown, same_setting, match_columns=columns)
+    assert table["notes"] == [] and "seed val acc. (%)" not in table["headers"]
+    with_number = [{**same_setting[0], "val_accuracy": 0.9}]
+    table = trial_table(trials, shown, with_number, match_columns=columns)
+    assert table["notes"] == [] and "seed val acc. (%)" in table["headers"]
+    assert [row["cells"][-1] for row in table["rows"]] == [
+        "90.00" if all(row[c] == trials[0][c] for c in columns) else DASH for row in trials]
+
+
 def test_context_is_plain_values(smoke_results, runs):
     context = report_context(smoke_results, ["q3"], PROFILE)
     keras, scratch = context["questions"]

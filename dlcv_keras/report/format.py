@@ -283,9 +283,10 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     if has_test:
         headers.append("test acc. (%)")
     headers += ["val loss", "train time", SEED_VAL_HEADER]
-    rows = []
+    rows, matched = [], False
     for row in trials:
         ref = reference_match(row, reference_rows, match_columns or columns)
+        matched = matched or ref is not None
         cells = [show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
         if has_params:
             cells.append(thousands(row.get("params")))
@@ -297,7 +298,7 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
         rows.append({"cells": cells, "diverged": is_diverged(row)})
     table = without_constant_columns({"headers": headers, "rows": rows}, noun="trial", settings=settings)
     seed_left_out = SEED_VAL_HEADER not in table["headers"] + [item["name"] for item in table["shared"]]
-    if reference_rows and seed_left_out:          # "—" in every row: the seed has none of these settings
+    if reference_rows and seed_left_out and not matched:     # "—" in every row: the seed has none of these
         table["notes"].append("None of these settings is one the seed write-up reports.")
     return table
 

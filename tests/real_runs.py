@@ -311,3 +311,64 @@ def section_texts(text: str, run: dict) -> dict[str, str]:
 
 def images(html: str) -> int:
     return html.count('<img src="data:image/png;base64,')
+
+
+# -- tables as a reader sees them ----------------------------------------------------------------
+def without_repeats(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]], list[str]]:
+    """The report's rule for a table of two or more rows, restated: a column after the first whose cells are
+    all alike is left out, and its value, unless "—", said once above the table as "<header> = <value>".
+    Returns the headers and rows shown and those sayings."""
+    if len(rows) < 2:
+        return headers, rows, []
+    dropped = [k for k in range(1, len(headers)) if len({row[k] for row in rows}) == 1]
+    kept = [k for k in range(len(headers)) if k not in dropped]
+    said = [f"{headers[k]} = {rows[0][k]}" for k in dropped if rows[0][k] != DASH]
+    return [headers[k] for k in kept], [[row[k] for k in kept] for row in rows], said
+
+
+def html_tables(html: str) -> list[dict]:
+    """Every <table> of a page, in order: its class, caption text, header row (the cells of its <thead>)
+    and body rows (cell texts, whitespace collapsed)."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell, self.in_caption, self.in_head = [], None, False, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append({"class": dict(attrs).get("class") or "", "caption": "", "headers": [],
+                                    "rows": []})
+            elif not self.tables:
+                return
+            elif tag == "caption":
+                self.in_caption = True
+            elif tag == "thead":
+                self.in_head = True
+            elif tag == "tr" and not self.in_head:
+                self.tables[-1]["rows"].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag == "caption":
+                self.in_caption = False
+            elif tag == "thead":
+                self.in_head = False
+            elif tag in ("td", "th") and self.cell is not None:
+                text = re.sub(r"\s+", " ", self.cell).strip()
+                (self.tables[-1]["headers"] if self.in_head else self.tables[-1]["rows"][-1]).append(text)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+            elif self.in_caption:
+                self.tables[-1]["caption"] += data
+
+    parser = Tables()
+    parser.feed(html)
+    for table in parser.tables:
+        table["caption"] = re.sub(r"\s+", " ", table["caption"]).strip()
+    return parser.tables

@@ -243,7 +243,7 @@ def test_q10_good_weights_file_runs_without_banner(tmp_path, weights_folder):
         assert (root / "experiments" / name / "summary.json").is_file(), name
     assert (root / "experiments" / "best" / "model.keras").is_file()
     html = (root / "report.html").read_text() if (root / "report.html").exists() else ""
-    assert "No pretrained ImageNet weights here" not in html
+    assert "No ImageNet weights" not in html
 
 
 def test_q12_after_q9_q10_q11_in_one_command_passes_the_check_that_runs_before_any_question(tmp_path):

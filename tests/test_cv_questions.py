@@ -473,3 +473,77 @@ def test_recorded_peak_is_never_below_the_current_rss(monkeypatch):
     memory = memory_now()
     assert memory["rss_mb"] is not None
     assert memory["peak_rss_mb"] >= memory["rss_mb"], memory
+
+
+# ================================================================================ write-up a3 as a reader sees it
+@pytest.fixture(scope="module")
+def a3(cv, tmp_path_factory) -> dict:
+    """Write-up a3 (q8-q12) built from these runs (q8 is not run here), and the results overview."""
+    from dlcv_keras.report.index import write_index
+    from dlcv_keras.report.writeup import build_writeup
+
+    (path,) = build_writeup(cv["results"], "a3", profile=PROFILE, formats=("html",),
+                            output=tmp_path_factory.mktemp("a3") / "a3")
+    html = path.read_text(encoding="utf-8")
+    return {"html": html, "index": write_index(cv["results"]).read_text(encoding="utf-8")}
+
+
+def chapter_of(html: str, question: str) -> str:
+    return html.split(f'id="chapter-{question}"')[1].split('<section class="chapter')[0]
+
+
+def best_layers(cv, question: str) -> list[dict]:
+    """The per-layer parameter table the question's evaluation of its best model stored."""
+    run = read_json(root(cv, question) / "run.json")
+    name = next(s["experiment"] for s in run["sections"] if s["template"] == "best")
+    return read_json(experiment(cv, question, name) / "metrics.json")["parameter_table"]
+
+
+@pytest.mark.parametrize("question", ["q9", "q10", "q11"])
+def test_a3_chapter_gives_resnet_parameters_per_stage_and_the_appendix_every_layer(cv, a3, question):
+    from real_runs import html_tables
+
+    layers = best_layers(cv, question)
+    assert len(layers) > 60                           # a ResNet-18: 70 layers, too many for a chapter
+    # Parts by name, restated: stem_*, stage<k>_*; the lone layers before are the input, after the head.
+    def part(name):
+        first = name.split("_")[0]
+        return first if first == "stem" or re.fullmatch(r"stage\d", first) else None
+    named = [part(row["layer"]) for row in layers]
+    first, last = named.index("stem"), max(i for i, p in enumerate(named) if p)
+    expected = [("input", layers[:first])]
+    for key, rows in itertools.groupby(zip(named[first:last + 1], layers[first:last + 1]), key=lambda x: x[0]):
+        expected.append((key.replace("stage", "stage "), [row for _, row in rows]))
+    expected.append(("head", layers[last + 1:]))
+    assert [name for name, _ in expected] == ["input", "stem", "stage 0", "stage 1", "stage 2", "stage 3", "head"]
+
+    chapter = chapter_of(a3["html"], question)
+    (parts,) = [t for t in html_tables(chapter) if t["headers"] == ["part", "layers", "output shape", "parameters"]]
+    assert parts["rows"][:-1] == [[name, str(len(rows)), rows[-1]["output_shape"], f"{sum(r['params'] for r in rows):,}"]
+                                  for name, rows in expected]
+    total = sum(row["params"] for row in layers)
+    assert parts["rows"][-1] == ["total", f"{total:,}"]
+    assert "stage0_block0_a_conv" not in chapter          # no per-layer rows in the chapter
+    anchor = re.search(r'<a class="page-ref" href="#([^"]+)">in the appendix</a>', chapter).group(1)
+
+    appendix = a3["html"].split('id="appendix"')[1]
+    block = appendix.split(f'id="{anchor}"')[1].split("</table>")[0] + "</table>"
+    (every,) = html_tables(block)
+    assert [row[0] for row in every["rows"][:-1]] == [row["layer"] for row in layers]
+    assert [row[3] for row in every["rows"][:-1]] == [f"{row['params']:,}" for row in layers]
+    assert every["rows"][-1] == ["total", f"{total:,}"]
+
+
+def test_a3_says_once_in_plain_words_why_q10_has_no_imagenet_weights(cv, a3):
+    source = read_json(experiment(cv, "q10", "source") / "summary.json")
+    if source["source"] != "self-trained":
+        pytest.skip("the ImageNet weights were available here: no substitute to explain")
+    detail = source["reason_detail"]                  # the exception's own text, kept for the log
+    assert "resnet_18_imagenet" in detail
+    chapter = text_of(chapter_of(a3["html"], "q10"))
+    assert chapter.count("No ImageNet weights") == 1 and chapter.count("could not be") == 1
+    assert "Instead, q10 starts from a source checkpoint" in chapter
+    for page in (a3["html"], a3["index"]):
+        assert detail not in page and "Error" not in text_of(page)
+        assert not re.search(r"Errno|URLError|Traceback|https?://", text_of(page))
+    assert "No ImageNet weights" in text_of(a3["index"])

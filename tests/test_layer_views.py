@@ -3,7 +3,10 @@ which settings stayed at chance and whether the gradient reaching the first laye
 
 from __future__ import annotations
 
-from dlcv_keras.experiments.layer_statistics import _at_chance, _why
+import struct
+
+from dlcv_keras.experiments.layer_statistics import _at_chance, _series, _why
+from dlcv_keras.report import figures
 
 
 def trial(tid, depth, accuracy):
@@ -54,3 +57,23 @@ def test_overlapping_shares_name_single_settings_once_and_count_only_what_is_bel
     assert said.startswith("The gradient alone does not separate them")
     assert "was 5.0e-02 (activation=sigmoid, depth 6) in the settings at chance" in said
     assert " from " not in said and "all 0 settings" not in said and said.endswith("in those that learned.")
+
+
+def png_inches(png: bytes) -> tuple[float, float]:
+    """A PNG's width and height at the figures' DPI (its IHDR chunk holds them in pixels)."""
+    width, height = struct.unpack(">II", png[16:24])
+    return width / figures.DPI, height / figures.DPI
+
+
+def test_ten_depths_of_per_layer_curves_fit_the_page_at_their_own_size_five_a_row():
+    """q13's depth study draws one panel per depth (ten in its quick profile): at most five a row, the
+    figure no wider than the A4 text, so the PDF prints it unshrunk and its 8-9 pt labels stay 8-9 pt."""
+    panels = [(f"depth {d}", _series(layers(d, 1e-3 / d, 0.1, epochs=4), "grad_mean_abs")) for d in range(1, 11)]
+    width, height = png_inches(figures.layer_lines_grid(panels, y_label="mean |gradient|"))
+    assert width <= figures.TEXT_INCHES
+    assert figures.MAX_PANELS_PER_ROW * figures.PANEL_INCHES <= width           # five a row, each wide enough
+    rows = 2
+    assert rows * 1.5 <= height <= rows * 2.0 + 0.5
+    # two depths: two panels side by side, not five columns with three left empty
+    narrow, _ = png_inches(figures.layer_lines_grid(panels[:2], y_label="mean |gradient|"))
+    assert narrow < width / 1.5

@@ -685,13 +685,14 @@ SOURCE_CLASSES, TARGET_CLASSES = ["airplane", "automobile", "bird", "cat", "deer
 def test_offline_pretrained_weights_are_a_known_cause_of_the_seed_difference(later, tmp_path):
     results = copy_question(later, tmp_path, "q1")
     store = store_of(results, "q1")
-    banner = "No pretrained ImageNet weights here (offline): q10 fine-tunes from a source checkpoint"
+    banner = ("No ImageNet weights: they could not be downloaded (this machine could not reach Kaggle, which hosts "
+              "them). Instead, q10 starts from a source checkpoint")
     # What find_weights stores offline (stamped with the run's id, as the run's store does), and what
     # runner.replace_data writes to run.json.
     store.run_id = read_run(store)["run_id"]
     store.write_experiment("source", summary={
         "kind": "pretrained_source", "title": "The pretrained weights", "source": "self-trained",
-        "weights": "source.weights.h5", "banner": banner, "reason": "offline", "description": "self-trained",
+        "weights": "source.weights.h5", "banner": banner, "reason": "they could not be downloaded", "description": "self-trained",
         "source_classes": SOURCE_CLASSES, "target_classes": TARGET_CLASSES, "source_train": 400, "source_val": 100,
         "settings": {}, "source_val_accuracy": 0.62, "source_epochs": 3, "source_seconds": 9.0})
 

@@ -101,4 +101,4 @@ def test_q16_report_lists_attempts_with_parameter_counts(results):
     assert ("rejected by the parameter constraint [10,000, 150,000], not trained" in text) == bool(rejected)
     for trial in trials:
         assert f"{int(trial['params']):,}" in text
-    assert re.search(r"Every trial: activation = relu, batch_size = 100, epochs = 2, lr = 0.01", text)
+    assert re.search(r"Every trial below: activation = relu; batch_size = 100; epochs = 2; lr = 0.01", text)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_runs import (DASH, FALLBACK_BANNER, PROFILE, between, copy_results, esc, hp,  # noqa: E402
                        hyperparameters, images, loss4, mark_diverged, pad_trial_ids, pct, section_texts, seed_row,
-                       seconds, shape, store, text_of, thousands, varying)
+                       seconds, shape, store, text_of, thousands, varying, without_repeats)
 
 from dlcv_keras.report import build_report, report_context  # noqa: E402
 from dlcv_keras.report.__main__ import main  # noqa: E402
@@ -57,14 +57,25 @@ def q1_sections(combined_html, runs) -> dict[str, str]:
     return section_texts(text, runs["q1"])
 
 
-def _trial_cells(row: dict, shown: list[str], seed: str) -> str:
-    """A row of the report's trial tables: id, status, shown hyperparameters, epochs, accuracies, val loss,
-    training time, seed."""
+def _trial_cells(row: dict, shown: list[str], seed: str) -> list[str]:
+    """A row of the report's trial tables, every column: id, status, shown hyperparameters, epochs,
+    accuracies, val loss, training time, seed."""
     cells = [hp(row["trial_id"]), row["status"], *(hp(row[c]) for c in shown), hp(row["epochs_run"]),
              pct(row["accuracy"]), pct(row["val_accuracy"])]
     if "test_accuracy" in row:
         cells.append(pct(row["test_accuracy"]))
-    return " ".join(cells + [loss4(row["val_loss"]), seconds(row["seconds"]), seed])
+    return cells + [loss4(row["val_loss"]), seconds(row["seconds"]), seed]
+
+
+def _trial_table(rows: list[dict], shown: list[str], seeds: list[str]) -> tuple[str, list[str]]:
+    """The table's caption line and header as text, and its rows: a column every row shares is left out
+    and said once above (real_runs.without_repeats)."""
+    headers = ["trial", "status", *shown, "epochs run", "train acc. (%)", "val acc. (%)"]
+    headers += ["test acc. (%)"] if "test_accuracy" in rows[0] else []
+    headers += ["val loss", "train time", "seed val acc. (%)"]
+    headers, cells, said = without_repeats(headers, [_trial_cells(r, shown, s) for r, s in zip(rows, seeds)])
+    head = (f"Every trial below: {'; '.join(said)}. " if said else "") + " ".join(headers)
+    return head, [" ".join(c) for c in cells]
 
 
 SORTABLE_JS = (templates_dir() / "sortable.js").read_text(encoding="utf-8").strip()
@@ -111,10 +122,12 @@ def test_q1_base_run_beside_the_seed(smoke_results, runs, q1_sections):
     text = q1_sections["base"]
     names = hyperparameters([trial])
     assert "Hyperparameters: " + ", ".join(f"{n} = {hp(trial[n])}" for n in names) + "." in text
-    assert f"train accuracy (%) {pct(trial['accuracy'])} {pct(seed.get('train_accuracy'))}" in text
-    assert f"val accuracy (%) {pct(trial['val_accuracy'])} {pct(seed['val_accuracy'])}" in text
-    assert f"epochs run {trial['epochs_run']} {hp(seed.get('epochs_run'))}" in text
-    assert f"stop reason {trial['stop_reason']} {DASH}" in text
+    # On digits the seed's numbers are not shown: its column, "—" in every row, is left out, and said so.
+    assert seed.get("val_accuracy") is None
+    assert (f"No seed numbers for these. final epoch ours train accuracy (%) {pct(trial['accuracy'])} "
+            f"val accuracy (%) {pct(trial['val_accuracy'])} epochs run {trial['epochs_run']} "
+            f"stop reason {trial['stop_reason']}") in text
+    assert "seed reference" not in text
     assert trial["stop_reason"] == "max epochs"          # training/fit.py's words for a full run
 
 
@@ -125,9 +138,10 @@ def test_q1_effect_grid_lists_every_trial(smoke_results, q1_sections):
     text = q1_sections["lr_batch"]
     assert f"{len(trials)} trials" in text
     assert f"Best trial {summary['best_trial']}: val accuracy {pct(summary['best_val_accuracy'])} %" in text
-    assert "trial status " + " ".join(shown) + " epochs run train acc. (%) val acc. (%) val loss train time seed val acc. (%)" in text
-    for row in trials:
-        assert _trial_cells(row, shown, DASH) in text          # the seed reports no lr x batch grid
+    head, rows = _trial_table(trials, shown, [DASH] * len(trials))      # the seed reports no lr x batch grid
+    assert head in text and "seed val acc." not in head and "status" not in head.split(". ")[-1]
+    for row in rows:
+        assert row in text
     assert "Diverged trials" not in text
 
 
@@ -141,10 +155,12 @@ def test_q1_top_table_matches_seed_rows_on_every_hyperparameter(smoke_results, r
     ranked = sorted(trials, key=lambda r: -r["val_accuracy"])[: section["top_k"]]
     text = q1_sections["full_grid"]
     assert f"Top {section['top_k']} trials by validation accuracy" in text
-    for row in ranked:
-        ref = seed_row(row, reference, columns)
-        # the seed's rows match on every hyperparameter, shown or not (smoke trains 2 epochs, the seed 50/100)
-        assert _trial_cells(row, shown, pct(ref["val_accuracy"]) if ref else DASH) in text
+    # the seed's rows match on every hyperparameter, shown or not (smoke trains 2 epochs, the seed 50/100)
+    seeds = [pct(ref["val_accuracy"]) if (ref := seed_row(row, reference, columns)) else DASH for row in ranked]
+    head, rows = _trial_table(ranked, shown, seeds)
+    assert head in text
+    for row in rows:
+        assert row in text
     for ref in reference:   # the seed's own top rows, listed under ours
         assert " ".join([*(hp(v) for k, v in ref.items() if k != "val_accuracy"), pct(ref["val_accuracy"])]) in text
 
@@ -155,20 +171,22 @@ def test_q1_best_configuration_beside_the_seed(smoke_results, runs, q1_sections)
     seed = NOT_COMPARED
     text = q1_sections["best"]
     assert f"Best setting of {summary['from_experiment']}, retrained" in text
-    for name, value in summary["hyperparameters"].items():
-        assert f"{name} {hp(value)} {hp(seed['hyperparameters'].get(name))}" in text
-    for split in ("train", "val", "test"):
-        assert f"{split} accuracy (%) {pct(summary[f'{split}_accuracy'])} {pct(seed[f'{split}_accuracy'])}" in text
-    # Both losses say what they hold (run.json's words), as the code computes them.
-    for split in ("val", "test"):
-        assert f"{split} loss ({summary['loss_includes']}) {loss4(summary[f'{split}_loss'])} {DASH}" in text
-    assert f"epochs run {summary['epochs_run']} {DASH} stop reason {summary['stop_reason']} {DASH}" in text
-    for which in ("best_class", "worst_class"):
-        ours, theirs = metrics[which], seed[which]
-        assert (f"{which.replace('_', ' ')} {ours['name']} {pct(ours['accuracy'])} "
-                f"{theirs['name']} {pct(theirs['accuracy'])}") in text
-    for name, accuracy in zip(metrics["class_names"], metrics["per_class_accuracy"]):
-        assert f"{name} {pct(accuracy)} {DASH}" in text
+    # On digits no seed number is shown: each table without its "—" column, said once above it.
+    assert all(v is None for v in seed["hyperparameters"].values()) and seed["val_accuracy"] is None
+    assert "No seed numbers for these. hyperparameter ours " + " ".join(
+        f"{name} {hp(value)}" for name, value in summary["hyperparameters"].items()) in text
+    assert " ".join(f"{split} accuracy (%) {pct(summary[f'{split}_accuracy'])}" for split in ("train", "val", "test")) in text
+    # Both losses say what they hold (run.json's words) once, in a note under the table, not in a cell.
+    assert (f"val loss {loss4(summary['val_loss'])} test loss {loss4(summary['test_loss'])} "
+            f"epochs run {summary['epochs_run']} stop reason {summary['stop_reason']} Val and test loss are computed "
+            f"as Keras computes its validation loss: {summary['loss_includes']}.") in text
+    assert text.count(summary["loss_includes"]) == 1
+    assert "No seed numbers for these. ours ours: test acc. (%) " + " ".join(
+        f"{which.replace('_', ' ')} {metrics[which]['name']} {pct(metrics[which]['accuracy'])}"
+        for which in ("best_class", "worst_class")) in text
+    assert "No seed numbers for these. class ours (%) " + " ".join(
+        f"{name} {pct(accuracy)}" for name, accuracy in zip(metrics["class_names"], metrics["per_class_accuracy"])) in text
+    assert "seed reference" not in text
     for layer in metrics["parameter_table"]:
         assert f"{layer['layer']} {layer['type']} {shape(layer['output_shape'])} {thousands(layer['params'])}" in text
     assert f"total {thousands(metrics['total_params'])}" in text
@@ -181,20 +199,30 @@ def test_q1_sklearn_beside_our_best_and_the_seed(smoke_results, runs, q1_section
     text = q1_sections["sklearn"]
     assert f"The same data through scikit-learn: {esc(sklearn['model'])}" in text      # its settings, once
     estimator = sklearn["model"].split("(")[0]
-    assert (f"scikit-learn {estimator} {pct(sklearn['train_accuracy'])} {pct(seed['train_accuracy'])} "
-            f"{pct(sklearn['test_accuracy'])} {pct(seed['test_accuracy'])}") in text
-    assert (f"our Keras model (best) {pct(best['train_accuracy'])} {pct(seed_best['train_accuracy'])} "
-            f"{pct(best['test_accuracy'])} {pct(seed_best['test_accuracy'])}") in text
+    # On digits the seed's columns, "—" in every row, are left out, and said so above the table.
+    assert {seed["train_accuracy"], seed["test_accuracy"], seed_best["train_accuracy"], seed_best["test_accuracy"]} == {None}
+    assert "No seed numbers for these. model train accuracy (%) test accuracy (%)" in text
+    assert f"scikit-learn {estimator} {pct(sklearn['train_accuracy'])} {pct(sklearn['test_accuracy'])}" in text
+    assert f"our Keras model (best) {pct(best['train_accuracy'])} {pct(best['test_accuracy'])}" in text
+    assert "seed reference" not in text
 
 
 def test_q1_fractions_table(smoke_results, q1_sections):
     trials = store(smoke_results, "q1").read_experiment("fractions")["trials"]
     text = q1_sections["fractions"]
     fixed = [c for c in hyperparameters(trials) if c != "train_fraction"]
-    assert "Every run: " + ", ".join(f"{c} = {hp(trials[0][c])}" for c in fixed) in text
-    for row in sorted(trials, key=lambda r: r["train_fraction"]):
-        assert (f"{100 * row['train_fraction']:g} % {row['status']} {row['epochs_run']} {pct(row['accuracy'])} "
-                f"{pct(row['val_accuracy'])} {pct(row['test_accuracy'])} {DASH}") in text
+    headers = ["training data", "status", "epochs run", "train acc. (%)", "val acc. (%)", "test acc. (%)",
+               "seed test acc. (%)"]
+    rows = [[f"{100 * row['train_fraction']:g} %", row["status"], str(row["epochs_run"]), pct(row["accuracy"]),
+             pct(row["val_accuracy"]), pct(row["test_accuracy"]), DASH]
+            for row in sorted(trials, key=lambda r: r["train_fraction"])]
+    headers, rows, said = without_repeats(headers, rows)
+    # the settings every run shares, then the columns every row has alike, once above the table
+    shared = [f"{c} = {hp(trials[0][c])}" for c in fixed] + said
+    assert (f"Every run below: {'; '.join(shared)}. The data not used for training is the validation split. "
+            + " ".join(headers)) in text
+    for cells in rows:
+        assert " ".join(cells) in text
 
 
 # -- q3: the fallback run --------------------------------------------------------------
@@ -233,6 +261,33 @@ def test_q3_fallback_run_names_the_requested_dataset(combined_html):
     assert "digits (requested: mnist)" in text_of(combined_html)
 
 
+@pytest.mark.parametrize("draw", ["learning_curves", "curves_per_fraction"])
+def test_accuracy_is_drawn_in_percent_like_the_tables_beside_it(smoke_results, monkeypatch, draw):
+    """Every learning-curve figure plots accuracy on a 0-100 axis labelled "(%)", the tables' unit."""
+    from dlcv_keras.report import figures
+
+    history = store(smoke_results, "q1").read_experiment("best")["history"]
+    drawn = []
+
+    def capture(fig):                     # the figure as drawn, before it is cleared
+        drawn.append([(ax.get_ylabel(), [list(line.get_ydata()) for line in ax.lines]) for ax in fig.axes])
+        return b""
+
+    monkeypatch.setattr(figures, "_to_png", capture)
+    if draw == "learning_curves":
+        figures.learning_curves({"best": history})
+    else:
+        figures.curves_per_fraction([("all", history)])
+    (axes,) = drawn
+    accuracy = [lines for label, lines in axes if "accuracy" in label]
+    assert [label for label, _ in axes if "accuracy" in label] == ["accuracy (%)"]
+    train, val = accuracy[0]
+    assert train == pytest.approx([100 * row["accuracy"] for row in history])
+    assert val == pytest.approx([100 * row["val_accuracy"] for row in history])
+    loss = next(lines for label, lines in axes if label == "loss")
+    assert loss[0] == pytest.approx([row["loss"] for row in history])   # losses as they are
+
+
 def test_html_is_self_contained_and_draws_every_figure(combined_html, runs):
     expected = sum(FIGURES[s["template"]] for run in runs.values() for s in run["sections"])
     assert images(combined_html) == expected
@@ -240,6 +295,27 @@ def test_html_is_self_contained_and_draws_every_figure(combined_html, runs):
     for attr in re.findall(r'(?:src|href)="([^"]*)"', combined_html):
         assert attr.startswith(("data:", "#")), attr
     assert "<link" not in combined_html and "@import" not in combined_html and "url(" not in combined_html
+
+
+def test_a_seed_column_left_empty_says_whether_the_seed_has_these_settings(smoke_results):
+    """An all-"—" seed column is left out; a note says the seed has none of the settings only when no trial
+    matched a seed row (a seed row without an accuracy leaves the column empty too, and says nothing)."""
+    from dlcv_keras.report.format import trial_table
+
+    trials = store(smoke_results, "q1").read_experiment("lr_batch")["trials"]
+    columns = hyperparameters(trials)
+    shown = varying(trials, columns)
+    note = "None of these settings is one the seed write-up reports."
+    elsewhere = [{**{c: trials[0][c] for c in columns}, "lr": 123.0, "val_accuracy": 0.9}]
+    assert trial_table(trials, shown, elsewhere, match_columns=columns)["notes"] == [note]
+    same_setting = [{c: trials[0][c] for c in columns}]              # the seed lists it, without a number
+    table = trial_table(trials, shown, same_setting, match_columns=columns)
+    assert table["notes"] == [] and "seed val acc. (%)" not in table["headers"]
+    with_number = [{**same_setting[0], "val_accuracy": 0.9}]
+    table = trial_table(trials, shown, with_number, match_columns=columns)
+    assert table["notes"] == [] and "seed val acc. (%)" in table["headers"]
+    assert [row["cells"][-1] for row in table["rows"]] == [
+        "90.00" if all(row[c] == trials[0][c] for c in columns) else DASH for row in trials]
 
 
 def test_context_is_plain_values(smoke_results, runs):

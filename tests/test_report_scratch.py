@@ -20,7 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_runs import (DASH, FALLBACK_BANNER, PROFILE, between, copy_results, esc, hp,  # noqa: E402
-                       hyperparameters, images, pct, sci, seconds, seed_row, sig, store, text_of, varying)
+                       hyperparameters, images, pct, sci, seconds, seed_row, sig, store, text_of, varying,
+                       without_repeats)
 
 from dlcv_keras.report import build_report, question_stores, report_context, stored_runs  # noqa: E402
 from dlcv_keras.report.context import compare_implementations, fmt_sci, fmt_sig  # noqa: E402
@@ -242,11 +243,18 @@ def test_q5_inf_and_nan_are_not_plotted(smoke_results, monkeypatch):
 def test_q5_batch_sizes_table_and_figures(smoke_results, scratch_context, parts):
     title, found, reference = _experiment(smoke_results, "q5", "conv_l2_batches")
     text = between(parts["q5"], esc(title))
-    assert "batch size status our final L2 norm seed L2 norm final loss epochs seconds" in text
+    headers = ["batch size", "status", "our final L2 norm", "seed L2 norm", "final loss", "epochs", "seconds"]
+    rows = []
     for row in sorted(found["trials"], key=lambda r: r["batch_size"]):
         seed = seed_row(row, reference["rows"], ["batch_size"])
-        assert (f"{row['batch_size']} {row['status']} {row['l2_norm']:.2f} {seed['l2_norm']:.2f} "
-                f"{sig(row['loss'], 6)} {row['epochs_run']} {seconds(row['seconds'])}") in text
+        rows.append([str(row["batch_size"]), row["status"], f"{row['l2_norm']:.2f}", f"{seed['l2_norm']:.2f}",
+                     sig(row["loss"], 6), str(row["epochs_run"]), seconds(row["seconds"])])
+    # what every batch size shares (every run completed, the same epochs) is said once, above the table
+    headers, rows, said = without_repeats(headers, rows)
+    assert "status" not in headers and "our final L2 norm" in headers
+    assert (f"Every batch size below: {'; '.join(said)}." if said else "") + " " + " ".join(headers) in text
+    for cells in rows:
+        assert " ".join(cells) in text
     section = _sections(scratch_context)["conv_l2_batches"]
     assert section["curves"] and section["plot"] and section["diverged"] == []
 

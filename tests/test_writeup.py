@@ -18,7 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import find_chromium, inspect_page  # noqa: E402
-from real_runs import PROFILE, copy_results, store, text_of  # noqa: E402
+from real_runs import (DASH, PROFILE, copy_results, hp, html_tables, pct, store, text_of,  # noqa: E402
+                       without_repeats)
 
 from dlcv_keras import __version__  # noqa: E402
 from dlcv_keras.questions import QUESTIONS  # noqa: E402
@@ -144,6 +145,56 @@ def test_an_unfinished_run_shows_what_it_stored_and_marks_the_rest(smoke_results
         assert section["title"] in chapter
 
 
+# -- tables a reader can read --------------------------------------------------------------------
+def _columns(table: dict) -> list[list[str]]:
+    """The table's columns, from its rows of one cell per header (a "total" row spans several)."""
+    rows = [row for row in table["rows"] if len(row) == len(table["headers"])]
+    return [[row[k] for row in rows] for k in range(len(table["headers"]))]
+
+
+def test_no_table_repeats_one_value_or_a_dash_down_a_whole_column(a1):
+    """Trial tables, the tables of runs and the ours-beside-the-seed tables: a column whose every row holds the
+    same value ("completed") or nothing ("—") is left out; the shared value is said once, above the table."""
+    checked = 0
+    for table in html_tables(a1["html"]):
+        if table["class"] in ("meta titlemeta", "provenance") or len(table["rows"]) < 2 or not table["headers"]:
+            continue
+        checked += 1
+        columns = _columns(table)
+        assert all(set(column) != {DASH} for column in columns), (table["caption"], table["headers"])
+        if "trials" in table["class"]:            # a table of trials or runs: the first column names the row
+            repeated = [h for h, column in zip(table["headers"][1:], columns[1:]) if len(set(column)) == 1]
+            assert not repeated, (table["caption"], repeated)
+    assert checked > 10
+
+
+def test_what_every_trial_shares_is_said_once_above_its_table(a1, smoke_results):
+    trials = store(smoke_results, "q1").read_experiment("lr_batch")["trials"]
+    assert len(trials) > 1 and {row["status"] for row in trials} == {"completed"}
+    assert len({row["epochs_run"] for row in trials}) == 1
+    chapter = a1["html"].split('id="chapter-q1"')[1].split('id="chapter-q2"')[0]
+    grid = next(t for t in html_tables(chapter) if "trials" in t["class"]
+                and sorted(row[0] for row in t["rows"]) == sorted(str(row["trial_id"]) for row in trials))
+    assert "status" not in grid["headers"] and "epochs run" not in grid["headers"]
+    assert f"Every trial below: status = completed; epochs run = {trials[0]['epochs_run']}" in grid["caption"]
+    # what does differ stays, row by row
+    assert "val acc. (%)" in grid["headers"] and "lr" in grid["headers"]
+    shown = {row[0]: row[grid["headers"].index("val acc. (%)")] for row in grid["rows"]}
+    assert shown == {str(row["trial_id"]): pct(row["val_accuracy"]) for row in trials}
+
+
+def test_the_loss_definition_is_said_once_under_its_table_not_in_its_cells(a1, smoke_results):
+    summary = store(smoke_results, "q1").read_json("experiments/best/summary.json")
+    definition = summary["loss_includes"]
+    chapter = a1["html"].split('id="chapter-q1"')[1].split('id="chapter-q2"')[0]
+    assert all(definition not in cell for table in html_tables(chapter) for row in table["rows"] for cell in row)
+    best = chapter.split('id="q1-smoke-best"')[1].split("</section>")[0]
+    assert best.count(definition) == 1
+    accuracy = next(t for t in html_tables(best) if t["rows"] and t["rows"][0][0] == "train accuracy (%)")
+    assert ["val loss", f"{summary['val_loss']:.4f}"] == accuracy["rows"][3][:2]
+    assert best.index(definition) > best.index("</table>", best.index("train accuracy (%)"))
+
+
 # -- appendix ----------------------------------------------------------------------------------
 def test_appendix_gives_provenance_commands_and_search_spaces(a1, smoke_results):
     appendix = a1["text"].split("Appendix: provenance, commands and search spaces")[-1]
@@ -161,8 +212,13 @@ def test_appendix_gives_provenance_commands_and_search_spaces(a1, smoke_results)
         for name, size in run["dataset"].get("splits", {}).items():
             assert f"{name} {size:,}" in appendix
     grid = store(smoke_results, "q1").read_json("experiments/full_grid/summary.json")
-    for name, values in grid["space"].items():
-        assert f"{name} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)} searched" in appendix
+    rows = [[name, ", ".join(hp(v) for v in values), "searched"] for name, values in grid["space"].items()]
+    rows += [[name, hp(value), "fixed"] for name, value in grid["fixed"].items()]
+    _, shown, said = without_repeats(["hyperparameter", "values", "how"], rows)
+    for row in shown:
+        assert " ".join(row) in appendix
+    if said:                       # "how" is the same for every row: said once, above the table
+        assert "Every hyperparameter below: " + "; ".join(said) + "." in appendix
 
 
 def test_the_onednn_row_says_whether_it_was_on_and_who_decided():

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, histories_by_trial, is_finite,
-                                      pct, require)
+                                      pct, require, without_constant_columns)
 from dlcv_keras.lessons import Predictions
 from dlcv_keras.report.observe import (DID_NOT_LEARN, Noise, accuracy_words, at_chance, gap_words, noise,
                                        paired_words, points, winner)
@@ -157,24 +157,29 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
     trials = require(experiment, "trials", store, section["experiment"], "trials.csv", section["title"])
     by_run = histories_by_trial(experiment.get("history") or [])
     seed = {str(r.get("run")): r for r in reference.get("rows") or []}
-    table = []
-    for row in trials:
-        ref = seed.get(str(row.get("run")), {})
-        table.append({"run": fmt(row.get("run")), "settings": fmt(row.get("settings")), "n": fmt(row.get("n")),
-                      "test_loss": spread(row, "test_loss", fmt_loss), "test_loss_seed": fmt_loss(ref.get("test_loss")),
-                      "test_accuracy": spread(row, "test_accuracy", pct),
-                      "test_accuracy_seed": pct(as_number(ref.get("test_accuracy"))),
-                      "val_accuracy": spread(row, "val_accuracy", pct), "accuracy": spread(row, "accuracy", pct),
-                      "epochs_run": spread(row, "epochs_run", _epochs), "epochs_seed": fmt(ref.get("epochs_run")),
-                      "seconds": spread(row, "seconds", fmt_seconds), "stop_reason": fmt(row.get("stop_reason")),
-                      "status": fmt(row.get("status"))})
+    # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
+    repeated = any(is_finite(row.get("n")) and row["n"] > 1 for row in trials)
+    columns = [("run", lambda row, ref: fmt(row.get("run"))),
+               ("its own settings", lambda row, ref: fmt(row.get("settings"))),
+               *([("n", lambda row, ref: fmt(row.get("n")))] if repeated else []),
+               ("test loss", lambda row, ref: spread(row, "test_loss", fmt_loss)),
+               ("seed test loss", lambda row, ref: fmt_loss(ref.get("test_loss"))),
+               ("test acc. (%)", lambda row, ref: spread(row, "test_accuracy", pct)),
+               ("seed test acc. (%)", lambda row, ref: pct(as_number(ref.get("test_accuracy")))),
+               ("val acc. (%)", lambda row, ref: spread(row, "val_accuracy", pct)),
+               *([("train acc. (%)", lambda row, ref: spread(row, "accuracy", pct))] if repeated else []),
+               ("epochs run", lambda row, ref: spread(row, "epochs_run", _epochs)),
+               ("seed epochs", lambda row, ref: fmt(ref.get("epochs_run"))),
+               *([("time", lambda row, ref: spread(row, "seconds", fmt_seconds))] if repeated else []),
+               ("stop reason", lambda row, ref: fmt(row.get("stop_reason")))]
+    rows = [{"cells": [cell(row, seed.get(str(row.get("run")), {})) for _, cell in columns],
+             "diverged": row.get("status") != "completed"} for row in trials]
+    # The settings every run shares (the summary's), then the columns every row has alike, said once above.
+    table = without_constant_columns({"headers": [name for name, _ in columns], "rows": rows}, noun="run",
+                                     settings=list((experiment["summary"].get("shared") or {}).items()))
     curves = {str(row.get("run")): by_run[str(row.get("run"))] for row in trials
               if str(row.get("run")) in by_run and row.get("status") == "completed"}
-    shared = experiment["summary"].get("shared") or {}
-    return {"table": table, "shared": ", ".join(f"{k} = {fmt(v)}" for k, v in shared.items()),
-            "penalised": _penalised(store, trials),
-            # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
-            "repeated": any(is_finite(row.get("n")) and row["n"] > 1 for row in trials),
+    return {"table": table, "repeated": repeated, "penalised": _penalised(store, trials),
             "figure": figures.data_uri(figures.learning_curves(curves)) if curves else None,
             "note": str(reference.get("note") or DASH),
             "observations": _observations(store, trials, reference, section, run)}

@@ -13,7 +13,7 @@ import numpy as np
 from dlcv_keras.experiments.base import Experiment, already_done, experiment_fingerprint, pick, table_values
 from dlcv_keras.report.format import (DASH, as_number, diverged_rows, fixed_decimals, fmt, fmt_seconds, fmt_sig,
                                       histories_by_trial, is_diverged, is_finite, reference_match, require,
-                                      settings_rows, trial_key)
+                                      settings_rows, trial_key, without_constant_columns)
 from dlcv_keras.report.observe import ranking_agreement
 
 
@@ -216,10 +216,10 @@ def _conv_l2_batches(store, section, experiment, reference, run=None) -> dict[st
         if l2_norm is None and isinstance(final_l2, Mapping):
             l2_norm = as_number(final_l2.get(fmt(size)))
         ref = reference_match(row, reference_rows, ["batch_size"])
-        table.append({"batch_size": fmt(size), "status": fmt(row.get("status")), "l2_norm": fixed_decimals(l2_norm),
-                      "seed": fixed_decimals(as_number(ref.get("l2_norm"))) if ref else DASH,
-                      "loss": fmt_sig(row.get("loss"), 6), "epochs_run": fmt(row.get("epochs_run")),
-                      "seconds": fmt_seconds(row.get("seconds")), "diverged": is_diverged(row)})
+        table.append({"cells": [fmt(size), fmt(row.get("status")), fixed_decimals(l2_norm),
+                                fixed_decimals(as_number(ref.get("l2_norm"))) if ref else DASH,
+                                fmt_sig(row.get("loss"), 6), fmt(row.get("epochs_run")), fmt_seconds(row.get("seconds"))],
+                      "diverged": is_diverged(row)})
         if not is_diverged(row):
             ours_points.append((size, l2_norm))
             if by_trial.get(trial_key(row)):
@@ -231,9 +231,13 @@ def _conv_l2_batches(store, section, experiment, reference, run=None) -> dict[st
                                         "images": "images", "seconds": "time"}),
         "curves": figures.data_uri(figures.per_epoch_lines(curves, panels)) if curves else None,
         "plot": figures.data_uri(figures.value_vs_batch_size(ours_points, seed_points)) if ours_points else None,
-        "table": table,
+        # A column every batch size shares ("completed", the epochs) is said once above the table.
+        "table": without_constant_columns({"headers": ["batch size", "status", "our final L2 norm", "seed L2 norm",
+                                                       "final loss", "epochs", "seconds"], "rows": table},
+                                          noun="batch size"),
         "diverged": diverged_rows(trials, ["batch_size"]),
-        "observations": _batch_observations(ours_points, seed_points, [r["batch_size"] for r in table if r["diverged"]]),
+        "observations": _batch_observations(ours_points, seed_points,
+                                            [row["cells"][0] for row in table if row["diverged"]]),
     }
 
 

@@ -86,7 +86,7 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
         try:
             _check_loads(runner, experiment, "imagenet", values)
         except pretrained.PretrainedUnavailable as unavailable:
-            reason = str(unavailable)
+            reason = unavailable
         if reason is None:
             runner.model_kwargs[experiment.transfer_model] = {"weights": "imagenet"}
             runner.model_sources[experiment.transfer_model] = pretrained.IMAGENET_PRESET
@@ -121,7 +121,15 @@ def _check_loads(runner, experiment, weights: str, values: dict) -> None:
     get_builder(experiment.transfer_model)(data.input_shape, data.num_classes, weights=weights, **_width(values, weights))
 
 
-def _train_source(runner, experiment: PretrainedSource, values: dict, reason: str) -> dict[str, Any]:
+def unavailable_words(offline: bool) -> str:
+    """Why the ImageNet weights are not used, in plain words for the reports; the exception's own
+    text (a URLError, a traceback's last line) goes to the run's log and summary.json only."""
+    if offline:
+        return "they could not be downloaded (this machine could not reach Kaggle, which hosts them)"
+    return "keras-hub could not load them here (the run's log and summary.json give the error)"
+
+
+def _train_source(runner, experiment: PretrainedSource, values: dict, reason: Exception) -> dict[str, Any]:
     """Cut the data into a source and a target task, train (or reuse) the source checkpoint,
     and point the later experiments at the target task and the checkpoint."""
     import keras_tuner
@@ -169,9 +177,11 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
         save_backbone_weights(model, weights)
         trained = {"source_val_accuracy": val["accuracy"], "source_epochs": result.epochs_run,
                    "source_seconds": result.seconds}
-    banner = (f"No pretrained ImageNet weights here ({reason}): q10 fine-tunes from a source checkpoint this "
-              f"package trained on CIFAR-10 classes {', '.join(names[k] for k in source_classes)}, and its target "
-              f"task is the other classes ({', '.join(names[k] for k in target_classes)})")
+    why = unavailable_words(getattr(reason, "offline", False))
+    banner = (f"No ImageNet weights: {why}. Instead, q10 starts from a source checkpoint, a ResNet-18 trained "
+              f"here on {len(source_classes)} CIFAR-10 classes ({', '.join(names[k] for k in source_classes)}), "
+              f"and fine-tunes it on the other {len(target_classes)} "
+              f"({', '.join(names[k] for k in target_classes)}).")
     runner.replace_data(target, banner)
     kwargs = {"weights": str(weights)}
     if "width" in values:
@@ -179,7 +189,7 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
     runner.model_kwargs[experiment.transfer_model] = kwargs
     runner.model_sources[experiment.transfer_model] = fingerprint
     return {"source": "self-trained", "weights": str(weights), "fingerprint": fingerprint, "banner": banner,
-            "reason": reason, "description": f"self-trained source checkpoint {weights.name} (classes "
+            "reason": why, "reason_detail": str(reason), "description": f"self-trained source checkpoint {weights.name} (classes "
                                               f"{source_classes[0]}-{source_classes[-1]})",
             "source_classes": [names[k] for k in source_classes], "target_classes": [names[k] for k in target_classes],
             "source_train": len(source.y_train), "source_val": len(source.y_val), "settings": values, **trained}
@@ -254,7 +264,8 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
     if source != "self-trained":
         return []
     trained, target = summary.get("source_classes") or [], summary.get("target_classes") or []
-    sentences = [f"The starting weights are an offline substitute, not ImageNet's ({fmt(summary.get('reason'))}): a "
+    # Why there are no ImageNet weights is the chapter's banner; it is not said again here.
+    sentences = [f"The starting weights are an offline substitute, not ImageNet's: a "
                  f"source checkpoint trained here on {len(trained)} classes ({', '.join(trained)}); the runs below "
                  f"fine-tune on the other {len(target)} ({', '.join(target)}), a {len(target)}-class task with "
                  f"chance at {100 / len(target):.0f} %, not the seed's {len(trained) + len(target)}-class task."]
@@ -276,7 +287,6 @@ def _pretrained_source(store, section, experiment, reference, run=None) -> dict[
     rows = [{"name": "weights", "value": fmt(summary.get("description"))}]
     if summary.get("source") == "self-trained":
         rows += [
-            {"name": "why", "value": fmt(summary.get("reason"))},
             {"name": "source task (trains the backbone)", "value": ", ".join(summary.get("source_classes") or []) or DASH},
             {"name": "target task (fine-tuned below)", "value": ", ".join(summary.get("target_classes") or []) or DASH},
             {"name": "source images (train / val)", "value": f"{fmt(summary.get('source_train'))} / {fmt(summary.get('source_val'))}"},

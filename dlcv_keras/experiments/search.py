@@ -19,7 +19,7 @@ from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_n
                                       diverged_rows, fmt, fmt_seconds, histories_by_trial, hyperparameter_columns,
                                       id_width, is_diverged, is_finite, is_trained, metric_header, pct,
                                       reference_match, reference_table, require, same_value, thousands, trial_key,
-                                      trial_table, varying_columns)
+                                      trial_table, varying_columns, without_constant_columns)
 from dlcv_keras.lessons import Predictions
 from dlcv_keras.report.observe import (DID_NOT_LEARN, SPLIT_WORDS, against_seed, at_chance, best_of, chance_test,
                                        gap_words, known_causes, noise, paired_words, points, ranking_agreement,
@@ -401,15 +401,18 @@ def _curves(store, section, experiment, reference, run=None) -> dict[str, Any]:
         # learning_curves already gives each trial its own colour: the coloured overlay only from many trials.
         extra = _search_extras(run, summary, trials, columns, history, reference, curves_from=MANY_TRIALS,
                                store=store, name=section["experiment"])
+    table = None
+    if not single:
+        # What every trial shares is said once above the table: the hyperparameters, then its own columns.
+        table = trial_table(trials, varying or columns, reference.get("rows") or [], id_width(summary),
+                            match_columns=columns,
+                            settings=[(c, trials[0].get(c)) for c in columns if c not in varying] if varying else ())
     return {
         "figure": figure,
         "single": single,
         "comparison": comparison,
         "hyperparameters": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns] if single else [],
-        "trials": trial_table(trials, varying or columns, reference.get("rows") or [],
-                              id_width(summary), match_columns=columns) if not single else None,
-        "shared": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c not in varying]
-        if not single and varying else [],
+        "trials": table,
         "reference_summary": _reference_summary(reference) if not single else [],
         "reference": reference_table(reference["rows"]) if not single and reference.get("rows") else None,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
@@ -888,16 +891,20 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
     y_key = "test_accuracy" if has_test else "val_accuracy"
     reference_rows = reference.get("rows") or []
     ref_points = [(as_number(r.get(key)), as_number(r.get(y_key))) for r in reference_rows]
-    table = []
+    rows = []
     for row in ordered:
         ref = reference_match(row, reference_rows, [key])
-        table.append({
-            "fraction": f"{100 * row[key]:g} %" if is_finite(row.get(key)) else fmt(row.get(key)),
-            "status": fmt(row.get("status")), "epochs_run": fmt(row.get("epochs_run")),
-            "train": pct(row.get("accuracy")), "val": pct(row.get("val_accuracy")), "test": pct(row.get("test_accuracy")),
-            "test_seed": pct(as_number(ref.get("test_accuracy"))) if ref else DASH,
-            "diverged": is_diverged(row),
-        })
+        rows.append({"cells": [f"{100 * row[key]:g} %" if is_finite(row.get(key)) else fmt(row.get(key)),
+                               fmt(row.get("status")), fmt(row.get("epochs_run")), pct(row.get("accuracy")),
+                               pct(row.get("val_accuracy")), pct(row.get("test_accuracy")),
+                               pct(as_number(ref.get("test_accuracy"))) if ref else DASH],
+                     "diverged": is_diverged(row)})
+    # The settings every run shares, then the columns every row has alike, are said once above the table.
+    table = without_constant_columns(
+        {"headers": ["training data", "status", "epochs run", "train acc. (%)", "val acc. (%)", "test acc. (%)",
+                     "seed test acc. (%)"], "rows": rows, "notes": ["The data not used for training is the validation split."]},
+        noun="run", settings=[(c, trials[0].get(c)) for c in columns
+                              if c != key and trials and len({fmt(r.get(c)) for r in trials}) == 1])
     return {
         "key": key,
         "curves": figures.data_uri(figures.curves_per_fraction(panels)) if panels else None,
@@ -906,8 +913,6 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
             y_label=f"{'test' if has_test else 'val'} accuracy (%)", reference=ref_points)) if ok else None,
         "y_label": "test" if has_test else "val",
         "table": table,
-        "other_columns": [{"name": c, "value": fmt(trials[0].get(c))} for c in columns if c != key and trials
-                          and len({fmt(r.get(c)) for r in trials}) == 1],
         "diverged": diverged_rows(trials, columns, id_width(summary)),
         "observations": _fraction_observations(run, ok, key, y_key, reference_rows,
                                                (Predictions(store), section["experiment"]) if has_test else None),

@@ -56,7 +56,12 @@ KAGGLE_PROBE_URL = "https://api.kaggle.com/"
 
 class PretrainedUnavailable(Exception):
     """The ImageNet preset cannot be had here (no network, Kaggle refused). Not a user error:
-    the caller decides on a fallback."""
+    the caller decides on a fallback. The message is the technical detail, for the log; ``offline``
+    says whether the weights were neither cached nor downloadable (no way to reach Kaggle)."""
+
+    def __init__(self, message: str, *, offline: bool = False):
+        super().__init__(message)
+        self.offline = offline
 
 
 # ----------------------------------------------------------------------------------- our backbone
@@ -284,7 +289,7 @@ def _imagenet_backbone():
         why = _kaggle_reachable()
         if why:
             raise PretrainedUnavailable(f"keras-hub preset {IMAGENET_PRESET!r} is not cached and cannot be "
-                                        f"downloaded: {why}")
+                                        f"downloaded: {why}", offline=True)
     try:
         backbone = ResNetBackbone.from_preset(IMAGENET_PRESET)
     except Exception as error:             # requests, kagglehub and keras-hub errors alike: no weights

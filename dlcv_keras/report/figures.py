@@ -27,6 +27,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 100
+# The A4 page's text width (report.css: 210 mm less two 14 mm margins), in inches: a figure no wider is
+# printed at its own size, so its fonts keep their point size; a wider one is shrunk to fit.
+TEXT_INCHES = 7.0
+MAX_PANELS_PER_ROW = 5      # small multiples: more a row would shrink each panel below PANEL_INCHES
+PANEL_INCHES = 1.3
 _RC = {"font.size": 9, "axes.titlesize": 10, "axes.grid": True,
        "grid.alpha": 0.3, "legend.fontsize": 8}
 
@@ -69,9 +74,12 @@ def _series(history: Iterable[Mapping[str, Any]], key: str) -> tuple[list[float]
     return xs, ys
 
 
+ACCURACY_LABEL = "accuracy (%)"   # every accuracy axis is in percent, as the tables beside it
+
+
 def _plot_curves(ax_loss, ax_acc, history: Sequence[Mapping[str, Any]], label: str | None, color,
                  val_color=None) -> None:
-    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "accuracy", 100)):
         for prefix, style in (("", "-"), ("val_", "--")):
             xs, ys = _series(history, prefix + metric)
             if not xs:
@@ -79,9 +87,10 @@ def _plot_curves(ax_loss, ax_acc, history: Sequence[Mapping[str, Any]], label: s
             split = "val" if prefix else "train"
             name = _plain(f"{label} {split}" if label else split)
             line_color = (val_color or color) if prefix else color
-            ax.plot(xs, ys, style, color=line_color, label=name, marker="." if len(xs) < 15 else None)
+            ax.plot(xs, [scale * y for y in ys], style, color=line_color, label=name,
+                    marker="." if len(xs) < 15 else None)
             low, high = f"{prefix}{metric}_min", f"{prefix}{metric}_max"
-            band = [(row["epoch"], row[low], row[high]) for row in history
+            band = [(row["epoch"], scale * row[low], scale * row[high]) for row in history
                     if all(_finite(row.get(k)) for k in ("epoch", low, high))]
             if band:
                 ax.fill_between(*zip(*band), color=line_color, alpha=0.15, linewidth=0)
@@ -102,7 +111,7 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, title:
         for i, (label, history) in enumerate(curves.items()):
             _plot_curves(ax_loss, ax_acc, history, None if single else str(label), f"C{i % 10}",
                          "C1" if single else None)
-        for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for ax, name in ((ax_loss, "loss"), (ax_acc, ACCURACY_LABEL)):
             ax.set_xlabel("epoch")
             ax.set_ylabel(name)
         if title:
@@ -213,7 +222,7 @@ def curves_per_fraction(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]
             _plot_curves(ax_loss, ax_acc, history, None, "C0", "C1")
             ax_loss.set_title(_plain(label))
             ax_loss.set_ylabel("loss")
-            ax_acc.set_ylabel("accuracy")
+            ax_acc.set_ylabel(ACCURACY_LABEL)
             ax_acc.set_xlabel("epoch")
             if col == 0 and ax_loss.lines:
                 ax_loss.legend(loc="best")
@@ -530,19 +539,28 @@ def _with_legend_below(fig: Figure, handles, labels) -> bytes:
 
 
 def layer_lines_grid(panels: Sequence[tuple[str, Mapping[int, Sequence[tuple[float, float]]]]], *,
-                     y_label: str, columns: int = 5) -> bytes:
+                     y_label: str, columns: int = MAX_PANELS_PER_ROW) -> bytes:
     """Small multiples, one panel per (title, {layer index: [(epoch, value), ...]}): a line per
-    layer, dark at the input and light at the output, on one shared log y axis."""
+    layer, dark at the input and light at the output, on one shared log y axis.
+
+    At most ``columns`` panels a row, each at least ``PANEL_INCHES`` wide, and the figure no wider than
+    the A4 text (``TEXT_INCHES``): printed at its own size, its labels keep the size they are set in."""
     from matplotlib import colormaps
 
+    columns = max(1, min(columns, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
+    width = min(TEXT_INCHES, max(PANEL_INCHES * columns, 3.0) + 0.4)
     cmap = colormaps["viridis"]
-    with matplotlib.rc_context(_RC):
-        fig, axes = _new_figure(1.9 * columns, 1.7 * rows + 0.4, rows, columns)
+    with matplotlib.rc_context({**_RC, "xtick.labelsize": 8, "ytick.labelsize": 8}):
+        fig = Figure(figsize=(width, 1.75 * rows + 0.3), dpi=DPI)
+        FigureCanvasAgg(fig)
+        # One y scale for every panel: its tick labels once, on the left of each row.
+        axes = fig.subplots(rows, columns, squeeze=False, sharey=True)
         values = [v for _, layers in panels for points in layers.values() for _, v in points if _positive(v)]
         low, high = (min(values), max(values)) if values else (1e-8, 1.0)
+        shown = len(panels)
         for k, ax in enumerate(axes.flat):
-            if k >= len(panels):
+            if k >= shown:
                 ax.set_visible(False)
                 continue
             title, layers = panels[k]
@@ -550,16 +568,15 @@ def layer_lines_grid(panels: Sequence[tuple[str, Mapping[int, Sequence[tuple[flo
             for index, points in sorted(layers.items()):
                 points = [(e, v) for e, v in points if _positive(v)]
                 if points:
-                    ax.plot(*zip(*points), "-", color=cmap(0.9 * (index - 1) / max(count - 1, 1)), linewidth=1)
+                    ax.plot(*zip(*points), "-", color=cmap(0.9 * (index - 1) / max(count - 1, 1)), linewidth=1.2)
             ax.set_yscale("log")
             ax.set_ylim(low / 1.5, high * 1.5)
-            ax.set_title(_plain(title), fontsize=8)
+            ax.set_title(_plain(title), fontsize=9)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
-            ax.tick_params(labelsize=7)
             if k % columns == 0:
-                ax.set_ylabel(_plain(y_label), fontsize=7)
-            if k >= (rows - 1) * columns:
-                ax.set_xlabel("epoch", fontsize=7)
+                ax.set_ylabel(_plain(y_label), fontsize=8)
+            if k + columns >= shown:          # the lowest panel of its column
+                ax.set_xlabel("epoch", fontsize=8)
         return _to_png(fig)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import zipfile
 import zlib
 from typing import Any, Mapping, Sequence
@@ -275,13 +276,19 @@ def diverged_rows(trials: Sequence[Mapping[str, Any]], columns: Sequence[str], w
     return out
 
 
+SEED_VAL_HEADER = "seed val acc. (%)"
+
+
 def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
                  reference_rows: Sequence[Mapping[str, Any]], width: int = 0,
-                 match_columns: Sequence[str] | None = None) -> dict[str, Any]:
+                 match_columns: Sequence[str] | None = None,
+                 settings: Sequence[tuple[str, Any]] = ()) -> dict[str, Any]:
     """Trials with hyperparameters, metrics and the seed's val accuracy for the same setting.
 
     ``columns`` are shown; a seed row matches on ``match_columns`` (default: the shown ones),
-    so a value left out of the table because every trial shares it still has to agree.
+    so a value left out of the table because every trial shares it still has to agree. A column
+    every trial shares, and the ``settings`` (name, value) they share, are said once above the
+    table (``without_constant_columns``).
     """
     has_test = any(row.get("test_accuracy") is not None for row in trials)
     # Parameter counts only where they differ (a width search such as q16's), not a column of one value.
@@ -290,10 +297,11 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     headers += ["epochs run", "train acc. (%)", "val acc. (%)"]
     if has_test:
         headers.append("test acc. (%)")
-    headers += ["val loss", "train time", "seed val acc. (%)"]
-    rows = []
+    headers += ["val loss", "train time", SEED_VAL_HEADER]
+    rows, matched = [], False
     for row in trials:
         ref = reference_match(row, reference_rows, match_columns or columns)
+        matched = matched or ref is not None
         cells = [show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
         if has_params:
             cells.append(thousands(row.get("params")))
@@ -303,7 +311,78 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
         cells += [fmt_loss(row.get("val_loss")), fmt_seconds(row.get("seconds")),
                   pct(as_number(ref.get("val_accuracy"))) if ref else DASH]
         rows.append({"cells": cells, "diverged": is_diverged(row)})
-    return {"headers": headers, "rows": rows}
+    table = without_constant_columns({"headers": headers, "rows": rows}, noun="trial", settings=settings)
+    seed_left_out = SEED_VAL_HEADER not in table["headers"] + [item["name"] for item in table["shared"]]
+    if reference_rows and seed_left_out and not matched:     # "—" in every row: the seed has none of these
+        table["notes"].append("None of these settings is one the seed write-up reports.")
+    return table
+
+
+def without_constant_columns(table: Mapping[str, Any], noun: str = "row", keep: int = 1,
+                             settings: Sequence[tuple[str, Any]] = ()) -> dict[str, Any]:
+    """``table`` ({"headers", "rows": [{"cells", ...}]}) less every column whose cells are all the same
+    or all empty ("—"), from column ``keep`` on (the first columns name the rows). What every row shares
+    is said once, above the table, in ``shared`` ({"name", "value"}: "every trial below: status =
+    completed"): first ``settings`` (name, value) the caller knows every row shares though no column
+    shows it (a search's fixed hyperparameters), then the left-out columns' values; an empty column
+    carries nothing to say. A table of one row keeps its columns: a single value repeats nothing.
+    ``notes`` (a list) is for sentences a caller adds about what was left out.
+    """
+    headers, rows = list(table["headers"]), list(table["rows"])
+    dropped = []
+    if len(rows) > 1:
+        dropped = [k for k in range(keep, len(headers))
+                   if len({str(row["cells"][k]).strip() for row in rows}) == 1]
+    kept = [k for k in range(len(headers)) if k not in dropped]
+    shared = [{"name": name, "value": fmt(value)} for name, value in settings]
+    shared += [{"name": headers[k], "value": rows[0]["cells"][k]} for k in dropped
+               if str(rows[0]["cells"][k]).strip() not in ("", DASH)]
+    return {**table, "headers": [headers[k] for k in kept],
+            "rows": [{**row, "cells": [row["cells"][k] for k in kept]} for row in rows],
+            "shared": shared, "noun": noun, "notes": list(table.get("notes") or [])}
+
+
+# -- per-layer parameter tables ------------------------------------------------------
+# A table of more layers than this (a ResNet-18's 70) is shown by part in a write-up's chapter, the
+# per-layer table in its appendix.
+LAYERS_SHOWN_WHOLE = 30
+_PART = re.compile(r"(?P<word>[A-Za-z]+)(?P<number>[0-9]*)_")
+
+
+def parameter_parts(layers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """A long per-layer table (``parameter_table`` rows: layer, type, output_shape, params) by part:
+    each run of consecutive layers whose names share the word before their first "_" ("stem_conv",
+    "stem_bn": stem; "stage2_block0_a_conv": stage 2) is one part, the lone layers before the first
+    run are "input" and those after the last "head". Each part: its layers, the output shape of its
+    last layer and its parameters (their sum). None for a table of ``LAYERS_SHOWN_WHOLE`` rows or
+    fewer, or one whose names fall into fewer than two runs: it is shown whole."""
+    if len(layers) <= LAYERS_SHOWN_WHOLE:
+        return None
+    prefixes = [(match.group("word") + match.group("number")) if (match := _PART.match(str(row.get("layer") or "")))
+                else None for row in layers]
+    runs: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for prefix, row in zip(prefixes, layers):
+        if runs and prefix is not None and runs[-1][0] == prefix:
+            runs[-1][1].append(row)
+        else:
+            runs.append((prefix or str(row.get("layer")), [row]))
+    grouped = [k for k, (_, rows) in enumerate(runs) if len(rows) > 1]
+    if len(grouped) < 2:
+        return None
+    parts = ([("input", [row for _, rows in runs[:grouped[0]] for row in rows])] if grouped[0] else [])
+    parts += [(runs[k][0], runs[k][1]) for k in range(grouped[0], grouped[-1] + 1)]
+    if grouped[-1] + 1 < len(runs):
+        parts.append(("head", [row for _, rows in runs[grouped[-1] + 1:] for row in rows]))
+    return [{"part": _part_name(name), "layers": len(rows),
+             "output_shape": fmt(rows[-1].get("output_shape")),
+             "params": sum(row["params"] for row in rows if is_finite(row.get("params")))}
+            for name, rows in parts]
+
+
+def _part_name(prefix: str) -> str:
+    """"stage0" -> "stage 0"; "stem", "input", a lone layer's own name unchanged."""
+    match = re.fullmatch(r"([A-Za-z]+)([0-9]+)", prefix)
+    return f"{match.group(1)} {match.group(2)}" if match else prefix
 
 
 def by_val_accuracy(row: Mapping[str, Any]) -> float:

@@ -4,7 +4,8 @@
 ``<results>/writeups/a1-quick.html`` (and ``.pdf``): a title page, a table of contents, one numbered
 chapter per question in the seed's order (its sections, figures and tables numbered, each section
 ending with its observations), questions not run listed with the command that runs them, and an
-appendix with each run's provenance, the command lines that reproduce it and its search spaces.
+appendix with each run's provenance, the command lines that reproduce it, its search spaces and the
+per-layer parameter tables too long for a chapter (a ResNet-18's 70 rows; the chapter shows them by part).
 Like the per-question reports it reads only the results store and never trains.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from dlcv_keras.questions import QUESTIONS
 from dlcv_keras.questions.assignments import ASSIGNMENTS, get_assignment
-from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands, tuner_words
+from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands, tuner_words, without_constant_columns
 from dlcv_keras.results import ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -132,9 +133,28 @@ def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str
                  "how": "searched"} for k, vals in (summary.get("space") or {}).items()]
         rows += [{"name": k, "choices": _range_words(span), "how": "range"} for k, span in (summary.get("ranges") or {}).items()]
         rows += [{"name": k, "choices": fmt(v), "how": "fixed"} for k, v in (summary.get("fixed") or {}).items()]
+        # A one-trial search fixes everything: "fixed" is said once above its table, not in every row.
+        table = without_constant_columns({"headers": ["hyperparameter", "values", "how"],
+                                          "rows": [{"cells": [r["name"], r["choices"], r["how"]]} for r in rows]},
+                                         noun="hyperparameter")
         spaces.append({"experiment": name, "title": str(section.get("title") or name), "tuner": fmt(summary.get("tuner")),
-                       "trials": _count(summary.get("n_trials"), "trial"), "rows": rows})
+                       "trials": _count(summary.get("n_trials"), "trial"), "table": table})
     return spaces
+
+
+def _layers_to_appendix(part: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-layer parameter tables a chapter shows by part (a ResNet's 70 layers: stem, stages, head),
+    moved whole to the appendix; each section is told where its table went."""
+    moved = []
+    for section in part["sections"]:
+        if not section.get("parameter_parts"):
+            continue
+        anchor = f"layers-{part['anchor']}-{section['experiment'].replace('/', '-')}"
+        title = f"Every layer of the model of {section['number']} {section['title']}"
+        section["layers_in_appendix"] = anchor
+        moved.append({"anchor": anchor, "title": title, "rows": section["parameters"],
+                      "total": section["total_params"]})
+    return moved
 
 
 def _count(n: Any, noun: str) -> str:
@@ -181,7 +201,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
                 run = read_run(store)
                 appendix.append({"question": question, "label": part["implementation_label"] if len(parts) > 1 else "",
                                  "provenance": _provenance(run), "command": reproduce_command(run, store),
-                                 "spaces": _search_spaces(store, run)})
+                                 "spaces": _search_spaces(store, run), "layers": _layers_to_appendix(part)})
         chapters.append(chapter)
     run_count = sum(1 for c in chapters if not c["not_run"])
     return {

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Mapping
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import (DASH, as_number, fmt, fmt_loss, fmt_seconds, is_finite, pct, require,
                                       thousands)
-from dlcv_keras.report.observe import SPLIT_WORDS, Noise, gap_words, noise, points
+from dlcv_keras.report.observe import SPLIT_WORDS, Noise, chance_test, gap_words, noise, points
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,15 @@ def _observations(store, summary, metrics, reference, run) -> list[str]:
     against the binomial noise of the split (or class) it was measured on."""
     epochs, extra = _budget(summary, reference)
     causes = run_causes(store, run, extra=extra, **epochs)
+    chance = chance_test(run, "test", summary.get("test_accuracy"))
+    # A model that did not learn is said to be at chance before anything is read into its numbers.
+    first = [f"The model is at chance on the test split: {chance.words()}."] \
+        if chance is not None and not chance.above_chance() else []
     items = []
     for split in ("test", "val", "train"):
         ours, seed = as_number(summary.get(f"{split}_accuracy")), as_number(reference.get(f"{split}_accuracy"))
         items.append((f"{SPLIT_WORDS[split]} accuracy", ours, seed, noise(run, split, [ours, seed]), causes))
-    sentences = seed_observations(items, run)
+    sentences = first + seed_observations(items, run)
     train, test = as_number(summary.get("train_accuracy")), as_number(summary.get("test_accuracy"))
     if is_finite(train) and is_finite(test):
         test_noise = noise(run, "test", [test])

@@ -20,8 +20,8 @@ from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_n
                                       id_width, is_diverged, is_finite, is_trained, metric_header, pct,
                                       reference_match, reference_table, require, same_value, thousands, trial_key,
                                       trial_table, varying_columns)
-from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, gap_words, known_causes, noise, points,
-                                       ranking_agreement, split_size, trend, winner)
+from dlcv_keras.report.observe import (SPLIT_WORDS, against_seed, chance_test, gap_words, known_causes, noise,
+                                       points, ranking_agreement, split_size, trend, winner)
 from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
@@ -623,7 +623,10 @@ def _search_observations(run, trials, columns, by_trial, reference, importance) 
                 key=by_val_accuracy)
     varying = varying_columns(trials, columns) or columns
     out: list[str | None] = []
-    if ok:
+    learned = _chance_words(run, ok, varying)
+    if learned is not None:
+        out.append(learned[0])
+    if ok and (learned is None or learned[1]):
         best = ok[0]
         ranked = [(f"the setting {_setting(row, varying)}", row["val_accuracy"]) for row in ok]
         out.append(winner(ranked, noise(run, "val", [row["val_accuracy"] for row in ok[:2]])))
@@ -641,6 +644,27 @@ def _search_observations(run, trials, columns, by_trial, reference, importance) 
         out.append(f"{len(rejected)} of {len(trials)} sampled settings fell outside the parameter constraint and "
                    f"were not trained.")
     return [sentence for sentence in out if sentence]
+
+
+def _chance_words(run, ok, varying) -> tuple[str, bool] | None:
+    """Whether the trained trials learned, said first: (sentence, whether any learned). Every trial at chance
+    on the validation split (an exact binomial test) means none learned, and no winner, trend or importance
+    may be read into their differences; some at chance are named. None when none is at chance (or the
+    split's size or the classes are not stored)."""
+    tests = [(row, chance_test(run, "val", row.get("val_accuracy"))) for row in ok]
+    if not ok or any(test is None for _, test in tests):
+        return None
+    flat = [(row, test) for row, test in tests if not test.above_chance()]
+    if not flat:
+        return None
+    if len(flat) == len(ok):
+        best = max((test for _, test in tests), key=lambda test: test.correct)
+        return (f"No trial learned: all {len(ok)} trained trials are at chance on the validation split (the best, "
+                f"{best.words()}). Their differences are noise: no setting wins, and nothing here says which "
+                f"hyperparameters are better.", False)
+    named = "; ".join(f"{_setting(row, varying)} ({pct(row['val_accuracy'])} %)" for row, _ in flat)
+    return (f"{len(flat)} of {len(ok)} trained trials are at chance on the validation split ({100 * flat[0][1].chance:g} "
+            f"%, exact binomial test): {named}.", True)
 
 
 def _effect_trend(run, ok, varying) -> str | None:

@@ -43,6 +43,23 @@ def split_size(run: Mapping[str, Any] | None, split: str) -> int | None:
     return int(size) if is_finite(size) and size > 0 else None
 
 
+def class_count(run: Mapping[str, Any] | None) -> int | None:
+    """How many classes the run's dataset has (run.json's class names), None when not stored."""
+    names = ((run or {}).get("dataset") or {}).get("class_names") or []
+    return len(names) if len(names) >= 2 else None
+
+
+def chance_test(run: Mapping[str, Any] | None, split: str, accuracy: Any, n: int | None = None):
+    """``stats.against_chance`` for an accuracy (a fraction) measured on ``split`` (``n`` images, else run.json's
+    size), against 1 / the run's classes; None when a number is missing."""
+    from dlcv_keras import stats
+
+    accuracy, n, classes = as_number(accuracy), n or split_size(run, split), class_count(run)
+    if not (is_finite(accuracy) and n and classes):
+        return None
+    return stats.against_chance(min(n, max(0, round(accuracy * n))), n, classes)
+
+
 def binomial_se_points(accuracy: float, n: int) -> float:
     """The standard error of an accuracy measured on ``n`` independent images, in points."""
     p = min(max(float(accuracy), 0.0), 1.0)

@@ -113,9 +113,10 @@ def _scalar_gradients(store, section, experiment, reference, run=None) -> dict[s
         for v in variables:
             details.append({"point": label, "quantity": f"df/d{v}", "ours": fmt_sig(row.get(f"df_d{v}")),
                             "tf": fmt_sig(row.get(f"tf_df_d{v}")), "numeric": fmt_sig(row.get(f"numeric_df_d{v}"))})
-    # The seed's table beside ours, every digit of both (float64 prints 17 significant digits).
-    seed_table = [{"point": row.get("point"), "quantity": quantity, "ours": fmt_sig(row.get(key), 17),
-                   "seed": fmt_sig(row.get(f"seed_{key}"), 17), "difference": fmt_sci(row.get("seed_rel_diff"))
+    # The seed's table beside ours, every digit of both: the shortest text that reads back as the same
+    # float64 (Python's repr), as the seed's notebook printed its numbers.
+    seed_table = [{"point": row.get("point"), "quantity": quantity, "ours": _digits(row.get(key)),
+                   "seed": _digits(row.get(f"seed_{key}")), "difference": fmt_sci(row.get("seed_rel_diff"))
                    if quantity == "f" else ""}
                   for row in points if "seed_rel_diff" in row
                   for quantity, key in (("f", "value"), *((f"df/d{v}", f"df_d{v}") for v in variables))]
@@ -133,6 +134,14 @@ def _scalar_gradients(store, section, experiment, reference, run=None) -> dict[s
         "seconds": fmt_seconds(summary.get("seconds")),
         "observations": _observations(summary, points, reference),
     }
+
+
+def _digits(value: Any) -> str:
+    """Every digit of a float64: its repr (-0.30697227565888, 2.672161875217988e-07)."""
+    from dlcv_keras.report.format import as_number, is_finite
+
+    value = as_number(value)
+    return repr(float(value)) if is_finite(value) else fmt(value)
 
 
 def _observations(summary, points, reference) -> list[str]:

@@ -547,6 +547,7 @@ def _search_tables(summary, trials, shown, columns, reference) -> dict[str, Any]
         "table": trial_table(shown, varying_columns(trials, columns) or columns, reference_rows,
                              id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
+        "reference_note": str(reference.get("note") or ""),
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
 

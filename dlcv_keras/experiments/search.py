@@ -28,6 +28,9 @@ from dlcv_keras.validation import InvalidParameterError
 # The search's own settings: a parameter-count constraint (q16: 0.5M to 1M). A sampled setting
 # outside it is recorded as "rejected" with its parameter count, and not trained.
 CONSTRAINT = {"min_params": ("int", 0, 10**12, "both"), "max_params": ("int", 1, 10**12, "both")}
+# ``trials``: how many settings this table's random search samples, instead of the profile's random_trials
+# (q18: a few short coarse trials, then fewer long fine ones).
+OWN_SETTINGS = {**CONSTRAINT, "trials": ("int", 1, 100_000, "both")}
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Search(Experiment):
         model = self.model_name(question)
         training = SOLVER_KEYS if model in SCRATCH_MODELS else (*COMPILE_KEYS, *FIT_KEYS)
         names = (*MODEL_KEYS[model], *training, *RUN_KEYS)
-        return {**{name: SEARCH_DOMAINS[name] for name in names}, **CONSTRAINT}
+        return {**{name: SEARCH_DOMAINS[name] for name in names}, **OWN_SETTINGS}
 
     def listable(self) -> tuple[str, ...]:
         return tuple(SEARCH_DOMAINS)          # any hyperparameter may be a grid or a range
@@ -221,7 +224,7 @@ def run_search(runner, experiment: Search) -> None:
     from dlcv_keras.tuning.search import count_trials, fingerprint, hyperparameters_for, make_tuner
 
     exp_space = runner.space.experiment(experiment.name)
-    hp_space = exp_space.without(CONSTRAINT)
+    hp_space = exp_space.without(OWN_SETTINGS)
     constraint = (exp_space.fixed.get("min_params", 0), exp_space.fixed.get("max_params"))
     constraint = None if constraint == (0, None) else constraint
     base = runner.best[experiment.base_from] if experiment.base_from else {}
@@ -238,7 +241,8 @@ def run_search(runner, experiment: Search) -> None:
     model = experiment.model_name(question)
     implementation = experiment.implementation_for(question, settings.implementation)
     tuner_kind = experiment.tuner or settings.tuner
-    total = count_trials(hp_space, tuner_kind, runner.space.settings.get("random_trials", 10))
+    sampled = exp_space.fixed.get("trials", runner.space.settings.get("random_trials", 10))
+    total = count_trials(hp_space, tuner_kind, sampled)
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--impl", help="implementation for questions that have two: keras (Keras layers) or scratch "
                                        "(hand-written numpy modules; q3). Default: the question's own")
     parser.add_argument("--expr", help="q2: the function of x, y, z to differentiate, e.g. 'x*y + sin(z)' "
-                                       "(numbers, + - * / **, exp log sin cos tanh sigmoid relu)")
+                                       "(numbers, pi, + - * / **, exp log sin cos tanh sigmoid relu; default: the seed's f)")
     parser.add_argument("--points", help="q2: points to evaluate at, e.g. '2,4,1;9,14,3' (default: the seed's four)")
     parser.add_argument("--kernel-size", help="q4: Gaussian kernel size, an odd int such as 5 (or 5x5)")
     parser.add_argument("--sigma", type=float, help="q4: Gaussian kernel sigma in pixels, > 0 (default 0.8)")

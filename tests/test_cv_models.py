@@ -51,11 +51,27 @@ def test_vgg_counts_and_layout():
     dense = [model.get_layer(n).units for n in ("dense_0", "dense_1", "logits")]
     assert dense == [4096, 4096, 2]
     assert tuple(model.get_layer("flatten").output.shape) == (None, 2 * 2 * 512)
-    assert [l.name for l in model.layers if l.name.startswith("dropout")] == ["dropout_0", "dropout_1", "dropout_2"]
+    # VGG's classifier: dropout after each hidden FC layer, none on the conv features.
+    order = [l.name for l in model.layers if l.name.startswith(("dense", "dropout", "flatten"))]
+    assert order == ["flatten", "dense_0", "dropout_0", "dense_1", "dropout_1"]
     small = build_vgg((64, 64, 3), 2, width=0.125)
     assert small.count_params() == 539_826
     assert small.get_layer("dense_0").units == 512 and small.get_layer("block0_conv0").filters == 8
     assert not any(l.name.startswith("dropout") for l in build_vgg((64, 64, 3), 2, width=0.125, dropout=0.0).layers)
+
+
+def test_vgg_batch_norm_sits_between_each_conv_and_its_relu():
+    plain = build_vgg((64, 64, 3), 2, width=0.125)
+    model = build_vgg((64, 64, 3), 2, width=0.125, norm="batch")
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert len(convs) == 8 and not any(conv.use_bias for conv in convs)
+    for conv in convs:
+        assert model.get_layer(f"{conv.name}_bn").input is conv.output
+        assert model.get_layer(f"{conv.name}_relu").input is model.get_layer(f"{conv.name}_bn").output
+    # No conv bias (8 + 16 + 32 * 2 + 64 * 4 = 344 numbers), two trainable and two moving numbers per channel.
+    assert model.count_params() == plain.count_params() - 344 + 4 * 344
+    with pytest.raises(InvalidParameterError, match=r"norm must be one of 'none', 'batch', got 'layer'"):
+        build_vgg((64, 64, 3), 2, norm="layer")
 
 
 @pytest.mark.parametrize("name, shape", [("cnn", (28, 28, 1)), ("tiny_cnn", (28, 28, 1)),

@@ -110,10 +110,18 @@ def test_q2_scalar_gradients(smoke_results, scratch_html, scratch_context, parts
             assert f"df/d{v} {sig(row[f'df_d{v}'])} {sig(row[f'tf_df_d{v}'])} {sig(row[f'numeric_df_d{v}'])}" in text
     assert f"max |Δ| vs TensorFlow autodiff {sci(summary['max_abs_diff_tf'])}" in text
     assert f"max relative difference vs central differences {sci(summary['max_rel_diff_numeric'])}" in text
-    assert "max_rel_diff_tf" not in summary       # only in points.csv: the report shows its largest
     largest = max(row["max_rel_diff_tf"] for row in points)
+    assert summary["max_rel_diff_tf"] == largest
     assert f"max relative difference vs TensorFlow autodiff {sci(largest)}" in text
-    assert "prints no numbers" in text
+    # The seed's f: its table beside ours, every digit of both, with each point's relative difference.
+    seed_rows = [row for row in points if "seed_rel_diff" in row]
+    assert len(seed_rows) == summary["seed_points"] == 4
+    for row in seed_rows:
+        assert " ".join([row["point"], "f", repr(row["value"]), repr(row["seed_value"]),
+                         sci(row["seed_rel_diff"])]) in text
+        for v in variables:
+            assert f"df/d{v} {row[f'df_d{v}']!r} {row[f'seed_df_d{v}']!r}" in text
+    assert "prints no numbers" not in text and "exponent cut off" in text
     section = _sections(scratch_context)["scalar_gradients"]
     assert [r["point"] for r in section["rows"]] == [row["point"] for row in points]
     assert section["variables"] == variables

@@ -36,7 +36,11 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 @dataclass(frozen=True)
 class RunComparison(Experiment):
-    """``runs``: (experiment name, label) pairs, in table order; each names a single-trial Search."""
+    """``runs``: (experiment name, label) pairs, in table order; each names a single-trial Search.
+
+    A label may name what the run stored, filled in when it is compared: ``{params}`` (its model's
+    parameter count), any of its hyperparameters (``{units_1}``) and ``{source}`` (where a ``Borrow``
+    took its values from, in words). The seed's rows in the reference name the run by ``experiment``."""
     runs: tuple[tuple[str, str], ...] = ()
 
     KIND: ClassVar[str] = "run_comparison"
@@ -68,15 +72,16 @@ def compare_runs(runner, experiment: RunComparison) -> None:
     # What every run shares is said once; each row shows what sets it apart.
     shared = {k: v for k, v in settings[experiment.runs[0][0]].items()
               if all(k in s and s[k] == v for s in settings.values())}
-    for name, label in experiment.runs:
-        stored = stored_runs[name]
+    labels = {name: run_label(template, stored_runs[name]) for name, template in experiment.runs}
+    for name, _ in experiment.runs:
+        stored, label = stored_runs[name], labels[name]
         trials = stored.get("trials") or [{}]
         own = {k: v for k, v in settings[name].items() if k not in shared}
         numbers = run_summary(trials)
         rows.append({"run": label, "experiment": name, "status": numbers.pop("status"),
                      "settings": ", ".join(f"{k}={fmt(v)}" for k, v in own.items()) or "none of these", **numbers})
         history.extend(mean_history(label, trials, stored.get("history") or []))
-    summary = {"kind": "run_comparison", "title": experiment.title, "runs": [label for _, label in experiment.runs],
+    summary = {"kind": "run_comparison", "title": experiment.title, "runs": [labels[name] for name, _ in experiment.runs],
                "experiments": [name for name, _ in experiment.runs], "shared": shared,
                "best_test_accuracy": max((r["test_accuracy"] for r in rows if is_finite(r.get("test_accuracy"))),
                                          default=None)}
@@ -86,6 +91,33 @@ def compare_runs(runner, experiment: RunComparison) -> None:
         runner.echo(f"[{experiment.name}] {row['run']}: test loss {spread(row, 'test_loss', fmt_loss)}, "
                     f"test accuracy {spread(row, 'test_accuracy', pct)} % after {spread(row, 'epochs_run', _epochs)} "
                     f"epochs ({row['stop_reason']}{repeats})")
+
+
+class _Stored(dict):
+    def __missing__(self, key):
+        return f"{{{key}: not stored}}"
+
+
+def run_label(template: str, stored: Mapping[str, Any]) -> str:
+    """``template`` with the run's stored numbers in it (``RunComparison``'s label fields)."""
+    from dlcv_keras.report.format import thousands
+
+    summary, trials = stored["summary"], stored.get("trials") or [{}]
+    values = _Stored(summary.get("best_hyperparameters") or {})
+    if is_finite(as_number(trials[0].get("params"))):
+        values["params"] = thousands(int(trials[0]["params"]))
+    if summary.get("borrowed"):
+        values["source"] = summary["borrowed"].get("words")
+    return template.format_map(values)
+
+
+def _seed_row(seed: Mapping[str, Mapping[str, Any]], row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The seed's row for one of ours: by the compared experiment's name, else (older references) by label."""
+    return seed.get(str(row.get("experiment"))) or seed.get(str(row.get("run"))) or {}
+
+
+def _seed_rows(reference: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {str(r.get("experiment") or r.get("run")): r for r in reference.get("rows") or []}
 
 
 def spread(row: Mapping[str, Any], key: str, show) -> str:
@@ -156,7 +188,7 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
 
     trials = require(experiment, "trials", store, section["experiment"], "trials.csv", section["title"])
     by_run = histories_by_trial(experiment.get("history") or [])
-    seed = {str(r.get("run")): r for r in reference.get("rows") or []}
+    seed = _seed_rows(reference)
     # Runs of repeats get the n, train accuracy and time columns; single runs keep q8's table.
     repeated = any(is_finite(row.get("n")) and row["n"] > 1 for row in trials)
     columns = [("run", lambda row, ref: fmt(row.get("run"))),
@@ -172,7 +204,7 @@ def _run_comparison(store, section, experiment, reference, run=None) -> dict[str
                ("seed epochs", lambda row, ref: fmt(ref.get("epochs_run"))),
                *([("time", lambda row, ref: spread(row, "seconds", fmt_seconds))] if repeated else []),
                ("stop reason", lambda row, ref: fmt(row.get("stop_reason")))]
-    rows = [{"cells": [cell(row, seed.get(str(row.get("run")), {})) for _, cell in columns],
+    rows = [{"cells": [cell(row, _seed_row(seed, row)) for _, cell in columns],
              "diverged": row.get("status") != "completed"} for row in trials]
     # The settings every run shares (the summary's), then the columns every row has alike, said once above.
     table = without_constant_columns({"headers": [name for name, _ in columns], "rows": rows}, noun="run",
@@ -246,10 +278,10 @@ def _observations(store, trials, reference, section, run) -> list[str]:
         sentences.append(f"Ranking by test accuracy, ours: {ranking['ours']}; the seed's: {ranking['seed']}. "
                          f"{ranking['agreement']}")
         sentences.extend(ranking["gaps"])
-    seed = {str(r.get("run")): r for r in reference.get("rows") or []}
+    seed = _seed_rows(reference)
     items = []
     for row in ranked:
-        ref = seed.get(str(row["run"])) or {}
+        ref = _seed_row(seed, row)
         stuck = [DID_NOT_LEARN] if at_chance("it", run, "test", row["test_accuracy"]) else []
         causes = stuck + run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"),
                                     lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"))

@@ -14,7 +14,6 @@ from dlcv_keras.experiments.base import Experiment, already_done, experiment_fin
 from dlcv_keras.report.format import (DASH, as_number, diverged_rows, fixed_decimals, fmt, fmt_seconds, fmt_sig,
                                       histories_by_trial, is_diverged, is_finite, reference_match, require,
                                       settings_rows, trial_key, without_constant_columns)
-from dlcv_keras.report.observe import ranking_agreement
 
 
 @dataclass(frozen=True)
@@ -255,17 +254,34 @@ def _batch_observations(ours: Sequence[tuple[Any, Any]], seed: Sequence[tuple[An
     if len(ours) >= 2:
         sentences.append("Final L2 norm, smallest (the closest fit) first: "
                          + ", ".join(f"batch size {fmt(size)}: {fixed_decimals(norm)}" for size, norm in ours) + ".")
-        # The order is read from the norms themselves, largest first: its sign follows the numbers.
-        agreement = ranking_agreement([(f"batch size {fmt(size)}", norm) for size, norm in ours],
-                                      [(f"batch size {fmt(size)}", norm) for size, norm in seed], "final L2 norm")
-        if agreement:
-            sentences.append(agreement)
+        trend, seed_trend = _batch_trend(ours), _batch_trend(seed) if len(seed) >= 2 else None
+        said = f"Our final L2 norm {trend}"
+        if seed_trend is not None:
+            said += (f", as the seed's does ({_by_batch_size(seed)})" if seed_trend == trend else
+                     f"; the seed's {seed_trend} ({_by_batch_size(seed)})")
+        sentences.append(f"{said}.")
         if ours[0][1] > 0:
             ratio = f"The largest final L2 norm is {ours[-1][1] / ours[0][1]:.2f} times the smallest"
             if len(seed) >= 2 and seed[0][1] > 0:
                 ratio += f" (the seed's: {seed[-1][1] / seed[0][1]:.2f} times)"
             sentences.append(ratio + ".")
     return sentences
+
+
+def _by_batch_size(pairs: Sequence[tuple[Any, Any]]) -> str:
+    return ", ".join(f"batch size {fmt(size)}: {fixed_decimals(norm)}" for size, norm in sorted(pairs))
+
+
+def _batch_trend(pairs: Sequence[tuple[Any, Any]]) -> str:
+    """How the final L2 norm moves as the batch size grows: every step up, every step down, or neither.
+    (One run per batch size, no noise to weigh: the numbers as they are.)"""
+    norms = [norm for _, norm in sorted(pairs)]
+    steps = [b - a for a, b in zip(norms, norms[1:])]
+    if all(step > 0 for step in steps):
+        return "rises with the batch size"
+    if all(step < 0 for step in steps):
+        return "falls as the batch size grows"
+    return "does not move one way with the batch size"
 
 
 VIEWS = {"conv_l2_batches": _conv_l2_batches, "conv_l2_divergence": _conv_l2_divergence}

@@ -69,9 +69,22 @@ def _misclassified(store, section, experiment, reference, run=None) -> dict[str,
     figure = figures.data_uri(figures.image_grid(grid, titles=title_rows, cell=1.5)) if len(images) else None
     table = [{"index": row["test_index"], "true": row["true"], "predicted": row["predicted"],
               "probabilities": ", ".join(f"{n} {pct(row.get('p_' + n))} %" for n in names)} for row in rows]
+    chance = _chance(summary)
     return {"figure": figure, "table": table, "wrong": summary.get("wrong"), "total": summary.get("test_images"),
             "accuracy": pct(summary.get("test_accuracy")),
+            "at_chance": chance.words() if chance is not None and not chance.above_chance() else None,
             "observations": _observations(store, summary, rows, run)}
+
+
+def _chance(summary):
+    """The gallery model's test accuracy against chance (an exact binomial test), None when not stored."""
+    from dlcv_keras.report.observe import chance_test
+
+    names = summary.get("class_names") or []
+    total = as_number(summary.get("test_images"))
+    if len(names) < 2 or not is_finite(total):
+        return None
+    return chance_test({"dataset": {"class_names": names}}, "test", summary.get("test_accuracy"), n=int(total))
 
 
 def _observations(store, summary, rows, run) -> list[str]:
@@ -81,6 +94,13 @@ def _observations(store, summary, rows, run) -> list[str]:
     wrong, total, accuracy = (as_number(summary.get(key)) for key in ("wrong", "test_images", "test_accuracy"))
     if not (is_finite(wrong) and is_finite(total) and total > 0):
         return sentences
+    chance = _chance(summary)
+    learned = chance is None or chance.above_chance()
+    if not learned:
+        # Said first: a net that did not learn has no "confident" mistakes to read anything into.
+        sentences.append(f"The model is at chance on the test split: {chance.words()}. It did not learn, so these "
+                         f"are not the mistakes of a classifier: which images it gets wrong, and how sure it is, "
+                         f"say nothing about the classes.")
     sentence = f"{thousands(int(wrong))} of {thousands(int(total))} test images are misclassified ({pct(wrong / total)} %)"
     source = summary.get("source")
     found = _source(store, source, run)
@@ -104,9 +124,12 @@ def _observations(store, summary, rows, run) -> list[str]:
     if rows:
         first = rows[0]
         p = as_number(first.get(f"p_{first.get('predicted')}"))
-        if is_finite(p):
+        if is_finite(p) and learned:
             sentences.append(f"The most confident mistake: {first.get('true')} called {first.get('predicted')}, "
                              f"with {pct(p)} % probability.")
+        elif is_finite(p):
+            sentences.append(f"Its highest probability on a wrong answer is {pct(p)} % ({first.get('true')} called "
+                             f"{first.get('predicted')}), with {len(summary.get('class_names') or [])} classes.")
     return sentences
 
 

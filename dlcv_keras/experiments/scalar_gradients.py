@@ -1,5 +1,6 @@
 """The scalar-gradients kind (q2): f and its gradients from the micrograd-sized engine, checked
-against TensorFlow's autodiff and central differences at each point."""
+against TensorFlow's autodiff and central differences at each point, and, when the run evaluates the
+seed's f, against the seed's own table (the question's reference ``rows``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class ScalarGradients(Experiment):
         scalar_gradients(runner, self)
 
 
+# f and its gradient "equal" the seed's table when each point's relative difference (``relative_difference``
+# over f and its derivatives) is at most this: float64 rounding of the same operations, and the seed's
+# cells cut at 14 to 17 digits, stay below 1e-14; a different f, or a sign, is far above.
+SEED_TABLE_TOLERANCE = 1e-12
+
+
 def scalar_gradients(runner, experiment: ScalarGradients) -> None:
     from dlcv_keras.scratch.expression import DEFAULT_EXPRESSION, DEFAULT_POINTS, gradient_table, parse_expression
 
@@ -35,10 +42,17 @@ def scalar_gradients(runner, experiment: ScalarGradients) -> None:
         "kind": "scalar_gradients", "title": experiment.title, "expression": expression.text,
         "variables": list(expression.variables), "points": [list(p) for p in points], "step": step,
         "max_abs_diff_tf": max(r["max_abs_diff_tf"] for r in rows),
+        "max_rel_diff_tf": max(r["max_rel_diff_tf"] for r in rows),
         "max_abs_diff_numeric": max(r["max_abs_diff_numeric"] for r in rows),
         "max_rel_diff_numeric": max(r["max_rel_diff_numeric"] for r in rows),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    # The seed's table is of the seed's f: another f (--expr) is not compared with it.
+    seed_rows = (runner.question.reference.get(experiment.name) or {}).get("rows") or []
+    if expression.text == DEFAULT_EXPRESSION:
+        summary["seed_points"] = against_seed_table(rows, seed_rows, list(expression.variables))
+        if summary["seed_points"]:
+            summary["max_rel_diff_seed"] = max(r["seed_rel_diff"] for r in rows if "seed_rel_diff" in r)
     runner.store.write_experiment(experiment.name, summary=summary, tables={"points": rows})
     runner.echo(f"[{experiment.name}] f = {expression.text}")
     names = list(expression.variables)
@@ -47,6 +61,28 @@ def scalar_gradients(runner, experiment: ScalarGradients) -> None:
         runner.echo(f"[{experiment.name}]   at {row['point']}: f {row['value']:.6g}, {grads}")
     runner.echo(f"[{experiment.name}] largest difference: {summary['max_abs_diff_tf']:.1e} vs TensorFlow, "
                 f"{summary['max_abs_diff_numeric']:.1e} vs central differences")
+    if "max_rel_diff_seed" in summary:
+        runner.echo(f"[{experiment.name}] largest relative difference from the seed's table: "
+                    f"{summary['max_rel_diff_seed']:.1e} over its {summary['seed_points']} points")
+
+
+def against_seed_table(rows: list[dict], seed_rows, variables: list[str]) -> int:
+    """Add to each of ``rows`` at one of the seed's points its numbers (``seed_value``, ``seed_df_dx``, ...)
+    and ``seed_rel_diff``, the point's relative difference over f and its gradient. Returns how many
+    points were compared."""
+    from dlcv_keras.scratch.expression import relative_difference
+
+    by_point = {tuple(float(r[v]) for v in variables): r for r in seed_rows}
+    keys = ["value", *(f"df_d{v}" for v in variables)]
+    compared = 0
+    for row in rows:
+        seed = by_point.get(tuple(row[v] for v in variables))
+        if seed is None:
+            continue
+        row.update({f"seed_{k}": float(seed[k]) for k in keys})
+        row["seed_rel_diff"] = relative_difference([row[k] for k in keys], [float(seed[k]) for k in keys])
+        compared += 1
+    return compared
 
 
 # -- report view ------------------------------------------------------------------------------
@@ -77,6 +113,13 @@ def _scalar_gradients(store, section, experiment, reference, run=None) -> dict[s
         for v in variables:
             details.append({"point": label, "quantity": f"df/d{v}", "ours": fmt_sig(row.get(f"df_d{v}")),
                             "tf": fmt_sig(row.get(f"tf_df_d{v}")), "numeric": fmt_sig(row.get(f"numeric_df_d{v}"))})
+    # The seed's table beside ours, every digit of both: the shortest text that reads back as the same
+    # float64 (Python's repr), as the seed's notebook printed its numbers.
+    seed_table = [{"point": row.get("point"), "quantity": quantity, "ours": _digits(row.get(key)),
+                   "seed": _digits(row.get(f"seed_{key}")), "difference": fmt_sci(row.get("seed_rel_diff"))
+                   if quantity == "f" else ""}
+                  for row in points if "seed_rel_diff" in row
+                  for quantity, key in (("f", "value"), *((f"df/d{v}", f"df_d{v}") for v in variables))]
     return {
         "expression": str(summary.get("expression") or DASH),
         "variables": variables,
@@ -87,22 +130,42 @@ def _scalar_gradients(store, section, experiment, reference, run=None) -> dict[s
                     for key, name in LARGEST_DIFFERENCES.items()
                     if key in summary or any(key in row for row in points)],
         "reference_note": str(reference.get("note") or NO_REFERENCE),
+        "seed_table": seed_table,
         "seconds": fmt_seconds(summary.get("seconds")),
-        "observations": _observations(summary, points),
+        "observations": _observations(summary, points, reference),
     }
 
 
-def _observations(summary, points) -> list[str]:
-    """The largest relative difference over every point, against TensorFlow and against central
-    differences, each against the float64 tolerance."""
+def _digits(value: Any) -> str:
+    """Every digit of a float64: its repr (-0.30697227565888, 2.672161875217988e-07)."""
+    from dlcv_keras.report.format import as_number, is_finite
+
+    value = as_number(value)
+    return repr(float(value)) if is_finite(value) else fmt(value)
+
+
+def _observations(summary, points, reference) -> list[str]:
+    """The largest relative difference over every point, against the seed's table (when this run's f is
+    the seed's), TensorFlow and central differences, each against its tolerance."""
     where = f"over the {len(points)} point{'s' if len(points) != 1 else ''}"
+    seed = []
+    if summary.get("max_rel_diff_seed") is not None:
+        seed.append(tolerance_words("f and its gradient", "the seed's table", summary["max_rel_diff_seed"],
+                                    SEED_TABLE_TOLERANCE, f"largest relative difference over the "
+                                    f"{summary.get('seed_points')} of its points this run evaluated"))
+    elif "seed_points" in summary:
+        seed.append("This run evaluated the seed's f at none of the seed's points, so nothing is compared with "
+                    "the seed's table.")
+    elif reference.get("rows"):
+        seed.append(f"This run's f is not the seed's ({summary.get('expression')}), so it is not compared with "
+                    f"the seed's table.")
     checks = (("Each of f and its gradients", "TensorFlow's autodiff", "tf"),
               ("Each gradient", f"central differences (step {fmt(summary.get('step'))})", "numeric"))
     sentences = [tolerance_words(subject, other, summary_or(summary, f"max_rel_diff_{key}", points), RELATIVE_TOLERANCE,
                                  f"largest relative difference {where}",
                                  f"largest absolute {fmt_sci(summary_or(summary, f'max_abs_diff_{key}', points))}")
                  for subject, other, key in checks]
-    return [sentence for sentence in sentences if sentence]
+    return [sentence for sentence in [*seed, *sentences] if sentence]
 
 
 VIEWS = {"scalar_gradients": _scalar_gradients}

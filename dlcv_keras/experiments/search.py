@@ -30,6 +30,22 @@ from dlcv_keras.validation import InvalidParameterError
 # The search's own settings: a parameter-count constraint (q16: 0.5M to 1M). A sampled setting
 # outside it is recorded as "rejected" with its parameter count, and not trained.
 CONSTRAINT = {"min_params": ("int", 0, 10**12, "both"), "max_params": ("int", 1, 10**12, "both")}
+# ``trials``: how many settings this table's random search samples, instead of the profile's random_trials
+# (q18: a few short coarse trials, then fewer long fine ones).
+OWN_SETTINGS = {**CONSTRAINT, "trials": ("int", 1, 100_000, "both")}
+
+
+@dataclass(frozen=True)
+class Borrow:
+    """Values another question's search found best (q17's MLP: the widths our q16 chose), taken when that
+    question's run of the same profile in the same results folder is complete, on the same dataset, and its
+    search is current; otherwise the space table's own values stand. ``found`` and ``otherwise`` say in
+    words what the values are in each case (a comparison's label shows them: "q16's best")."""
+    question: str
+    experiment: str
+    keys: tuple[str, ...]
+    found: str
+    otherwise: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class Search(Experiment):
                                       # epoch (layer_stats.csv): "gradients", "weights", "activations", "symmetry"
     implementation: str | None = None  # "keras" or "scratch" (numpy, dlcv_keras.scratch) for this search
                                        # alone; None: the question's, or --impl's
+    borrow: Borrow | None = None       # values another question's search found best (see Borrow)
 
     KIND: ClassVar[str] = "search"
     # depth_study and init_study live in layer_statistics.py, beside what the instruments stored.
@@ -65,7 +82,7 @@ class Search(Experiment):
         model = self.model_name(question)
         training = SOLVER_KEYS if model in SCRATCH_MODELS else (*COMPILE_KEYS, *FIT_KEYS)
         names = (*MODEL_KEYS[model], *training, *RUN_KEYS)
-        return {**{name: SEARCH_DOMAINS[name] for name in names}, **CONSTRAINT}
+        return {**{name: SEARCH_DOMAINS[name] for name in names}, **OWN_SETTINGS}
 
     def listable(self) -> tuple[str, ...]:
         return tuple(SEARCH_DOMAINS)          # any hyperparameter may be a grid or a range
@@ -209,17 +226,25 @@ def run_search(runner, experiment: Search) -> None:
     from dlcv_keras.tuning.search import count_trials, fingerprint, hyperparameters_for, make_tuner
 
     exp_space = runner.space.experiment(experiment.name)
-    hp_space = exp_space.without(CONSTRAINT)
+    hp_space = exp_space.without(OWN_SETTINGS)
     constraint = (exp_space.fixed.get("min_params", 0), exp_space.fixed.get("max_params"))
     constraint = None if constraint == (0, None) else constraint
     base = runner.best[experiment.base_from] if experiment.base_from else {}
     if experiment.narrow_from:
         hp_space = narrowed(hp_space, runner.best[experiment.narrow_from], experiment.narrow_factor)
+    borrowed = None
+    if experiment.borrow is not None:
+        borrowed = borrowed_values(runner, experiment.borrow)
+        if borrowed["values"]:
+            hp_space = hp_space.with_fixed(borrowed["values"])
+        runner.echo(f"[{experiment.name}] {', '.join(f'{k}={v}' for k, v in borrowed['values'].items())} from "
+                    f"{borrowed['from']}" if borrowed["values"] else f"[{experiment.name}] {borrowed['why']}")
     settings, data, question = runner.settings, runner.data, runner.question
     model = experiment.model_name(question)
     implementation = experiment.implementation_for(question, settings.implementation)
     tuner_kind = experiment.tuner or settings.tuner
-    total = count_trials(hp_space, tuner_kind, runner.space.settings.get("random_trials", 10))
+    sampled = exp_space.fixed.get("trials", runner.space.settings.get("random_trials", 10))
+    total = count_trials(hp_space, tuner_kind, sampled)
     hypermodel = hypermodel_for(runner, model, constraint, implementation, experiment.instruments)
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, implementation, experiment.name,
@@ -286,10 +311,42 @@ def run_search(runner, experiment: Search) -> None:
         "evaluates_test": experiment.evaluates_test,
         "tuner_project": project,
         "instruments": list(experiment.instruments),
+        "borrowed": borrowed,
     }
     runner.store.write_experiment(experiment.name, summary=summary, trials=trials, history=history,
                                   tables={"layer_stats": layer_stats} if layer_stats else None,
                                   predictions=predictions)
+
+
+def borrowed_values(runner, borrow: Borrow) -> dict[str, Any]:
+    """{"from", "values" (empty when not taken), "words" (``found`` or ``otherwise``), "why", "run_id"}: the
+    best values of ``borrow``'s search in the same results folder and profile, when its run is complete, on
+    this run's dataset, and the search is that run's (not left by an earlier one)."""
+    from dlcv_keras.results import ResultsStore
+
+    where = f"{borrow.question}'s {borrow.experiment} search"
+    other = ResultsStore(runner.settings.results_dir, borrow.question, runner.settings.profile)
+    found = {"from": where, "values": {}, "words": borrow.otherwise, "run_id": None}
+    dataset = (runner.data.info or {}).get("name") if runner.data is not None else None
+    try:
+        run = other.read_json("run.json")
+        summary = other.read_experiment(borrow.experiment)["summary"] \
+            if (other.experiment_dir(borrow.experiment) / "summary.json").is_file() else {}
+    except (OSError, ValueError):
+        run, summary = None, {}
+    best = summary.get("best_hyperparameters") or {}
+    if not run:
+        why = f"no {borrow.question} run of the {runner.settings.profile} profile in {runner.settings.results_dir}"
+    elif run.get("status") != "complete":
+        why = f"the {borrow.question} run in {other.root} is {run.get('status')}, not complete"
+    elif (run.get("dataset") or {}).get("name") != dataset:
+        why = f"the {borrow.question} run used {(run.get('dataset') or {}).get('name')}, not {dataset}"
+    elif summary.get("run_id") != run.get("run_id") or not all(k in best for k in borrow.keys):
+        why = f"{where} in {other.root} is not that run's (stale or missing)"
+    else:
+        return {**found, "values": {k: best[k] for k in borrow.keys}, "words": borrow.found, "why": None,
+                "run_id": run.get("run_id")}
+    return {**found, "why": f"{why}: the space file's values ({borrow.otherwise})"}
 
 
 def isolate_trials(implementation: str, total: int) -> bool:
@@ -502,6 +559,7 @@ def _search_tables(summary, trials, shown, columns, reference) -> dict[str, Any]
         "table": trial_table(shown, varying_columns(trials, columns) or columns, reference_rows,
                              id_width(summary), match_columns=columns),
         "reference": reference_table(reference_rows) if reference_rows else None,
+        "reference_note": str(reference.get("note") or ""),
         "diverged": diverged_rows(trials, columns, id_width(summary)),
     }
 

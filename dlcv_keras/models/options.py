@@ -6,6 +6,8 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "linear")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "random_normal", "standard_normal", "random_uniform", "zeros")
 OPTIMIZERS = ("sgd", "adam")
+# Normalisation inside q18's VGG: none (the seed's net) or batch normalisation after each conv.
+NORMS = ("none", "batch")
 MODELS = ("linear", "mlp", "cnn", "tiny_cnn", "resnet18", "vgg", "resnet18_transfer")
 # q10's ways of using pretrained weights (models/pretrained.py).
 TRANSFER_MODES = ("frozen", "finetune", "layerwise")
@@ -32,7 +34,7 @@ MODEL_KEYS = {
     "cnn": ("dense_units", "dropout", "l2", "initializer"),
     "tiny_cnn": ("l2", "dropout", "initializer"),
     "resnet18": ("width", "l2", "dropout_first", "dropout_head"),
-    "vgg": ("width", "dense_units", "dropout", "l2"),
+    "vgg": ("width", "dense_units", "dropout", "l2", "norm"),
     # The width and weights file come from q10's source experiment, not from the search.
     "resnet18_transfer": ("mode", "l2", "dropout_head"),
     # q7's numpy network (scratch/two_layer.py): ``std`` of its N(0, 1) weights, ``pca`` components (0 = off).

@@ -6,8 +6,23 @@ against central differences and TensorFlow, and training to a loss below 0.02.
 """
 
 from dlcv_keras.experiments import ToyTraining, TwoLayerCheck
+from dlcv_keras.lessons import All, Lesson, Threshold, Value
 from dlcv_keras.questions.base import Question
 from dlcv_keras.scratch.two_layer import REFERENCE_LOSS, REFERENCE_SCORES
+
+LESSONS = (
+    Lesson("The fully vectorised forward pass gives the exercise's correct class scores and loss on the toy data "
+           "(the exercise's own checks: scores within 1e-7, the loss within 1e-12).",
+           All((Threshold(Value("check", "scores_max_abs_diff", "the largest score difference"), "<=", 1e-7),
+                Threshold(Value("check", "loss_abs_diff", "the loss difference"), "<=", 1e-12)))),
+    Lesson("The analytic gradients of W1, b1, W2 and b2 match central differences: each one's largest relative "
+           "error is at most 1e-8 (float64).",
+           Threshold(Value("check", "max_relative_error", "the largest relative error over W1, b1, W2, b2"),
+                     "<=", 1e-8)),
+    Lesson("Trained with SGD on the toy data (the exercise's 100 iterations, lr 0.1), the network drives its training "
+           "loss below 0.02.",
+           Threshold(Value("train", "final_loss", "the final training loss"), "<", 0.02)),
+)
 
 QUESTION = Question(
     name="q6",
@@ -16,6 +31,7 @@ QUESTION = Question(
     dataset=None,
     model=None,
     implementations=("scratch",),
+    lessons=LESSONS,
     generated_data={"name": "toy", "splits": {"toy": 5},
                     "source": "generated: 5 inputs of 4 features, 10 * standard normal (the exercise's init_toy_data, seed 1)"},
     experiments=(

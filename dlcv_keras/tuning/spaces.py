@@ -32,7 +32,8 @@ try:
 except ModuleNotFoundError:              # Python 3.10: the same parser as the tomli package (pyproject.toml)
     import tomli as tomllib
 
-from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS, SCHEDULES, TRANSFER_MODES
+from dlcv_keras.models.options import (ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, NORMS, OPTIMIZERS, SCHEDULES,
+                                      TRANSFER_MODES)
 from dlcv_keras.validation import InvalidParameterError
 
 # name -> (kind, low, high, closed) or ("str", choices): the domain of a value. These are the names
@@ -65,6 +66,7 @@ SEARCH_DOMAINS: dict[str, tuple] = {
     "schedule": ("str", SCHEDULES),
     "early_lr_factor": ("float", 0.0, 100.0, "right"),
     "mode": ("str", TRANSFER_MODES),
+    "norm": ("str", NORMS),                           # vgg: "batch" normalises after each conv
     "augment": ("augment",),                          # "none", "full" or names joined by "+"
     "plateau_factor": ("float", 0.0, 1.0, "neither"),
     "plateau_patience": ("int", 0, 100_000, "both"),  # 0 = no ReduceLROnPlateau
@@ -113,6 +115,12 @@ class ExperimentSpace:
         return ExperimentSpace(self.name, {k: v for k, v in self.fixed.items() if k not in names},
                                {k: v for k, v in self.choices.items() if k not in names},
                                {k: v for k, v in self.ranges.items() if k not in names})
+
+    def with_fixed(self, values: Mapping[str, Any]) -> "ExperimentSpace":
+        """The same space with ``values`` pinned (a list or range of the same name gives way)."""
+        return ExperimentSpace(self.name, {**self.fixed, **values},
+                               {k: v for k, v in self.choices.items() if k not in values},
+                               {k: v for k, v in self.ranges.items() if k not in values})
 
     def as_dict(self) -> dict:
         """Plain values, for hashing and for the stored summary."""

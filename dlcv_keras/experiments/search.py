@@ -47,6 +47,8 @@ class Search(Experiment):
                                       # epoch (layer_stats.csv): "gradients", "weights", "activations", "symmetry"
     implementation: str | None = None  # "keras" or "scratch" (numpy, dlcv_keras.scratch) for this search
                                        # alone; None: the question's, or --impl's
+    early_stopping: bool = True       # the question's stopping rule (Question.early_stopping) ends its fits;
+                                      # False: every epoch runs (q3's linear baseline, trained as q1 trains it)
 
     KIND: ClassVar[str] = "search"
     # depth_study and init_study live in layer_statistics.py, beside what the instruments stored.
@@ -171,10 +173,11 @@ def _check_scratch_model(table, where: str) -> None:
 
 # -- the run step -------------------------------------------------------------------------
 def hypermodel_for(runner, model: str, constraint: tuple | None = None, implementation: str | None = None,
-                   instruments: tuple = ()):
+                   instruments: tuple = (), early_stopping: bool = True):
     """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data.
     ``implementation`` is an experiment's own (``Search.implementation``); None: the run's.
-    ``instruments``: what the layer probe measures in every trial (``Search.instruments``)."""
+    ``instruments``: what the layer probe measures in every trial (``Search.instruments``).
+    ``early_stopping``: False leaves the question's stopping rule out (``Search.early_stopping``)."""
     from functools import partial
 
     from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
@@ -184,11 +187,16 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None, implemen
     return ClassifierHyperModel(
         model, data.input_shape, data.num_classes, seed=runner.settings.seed,
         optimizer=question.optimizer, implementation=implementation,
-        early_stopping=runner.space.early_stopping if question.early_stopping else None,
+        early_stopping=stopping_rule(runner, early_stopping),
         resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
         input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train),
         # A numpy (scratch) search of a Keras question trains on one CPU whatever --devices says.
         instruments=instruments, devices=runner.settings.devices if implementation == "keras" else 1)
+
+
+def stopping_rule(runner, wanted: bool = True) -> dict | None:
+    """The profile's [early_stopping] rule when the question applies one and the experiment wants it."""
+    return runner.space.early_stopping if runner.question.early_stopping and wanted else None
 
 
 def resplit(x, y, x_val, y_val, fraction, *, seed):
@@ -223,9 +231,10 @@ def run_search(runner, experiment: Search) -> None:
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
         # What the model starts from (q10: which weights file, and what made it), besides its settings.
         runner.model_kwargs.get(model), runner.model_sources.get(model), experiment.instruments,
-        exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
+        exp_space.as_dict(), hp_space.as_dict(), base, total, stopping_rule(runner, experiment.early_stopping),
         runner.code_versions)
-    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, implementation, experiment.instruments),
+    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, implementation, experiment.instruments,
+                                                  experiment.early_stopping),
                        hyperparameters_for(hp_space, base),
                        directory=runner.store.tuner_dir(), project_name=project, total=total,
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
@@ -274,6 +283,7 @@ def run_search(runner, experiment: Search) -> None:
         "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
         "constraint": {"min_params": constraint[0], "max_params": constraint[1]} if constraint else None,
         "base_from": experiment.base_from, "n_trials": len(records), "planned_trials": total,
+        "stopping_rule": stopping_rule(runner, experiment.early_stopping),
         "best_trial": best["trial_id"],
         "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
         "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],

@@ -12,8 +12,8 @@ writes ``lessons.json``, one object per lesson:
 
 The checks are data: a check names stored numbers (``Model`` for a trained model's test predictions,
 ``Value`` for one stored number) and a rule (``Beats``, ``NoWorse``, ``Ranking``, ``Rises``, ``Accuracy``,
-``AtChance``, ``Threshold``, ``Ordered``, ``Overfits``, ``LateGain``, ...). Verdicts are computed, never
-typed: the statistics are ``dlcv_keras.stats``'s (paired tests on the same test images, one significance level,
+``AtChance``, ``Threshold``, ``Ordered``, ``Overfits``, ...). Verdicts are computed, never typed: the
+statistics are ``dlcv_keras.stats``'s (paired tests on the same test images, one significance level,
 one margin). Nothing here imports Keras.
 """
 

@@ -167,7 +167,7 @@ class ChanceTest:
 
     def words(self) -> str:
         return (f"{100 * self.accuracy:.2f} % of {self.n:,} images (95 % CI {100 * self.low:.2f} to "
-                f"{100 * self.high:.2f} %; chance {100 * self.chance:.1f} %, exact binomial test {format_p(self.p_above)})")
+                f"{100 * self.high:.2f} %; chance {100 * self.chance:.2f} %, exact binomial test {format_p(self.p_above)})")
 
 
 def against_chance(correct: int, n: int, classes: int, chance: float | None = None) -> ChanceTest:

@@ -23,6 +23,7 @@ from dlcv_keras.questions import QUESTIONS
 from dlcv_keras.results import ResultsStore
 from dlcv_keras.results.store import PREDICTIONS
 from dlcv_keras.run import main
+from real_runs import kept_runs, save_runs
 
 SMOKE = ["--profile", "smoke", "--dataset", "digits", "--report", "none", "-q"]
 QUESTIONS_HERE = ("q3", "q8", "q15", "q16")
@@ -50,9 +51,13 @@ def test_a_net_that_guesses_the_commonest_class_is_at_chance_only_against_that_c
 # -- real smoke runs ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mnist-dense-lessons") / "results"
-    for question in QUESTIONS_HERE:
-        assert main([question, *SMOKE, "--results", str(root)]) == 0, question
+    """The four smoke runs. DLCV_MNIST_DENSE_RESULTS=<folder> keeps them there and reuses them."""
+    folder, state = kept_runs("DLCV_MNIST_DENSE_RESULTS", "mnist-dense", tmp_path_factory)
+    root = folder / "results"
+    if state is None:
+        for question in QUESTIONS_HERE:
+            assert main([question, *SMOKE, "--results", str(root)]) == 0, question
+        save_runs("DLCV_MNIST_DENSE_RESULTS", "mnist-dense", folder, {"results": str(root)})
     return root
 
 
@@ -110,6 +115,7 @@ def set_history(store: ResultsStore, experiment: str, trial_id, val_losses: list
     store.write_table(f"experiments/{experiment}/trials.csv", trials)
 
 
+@pytest.mark.slow
 def test_every_run_writes_its_lessons_computed_from_its_own_numbers(smoke):
     for question in QUESTIONS_HERE:
         store = ResultsStore(smoke, question, "smoke")
@@ -124,6 +130,7 @@ def test_every_run_writes_its_lessons_computed_from_its_own_numbers(smoke):
 
 
 # -- q3 ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_q3_mlp_beats_the_linear_model_only_when_its_test_predictions_do(copy):
     store = copy("q3")
     set_right(store, "grid", 0.95)
@@ -134,6 +141,7 @@ def test_q3_mlp_beats_the_linear_model_only_when_its_test_predictions_do(copy):
     assert found["verdict"] == NOT_REPRODUCED and "the linear model is ahead" in found["cause"]
 
 
+@pytest.mark.slow
 def test_q3_grid_lessons_follow_each_setting_of_the_grid(copy):
     store = copy("q3")
     for (lr, batch), share in {(0.01, 32): 0.95, (0.01, 64): 0.945, (0.001, 32): 0.85, (0.001, 64): 0.84}.items():
@@ -151,6 +159,7 @@ def test_q3_grid_lessons_follow_each_setting_of_the_grid(copy):
     assert "lr 0.001, batch 32 may be worse than lr 0.001, batch 64" in batch["cause"]
 
 
+@pytest.mark.slow
 def test_q3_more_data_lesson_reads_the_training_fractions(copy):
     store = copy("q3")
     for fraction, share in ((0.1, 0.80), (0.2, 0.85), (0.5, 0.90)):
@@ -162,7 +171,30 @@ def test_q3_more_data_lesson_reads_the_training_fractions(copy):
     assert found["verdict"] == NOT_REPRODUCED and "10 % of the data is ahead" in found["cause"]
 
 
+def set_final_losses(store: ResultsStore, experiment: str, loss: float, val_loss: float, **where) -> None:
+    trials = store.read_experiment(experiment)["trials"]
+    for row in trials:
+        if all(row.get(k) == v for k, v in where.items()):
+            row.update(loss=loss, val_loss=val_loss)
+    store.write_table(f"experiments/{experiment}/trials.csv", trials)
+
+
+@pytest.mark.slow
+def test_q3_loss_gap_lesson_needs_it_to_shrink_with_more_data_beyond_the_seeds(copy):
+    store = copy("q3")
+    for fraction, gap in ((0.1, 0.3), (0.2, 0.2), (0.5, 0.1)):
+        set_final_losses(store, "fractions", 0.5, 0.5 + gap, train_fraction=fraction)
+    found = verdicts(store, "q3")[4]
+    assert found["verdict"] == REPRODUCED, found
+    assert "10 %: 0.3000" in found["evidence"]["text"] and "50 %: 0.1000" in found["evidence"]["text"]
+    set_final_losses(store, "fractions", 0.5, 0.85, train_fraction=0.2)
+    found = verdicts(store, "q3")[4]
+    assert found["verdict"] == NOT_REPRODUCED
+    assert found["cause"] == "20 % (0.3500) is not below 10 % (0.3000) in every seed"
+
+
 # -- q8 ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_q8_overfitting_and_l2_follow_the_stored_validation_losses(copy):
     store = copy("q8")
     (plain,), (l2,) = trials_of(store, "none"), trials_of(store, "l2")
@@ -177,6 +209,7 @@ def test_q8_overfitting_and_l2_follow_the_stored_validation_losses(copy):
     assert l2_flat["verdict"] == NOT_REPRODUCED and "still rose" in l2_flat["cause"]
 
 
+@pytest.mark.slow
 def test_q8_early_stopping_lesson_needs_it_to_fire_near_the_unregularised_minimum(copy):
     store = copy("q8")
     (plain,), (early,) = trials_of(store, "none"), trials_of(store, "early_stop")
@@ -193,6 +226,7 @@ def test_q8_early_stopping_lesson_needs_it_to_fire_near_the_unregularised_minimu
     assert found["verdict"] == NOT_REPRODUCED and "12.5 % above the unregularised minimum" in found["cause"]
 
 
+@pytest.mark.slow
 def test_q8_no_worse_lessons_read_the_early_stopping_and_l2_runs(copy):
     store = copy("q8")
     set_right(store, "none", 0.95)                                  # one order: each run right on a prefix
@@ -226,6 +260,7 @@ def guess_commonest(store: ResultsStore, experiment: str, **where) -> None:
     store.write_arrays(experiment, PREDICTIONS, **arrays)
 
 
+@pytest.mark.slow
 def test_q15_zero_init_lesson_needs_identical_units_and_chance_accuracy(copy):
     store = copy("q15")
     (zeros,) = trials_of(store, "init", initializer="zeros")
@@ -243,6 +278,7 @@ def test_q15_zero_init_lesson_needs_identical_units_and_chance_accuracy(copy):
     assert found["verdict"] == NOT_REPRODUCED and "zero init learns: above chance" in found["cause"]
 
 
+@pytest.mark.slow
 def test_q15_normal_plateaus_and_glorot_keeps_improving_by_their_validation_curves(copy):
     store = copy("q15")
     (normal,), (glorot,) = trials_of(store, "init", initializer="standard_normal"), \
@@ -271,6 +307,7 @@ def set_gaps(store: ResultsStore, gaps: dict[int, float]) -> None:
     store.write_json("experiments/gradient_check/summary.json", summary)
 
 
+@pytest.mark.slow
 def test_q16_gradient_check_lesson_follows_the_gaps(copy):
     store = copy("q16")
     set_gaps(store, {1: 2e-4, 10: 2e-6, 100: 2e-8, 1000: 2e-10, 10000: 4e-13, 100000: 5e-12})
@@ -284,6 +321,7 @@ def test_q16_gradient_check_lesson_follows_the_gaps(copy):
     assert found["verdict"] == NOT_REPRODUCED and "N 10 (3.0e-04) is not below N 1 (2.0e-04)" in found["cause"]
 
 
+@pytest.mark.slow
 def test_q16_budget_lesson_compares_the_search_best_with_the_smallest_attempt(copy):
     store = copy("q16")
     set_right(store, "search", 0.95)

@@ -313,6 +313,10 @@ def test_q16_gradient_check_lesson_follows_the_gaps(copy):
     set_gaps(store, {1: 2e-4, 10: 2e-6, 100: 2e-8, 1000: 2e-10, 10000: 4e-13, 100000: 5e-12})
     found = verdicts(store, "q16")[1]
     assert found["verdict"] == REPRODUCED and "smallest at N = 10000" in found["evidence"]["text"]
+    # Closer than a decade the gap may bump up (a ReLU kink within epsilon), as measured in quick at N = 10.
+    set_gaps(store, {1: 1.5e-4, 3: 3.3e-5, 10: 3.8e-5, 30: 3.4e-6, 100: 6.3e-10, 1000: 6.3e-12, 10000: 3.3e-13,
+                     100000: 2.1e-12})
+    assert verdicts(store, "q16")[1]["verdict"] == REPRODUCED
     set_gaps(store, {1: 2e-4, 10: 2e-6, 100: 2e-8, 1000: 2e-10, 10000: 4e-13})        # never rises again
     found = verdicts(store, "q16")[1]
     assert found["verdict"] == NOT_REPRODUCED and "ends before rounding" in found["cause"]

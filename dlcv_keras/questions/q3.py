@@ -1,7 +1,9 @@
 """q3: a two-layer MLP on MNIST with q3's early-stopping rule (DS-265 DLCV, Assignment 1, part 3).
 
 This is the package's main job (``python -m dlcv_keras.run q3``): when MNIST cannot be
-had at all it runs on scikit-learn's bundled digits, and says so loudly.
+had at all it runs on scikit-learn's bundled digits, and says so loudly. q1's linear model is
+trained on the same data (q1's best setting), so that the lessons compare the two on the same
+test images; the grid and the training subsets run from several seeds each (tuners/q3.toml).
 """
 
 from dlcv_keras.experiments import EvaluateBest, FiniteDifferenceSweep, Search

@@ -232,7 +232,8 @@ class ScannedRun:
 
 
 def predict(model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Class probabilities, with the compiled forward pass shared by models of one structure."""
+    """The model's outputs (a classifier's logits), with the compiled forward pass shared by models of
+    one structure."""
     compiled = compiled_for(model, (batch_shardings() or (None,))[0])
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]

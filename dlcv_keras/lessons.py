@@ -119,6 +119,10 @@ class Model:
             groups.setdefault(tuple(str(row.get(k)) for k in searched), []).append(row)
         return max(groups.values(), key=lambda g: sum(_number(r.get("val_accuracy")) for r in g) / len(g))
 
+    def chance(self, stored: Stored) -> float:
+        """The accuracy of always guessing the most common class of this model's test labels."""
+        return stats.chance_level(stored.predictions(self.experiment)["labels"], stored.classes)
+
     def correctness(self, stored: Stored) -> np.ndarray:
         """(seeds, images) of 0/1: right or wrong on each test image."""
         predicted = stored.predictions(self.experiment)
@@ -135,14 +139,19 @@ class Model:
 
     def history(self, stored: Stored) -> list[dict]:
         """The epochs of this model's first seed."""
+        return self.histories(stored)[0]
+
+    def histories(self, stored: Stored) -> list[list[dict]]:
+        """The epochs of each of this model's seeds (an evaluation's one model)."""
         found = stored.experiment(self.experiment)
-        first = found["summary"].get("best_trial") if found["summary"].get("kind") == "evaluation" else \
-            self.trials(stored)[0]["trial_id"]
-        rows = [r for r in found.get("history") or [] if found["summary"].get("kind") == "evaluation"
-                or str(r.get("trial_id")) == str(first)]
-        if not rows:
+        if found["summary"].get("kind") == "evaluation":
+            groups = [found.get("history") or []]
+        else:
+            rows = found.get("history") or []
+            groups = [[r for r in rows if str(r.get("trial_id")) == str(t["trial_id"])] for t in self.trials(stored)]
+        if not all(groups):
             raise NotComparable(f"{self.experiment} stored no epochs for {self.label}")
-        return rows
+        return groups
 
 
 @dataclass(frozen=True)
@@ -209,9 +218,16 @@ class Check:
         raise NotImplementedError
 
 
+def _chance_test(model: Model, correct: np.ndarray, stored: Stored) -> stats.ChanceTest:
+    """A model's test accuracy (mean over its seeds) against chance: always guessing the most common class
+    (1 / classes on balanced test labels)."""
+    return stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes,
+                                model.chance(stored))
+
+
 def _chance_cause(model: Model, correct: np.ndarray, stored: Stored) -> str | None:
     """"<label> is at chance (...)" when a model's test accuracy is not above chance, else None."""
-    test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+    test = _chance_test(model, correct, stored)
     return None if test.above_chance() else f"{model.label} is at chance: {test.words()}"
 
 
@@ -293,14 +309,14 @@ class Rises(Check):
 
 @dataclass(frozen=True)
 class Accuracy(Check):
-    """A model learns: its test accuracy is above chance (exact binomial test) and, with ``at_least``,
-    at least that (a fraction) on the mean over its seeds."""
+    """A model learns: its test accuracy is above chance (always guessing the most common class; exact
+    binomial test) and, with ``at_least``, at least that (a fraction) on the mean over its seeds."""
     model: Model
     at_least: float | None = None
 
     def evaluate(self, stored):
         correct = self.model.correctness(stored)
-        test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+        test = _chance_test(self.model, correct, stored)
         text = f"{self.model.label}: {test.words()}"
         if self.at_least is not None:
             text += f"; required at least {_pct(self.at_least)} %"
@@ -315,12 +331,13 @@ class Accuracy(Check):
 
 @dataclass(frozen=True)
 class AtChance(Check):
-    """A model does not learn: its test accuracy is not above chance (exact binomial test)."""
+    """A model does not learn: its test accuracy is not above chance (always guessing the most common
+    class, which a net reaches from its output biases alone; exact binomial test)."""
     model: Model
 
     def evaluate(self, stored):
         correct = self.model.correctness(stored)
-        test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+        test = _chance_test(self.model, correct, stored)
         text = f"{self.model.label}: {test.words()}"
         numbers = {"chance_test": test.as_dict()}
         if test.above_chance():
@@ -395,6 +412,37 @@ class Overfits(Check):
             return Outcome(REPRODUCED, text, numbers)
         cause = ("the validation loss is lowest at the last epoch: still falling" if low == len(losses) - 1 else
                  f"the validation loss rose only {100 * risen:.1f} % after its minimum")
+        return Outcome(NOT_REPRODUCED, text, numbers, cause)
+
+
+@dataclass(frozen=True)
+class LateGain(Check):
+    """Validation accuracy late in training, from the middle epoch to the last (mean over the model's seeds):
+    ``improving=True``, it still rises by more than ``stats.MARGIN_POINTS``; ``improving=False``, it has
+    levelled off (a plateau): it gains at most that."""
+    model: Model
+    improving: bool = True
+
+    def evaluate(self, stored):
+        curves = [[r for r in history if _finite(r.get("val_accuracy"))] for history in self.model.histories(stored)]
+        if any(len(curve) < 2 for curve in curves):
+            raise NotComparable(f"{self.model.label} has fewer than 2 epochs with a validation accuracy")
+        middle = [curve[(len(curve) - 1) // 2] for curve in curves]
+        last = [curve[-1] for curve in curves]
+        at_middle, at_end = (float(np.mean([_number(r["val_accuracy"]) for r in rows])) for rows in (middle, last))
+        gain = 100 * (at_end - at_middle)
+        seeds = f"; mean of {len(curves)} seeds" if len(curves) > 1 else ""
+        text = (f"{self.model.label}: validation accuracy {_pct(at_middle)} % at epoch {middle[0].get('epoch')}, "
+                f"{_pct(at_end)} % at epoch {last[0].get('epoch')} ({gain:+.2f} points{seeds}; "
+                f"{'still improving: more than' if self.improving else 'a plateau: at most'} "
+                f"+{stats.MARGIN_POINTS:g} point{'s' if stats.MARGIN_POINTS != 1 else ''})")
+        numbers = {"middle_epoch": middle[0].get("epoch"), "last_epoch": last[0].get("epoch"),
+                   "val_accuracy_middle": at_middle, "val_accuracy_last": at_end, "gain_points": gain,
+                   "seeds": len(curves)}
+        if (gain > stats.MARGIN_POINTS) == self.improving:
+            return Outcome(REPRODUCED, text, numbers)
+        cause = (f"{self.model.label} gained only {gain:+.2f} points over the second half of training" if self.improving
+                 else f"{self.model.label} still gained {gain:+.2f} points over the second half of training")
         return Outcome(NOT_REPRODUCED, text, numbers, cause)
 
 

@@ -167,19 +167,30 @@ class ChanceTest:
 
     def words(self) -> str:
         return (f"{100 * self.accuracy:.2f} % of {self.n:,} images (95 % CI {100 * self.low:.2f} to "
-                f"{100 * self.high:.2f} %; chance {100 * self.chance:.1f} %, exact binomial test {format_p(self.p_above)})")
+                f"{100 * self.high:.2f} %; chance {100 * self.chance:.2f} %, exact binomial test {format_p(self.p_above)})")
 
 
-def against_chance(correct: int, n: int, classes: int) -> ChanceTest:
+def against_chance(correct: int, n: int, classes: int, chance: float | None = None) -> ChanceTest:
+    """``chance``: the accuracy of a classifier that does not look at the image; 1 / ``classes`` unless
+    given (the most common class's share of unbalanced test labels, ``chance_level``)."""
     from scipy.stats import binomtest
 
     if n <= 0 or not 0 <= correct <= n or classes < 2:
         raise ValueError(f"need 0 <= correct <= n, n > 0 and classes >= 2, got correct={correct}, n={n}, "
                          f"classes={classes}")
-    chance = 1.0 / classes
+    chance = 1.0 / classes if chance is None else chance
+    if not 0 < chance < 1:
+        raise ValueError(f"chance must be in (0, 1), got {chance!r}")
     result = binomtest(int(correct), int(n), chance, alternative="greater")
     interval = binomtest(int(correct), int(n), chance).proportion_ci(confidence_level=CONFIDENCE, method="exact")
     return ChanceTest(int(n), int(correct), chance, float(interval.low), float(interval.high), float(result.pvalue))
+
+
+def chance_level(labels, classes: int) -> float:
+    """What always guessing the most common class scores on ``labels`` (at least 1 / ``classes``): a net
+    that learned only the class frequencies (its output biases) reaches it without looking at an image."""
+    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=classes)
+    return max(1.0 / classes, float(counts.max()) / max(int(counts.sum()), 1))
 
 
 def mean_and_sd(values: Sequence[float]) -> tuple[float, float | None]:

@@ -83,12 +83,12 @@ TAKES_TUNER = "--tuner applies to the questions with a search it chooses (q1, q3
 
 
 @pytest.mark.parametrize("args, message", [
-    # Every search of these fixes its algorithm: a grid of listed values (q9, q17) or a random search
-    # (q16); q2 has no search at all.
+    # Every search of these fixes its algorithm: a grid of listed values (q9, q17), a random search and a
+    # grid of the seed's smaller attempts (q16); q2 has no search at all.
     (["q9", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q9, whose searches each run their own "
                                   f"algorithm (q9: grid)"),
     (["q16", "--tuner", "grid"], f"{TAKES_TUNER}, got --tuner grid with q16, whose searches each run their own "
-                                 f"algorithm (q16: random)"),
+                                 f"algorithm (q16: random and grid)"),
     (["q7", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q7, whose searches each run their own "
                                   f"algorithm (q7: grid and random)"),
     (["q2", "q17", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q2, q17, whose searches each run "

@@ -258,30 +258,36 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
 
     summary, trials, columns = _search_common(store, section, experiment)
     varying = varying_columns(trials, columns)
-    ok = [r for r in trials if is_trained(r)]
+    # A repeat grid trains each setting from several seeds: the figures show each setting's first seed,
+    # the winner is the best mean, and the trial table lists every seed.
+    settings = [c for c in varying if c != REPEAT]
+    seeds = _by_setting(trials, settings)
+    first = [group[0] for group in seeds.values()]
+    ok = [r for r in first if is_trained(r)]
     history = histories_by_trial(experiment.get("history") or [])
-    curves = {_values_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
+    curves = {_values_label(r, settings): history[trial_key(r)] for r in ok if trial_key(r) in history}
     by_trial = _layer_rows(experiment, store, section)
     # Activations of the hidden layers at initialisation (the output layer's are its logits).
     at_init = {}
-    for r in trials:
+    for r in first:
         layers = [row for row in by_trial.get(trial_key(r), []) if row.get("epoch") == 0]
         output = max((row["index"] for row in layers), default=0)
         hidden = [row for row in layers if row["index"] < output and is_finite(row.get("act_std"))]
         if hidden:
-            at_init[_values_label(r, varying)] = hidden
+            at_init[_values_label(r, settings)] = hidden
     reference_rows = reference.get("rows") or []
-    symmetry = _symmetry(trials, varying, by_trial)
-    observations = _init_observations(store, section, summary, run, ok, varying)
+    symmetry = _symmetry(trials, settings, by_trial)
+    observations = _init_observations(store, section, summary, run, [r for r in trials if is_trained(r)], varying)
     return {
         "meta": _search_meta(summary, trials),
-        "columns": ", ".join(varying),
+        "columns": ", ".join(settings) + (" (the first seed of each)" if len(first) < len(trials) else ""),
         "curves": figures.data_uri(figures.learning_curves(curves)) if curves else None,
         "table": trial_table(trials, varying or columns, reference_rows, id_width(summary), match_columns=columns),
         "statistics": figures.data_uri(figures.statistics_vs_layer(at_init)) if at_init else None,
         "statistics_table": _statistics_table(at_init),
         "has_gradients": any(is_finite(row.get("grad_mean_abs")) for rows in at_init.values() for row in rows),
         "symmetry": symmetry,
+        "seeds": max((len(group) for group in seeds.values()), default=1),
         "note": str(reference.get("note") or ""),
         "observations": [sentence for sentence in observations if sentence] + symmetry["identical"],
     }
@@ -310,6 +316,14 @@ def _init_observations(store, section, summary, run, ok, varying) -> list[str | 
     return observations
 
 
+def _by_setting(trials: Sequence[Mapping[str, Any]], settings: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
+    """Trials grouped by their values of ``settings`` (every seed of a setting together), first seed first."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in sorted(trials, key=lambda r: r.get(REPEAT) or 0):
+        groups.setdefault(_group_label(row, settings), []).append(row)
+    return groups
+
+
 def _statistics_table(at_init: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     """One row per layer, one column per initialisation: "mean / std" (" / mean |gradient|" when measured)."""
     def cell(row):
@@ -329,22 +343,25 @@ def _symmetry(trials, varying, by_trial) -> dict[str, Any]:
     initialisation, at the end, and its largest value in between; which trials kept every layer's
     units identical throughout."""
     rows, identical = [], []
-    for r in trials:
-        layers = by_trial.get(trial_key(r), [])
-        spreads = [row for row in layers if is_finite(row.get("unit_spread"))]
-        if not spreads:
+    for label, group in _by_setting(trials, varying).items():
+        measured = [[row for row in by_trial.get(trial_key(r), []) if is_finite(row.get("unit_spread"))]
+                    for r in group]
+        measured = [spreads for spreads in measured if spreads]
+        if not measured:
             continue
+        spreads = measured[0]              # the table: the setting's first seed
         last_epoch = max(row["epoch"] for row in spreads)
         for index in sorted({row["index"] for row in spreads}):
             mine = [row for row in spreads if row["index"] == index]
-            rows.append({"group": _group_label(r, varying), "layer": mine[0]["layer"],
+            rows.append({"group": label, "layer": mine[0]["layer"],
                          "init": fmt_sci(_at(mine, 0, index, "unit_spread"), 2),
                          "end": fmt_sci(_at(mine, last_epoch, index, "unit_spread"), 2),
                          "largest": fmt_sci(max(row["unit_spread"] for row in mine), 2)})
-        if max(row["unit_spread"] for row in spreads) < IDENTICAL:
-            identical.append(f"{_group_label(r, varying)}: every unit of every layer kept the same incoming weights "
-                             f"from initialisation to epoch {last_epoch} (largest difference "
-                             f"{max(row['unit_spread'] for row in spreads):g}).")
+        largest = max(row["unit_spread"] for spreads in measured for row in spreads)
+        if largest < IDENTICAL:
+            seeds = f" (each of its {len(measured)} seeds)" if len(measured) > 1 else ""
+            identical.append(f"{label}: every unit of every layer kept the same incoming weights from initialisation "
+                             f"to epoch {last_epoch}{seeds} (largest difference {largest:g}).")
     return {"rows": rows, "identical": identical}
 
 

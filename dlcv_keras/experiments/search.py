@@ -66,6 +66,8 @@ class Search(Experiment):
     implementation: str | None = None  # "keras" or "scratch" (numpy, dlcv_keras.scratch) for this search
                                        # alone; None: the question's, or --impl's
     borrow: Borrow | None = None       # values another question's search found best (see Borrow)
+    early_stopping: bool = True       # the question's stopping rule (Question.early_stopping) ends its fits;
+                                      # False: every epoch runs (q3's linear baseline, trained as q1 trains it)
 
     KIND: ClassVar[str] = "search"
     # depth_study and init_study live in layer_statistics.py, beside what the instruments stored.
@@ -190,10 +192,11 @@ def _check_scratch_model(table, where: str) -> None:
 
 # -- the run step -------------------------------------------------------------------------
 def hypermodel_for(runner, model: str, constraint: tuple | None = None, implementation: str | None = None,
-                   instruments: tuple = ()):
+                   instruments: tuple = (), early_stopping: bool = True):
     """The question's hypermodel for ``model``: its optimizer, early-stopping rule and data.
     ``implementation`` is an experiment's own (``Search.implementation``); None: the run's.
-    ``instruments``: what the layer probe measures in every trial (``Search.instruments``)."""
+    ``instruments``: what the layer probe measures in every trial (``Search.instruments``).
+    ``early_stopping``: False leaves the question's stopping rule out (``Search.early_stopping``)."""
     from functools import partial
 
     from dlcv_keras.tuning.hypermodel import ClassifierHyperModel
@@ -203,11 +206,16 @@ def hypermodel_for(runner, model: str, constraint: tuple | None = None, implemen
     return ClassifierHyperModel(
         model, data.input_shape, data.num_classes, seed=runner.settings.seed,
         optimizer=question.optimizer, implementation=implementation,
-        early_stopping=runner.space.early_stopping if question.early_stopping else None,
+        early_stopping=stopping_rule(runner, early_stopping),
         resplit=partial(resplit, seed=runner.settings.seed), constraint=constraint,
         input_stats=runner.input_stats(), fixed_kwargs=runner.model_kwargs.get(model), n_train=len(data.y_train),
         # A numpy (scratch) search of a Keras question trains on one CPU whatever --devices says.
         instruments=instruments, devices=runner.settings.devices if implementation == "keras" else 1)
+
+
+def stopping_rule(runner, wanted: bool = True) -> dict | None:
+    """The profile's [early_stopping] rule when the question applies one and the experiment wants it."""
+    return runner.space.early_stopping if runner.question.early_stopping and wanted else None
 
 
 def resplit(x, y, x_val, y_val, fraction, *, seed):
@@ -245,13 +253,14 @@ def run_search(runner, experiment: Search) -> None:
     tuner_kind = experiment.tuner or settings.tuner
     sampled = exp_space.fixed.get("trials", runner.space.settings.get("random_trials", 10))
     total = count_trials(hp_space, tuner_kind, sampled)
-    hypermodel = hypermodel_for(runner, model, constraint, implementation, experiment.instruments)
+    hypermodel = hypermodel_for(runner, model, constraint, implementation, experiment.instruments,
+                                experiment.early_stopping)
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
         # What the model starts from (q10: which weights file, and what made it), besides its settings.
         runner.model_kwargs.get(model), runner.model_sources.get(model), experiment.instruments,
-        exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
+        exp_space.as_dict(), hp_space.as_dict(), base, total, stopping_rule(runner, experiment.early_stopping),
         # The devices a trial trains on: a search started on one device does not resume on two.
         runner.code_versions, hypermodel.devices)
     tuner = make_tuner(tuner_kind, hypermodel, hyperparameters_for(hp_space, base),
@@ -302,6 +311,7 @@ def run_search(runner, experiment: Search) -> None:
         "fixed": {**{k: v for k, v in base.items() if k not in hp_space.choices}, **hp_space.fixed},
         "constraint": {"min_params": constraint[0], "max_params": constraint[1]} if constraint else None,
         "base_from": experiment.base_from, "n_trials": len(records), "planned_trials": total,
+        "stopping_rule": stopping_rule(runner, experiment.early_stopping),
         "best_trial": best["trial_id"],
         "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
         "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],

@@ -9,7 +9,47 @@ initialisation scales the activations layer after layer.
 """
 
 from dlcv_keras.experiments import Search
+from dlcv_keras.lessons import (NOT_REPRODUCED, REPRODUCED, Accuracy, All, AtChance, Computed, LateGain, Lesson, Model,
+                                Not, NotComparable, Outcome, Overfits)
 from dlcv_keras.questions.base import Question
+
+ZEROS, NORMAL, GLOROT = (Model("init", label, {"initializer": name}) for name, label in (
+    ("zeros", "zero init"), ("standard_normal", "N(0, 1) init"), ("glorot_uniform", "Glorot init")))
+
+
+def zero_init_units_stay_identical(stored) -> Outcome:
+    """Every seed of the zero-initialised net: the layer probe's unit spread (the largest difference between two
+    units' incoming weights) is exactly 0 in every layer, at initialisation and after every epoch."""
+    rows = stored.experiment("init").get("layer_stats") or []
+    parts, spread = [], []
+    for trial in ZEROS.trials(stored):
+        mine = [r for r in rows if str(r.get("trial_id")) == str(trial["trial_id"]) and r.get("unit_spread") is not None]
+        if not mine:
+            raise NotComparable(f"the layer probe stored no unit spread for {ZEROS.label} (trial {trial['trial_id']})")
+        largest = max(float(r["unit_spread"]) for r in mine)
+        spread.append(largest)
+        parts.append(f"seed {trial.get('repeat', 0)}: {len({r['layer'] for r in mine})} layers, epochs 0-"
+                     f"{max(int(r['epoch']) for r in mine)}, largest unit spread {largest:g}")
+    text = f"{ZEROS.label}: " + "; ".join(parts)
+    if max(spread) == 0:
+        return Outcome(REPRODUCED, text, {"largest_unit_spread": 0.0})
+    return Outcome(NOT_REPRODUCED, text, {"largest_unit_spread": max(spread)},
+                   f"the units of {ZEROS.label} drew apart (unit spread {max(spread):g}): they are not identical")
+
+
+LESSONS = (
+    Lesson("Zero initialisation does not learn: every unit of a layer stays the same unit (the largest difference "
+           "between two units' incoming weights, measured at every epoch, stays exactly 0), and on the test split "
+           "the net is at chance (no better than always answering the most common class).",
+           All((Computed(zero_init_units_stay_identical), AtChance(ZEROS)))),
+    Lesson("N(0, 1) initialisation learns, but plateaus early (the seed: its validation curves level off after "
+           "about 4 epochs): its test accuracy is above chance, and its validation accuracy gains at most 1 point "
+           "from the middle epoch to the last.",
+           All((Accuracy(NORMAL), LateGain(NORMAL, improving=False)))),
+    Lesson("Glorot initialisation keeps improving: its validation accuracy still gains more than 1 point from the "
+           "middle epoch to the last, and its validation loss does not rise after its minimum.",
+           All((LateGain(GLOROT), Not(Overfits(GLOROT), "the validation loss rose after its minimum")))),
+)
 
 QUESTION = Question(
     name="q15",
@@ -19,6 +59,7 @@ QUESTION = Question(
     model="mlp",
     optimizer="sgd",
     val_fraction=1 / 6,                # MNIST's 60k training images as 50k/10k, as the assignment
+    lessons=LESSONS,
     experiments=(
         Search("init", "1.a Zero vs normal vs Glorot vs He initialisation", template="init_study",
                evaluates_test=True, tuner="grid", instruments=("activations", "weights", "symmetry", "gradients")),

@@ -69,8 +69,9 @@ def _layers(model):
 # Fine detail is variation within patches of this many input pixels across: what a map holding one
 # value per patch (a CIFAR ResNet-18's last stage, stride 8) cannot show.
 DETAIL_PATCH = 8
-# Test images per forward pass while measuring (the maps of a full-width ResNet-18 stay under 30 MB).
-MEASURE_BATCH = 100
+# Test images per forward pass while measuring: a full-width ResNet-18's early maps are then 13 MB
+# (float32), about 100 MB with the float64 copies the statistics take.
+MEASURE_BATCH = 50
 
 
 class MapStatistics:

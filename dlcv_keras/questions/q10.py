@@ -7,6 +7,11 @@ of using them are compared with the same model trained from scratch: a frozen ba
 classifier trains), a full fine-tune, and a 10x lower learning rate for the early layers. Then
 the seed's grid over max_lr x grad_clip x weight decay (full fine-tune), whose best model is
 stored for q12.
+
+In quick the target task is a small one (the source table's ``target_per_class``: 50 training
+images per class): transfer pays when the target has few images and the source learned from many
+more. With 1,800 target images and a 5-epoch source, training from scratch matched every way of
+using the weights.
 """
 
 from dlcv_keras.experiments import EvaluateBest, PretrainedSource, RunComparison, Search

@@ -80,6 +80,62 @@ def test_the_channel_following_the_edges_is_found_and_batches_add_up():
     assert np.allclose(magnitude[:, 15:17], 4.0) and np.allclose(np.delete(magnitude, [15, 16], axis=1), 0.0)
 
 
+def test_the_observation_reads_the_measured_statistics():
+    from dlcv_keras.experiments.activation_maps import _model_observation
+
+    rng = np.random.default_rng(4)
+    # Smooth images (one colour per 8x8 patch, a little noise) and noisy early maps: more detail in the maps.
+    images = (np.repeat(np.repeat(rng.random((6, 4, 4, 3)), 8, axis=1), 8, axis=2)
+              + 0.01 * rng.random((6, 32, 32, 3))).astype(np.float32)
+    early = np.maximum(rng.normal(size=(6, 32, 32, 4)), 0)
+    late = np.maximum(rng.normal(size=(6, 4, 4, 16)), 0)
+    statistics = {"early": measure(early, images), "late": measure(late, images)}
+    inputs = measure(images, images)
+    model = {"label": "ResNet-18", "question": "q9", "early_layer": "stem_relu", "late_layer": "stage3_block1_out"}
+    shown_early, shown_late = rng.random((2, 4, 32, 32)), rng.random((2, 4, 4, 4))
+    sentence = _model_observation(model, shown_early, shown_late, statistics, inputs)
+    e, l = statistics["early"], statistics["late"]
+    assert sentence.startswith("ResNet-18 (q9), measured on 6 test images and every channel: the early maps "
+                               "(stem_relu) are 32 x 32; ")
+    assert f"{100 * e['detail']:.1f} % of their variance is finer than 8 x 8-pixel patches (more than the input " \
+           f"images' own {100 * inputs['detail']:.1f} %)" in sentence
+    assert "are 4 x 4, one value per 8 x 8-pixel patch (64 times fewer positions), so none of their variance" in sentence
+    assert f"correlate at r = {l['neighbour_correlation']:.2f}, against {e['neighbour_correlation']:.2f}" in sentence
+    assert f"{100 * e['zero_share']:.1f} % of the early activations and {100 * l['zero_share']:.1f} % of the late" \
+        in sentence
+    # Less fine detail than the input: said so.
+    blurred = dict(statistics, early={**e, "detail": inputs["detail"] / 2})
+    assert "(no more than the input images' own" in _model_observation(model, shown_early, shown_late, blurred, inputs)
+
+
+# ================================================================================ q10's small target set
+def test_a_small_target_set_keeps_k_training_and_validation_images_per_class_and_the_whole_test_split():
+    from dlcv_keras.data.base import Dataset
+    from dlcv_keras.experiments.pretrained_source import _few_per_class
+
+    rng = np.random.default_rng(3)
+
+    def split(per_class):
+        y = np.repeat(np.arange(5), per_class)
+        return rng.integers(0, 256, (len(y), 8, 8, 3), dtype=np.uint8), y
+
+    (xt, yt), (xv, yv), (xs, ys) = split(30), split(3), split(12)
+    data = Dataset("cifar10", xt, yt, xv, yv, xs, ys, [str(k) for k in range(5)], (8, 8, 3),
+                   info={"splits": {"train": 150, "val": 15, "test": 60}, "notes": ["before"], "content_hash": "x"})
+    small = _few_per_class(data, 4, seed=0)
+    assert np.bincount(small.y_train).tolist() == [4] * 5
+    assert np.bincount(small.y_val).tolist() == [3] * 5             # fewer than 4 there: all kept
+    assert small.x_test is data.x_test and small.y_test is data.y_test
+    assert small.info["splits"] == {"train": 20, "val": 15, "test": 60}
+    assert small.info["notes"][0] == "before" and "at most 4 training and 4 validation images per class" in \
+        small.info["notes"][1]
+    assert small.info["content_hash"] != "x" and _few_per_class(data, 4, seed=0).info == small.info
+    # Each kept image is one of the originals, with its own label.
+    for x, y in zip(small.x_train, small.y_train):
+        assert any(np.array_equal(x, original) for original in data.x_train[data.y_train == y])
+    assert _few_per_class(data, 4, seed=1).info["content_hash"] != small.info["content_hash"]
+
+
 # ================================================================================ lessons on real runs
 def run_cli(args, folder):
     import subprocess
@@ -90,7 +146,7 @@ def run_cli(args, folder):
 
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dlcv_keras.run", *args], cwd=REPO, env=child_env(folder, None),
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=3600)
     return {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr,
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -173,6 +229,7 @@ def trial_of(store, experiment, **where) -> str:
     return str(int(rows[0]["trial_id"]))
 
 
+@pytest.mark.slow                  # real training runs
 def test_each_run_wrote_its_lessons_and_they_are_the_stored_numbers_verdicts(smoke, tmp_path):
     from dlcv_keras.lessons import VERDICTS
     from dlcv_keras.questions import QUESTIONS
@@ -186,6 +243,7 @@ def test_each_run_wrote_its_lessons_and_they_are_the_stored_numbers_verdicts(smo
         assert f"{question}: " in smoke["stdout"][question] and " lessons reproduced" in smoke["stdout"][question]
 
 
+@pytest.mark.slow                  # real training runs
 def test_q9_learning_and_staying_close_follow_the_numbers(smoke, tmp_path):
     from scipy.stats import binomtest
 
@@ -232,6 +290,7 @@ def test_q9_learning_and_staying_close_follow_the_numbers(smoke, tmp_path):
     assert judge(store, "q9")[0]["cause"].startswith("the trained ResNet-18 is at chance")
 
 
+@pytest.mark.slow                  # real training runs
 def test_q10_pretrained_against_scratch_and_frozen_follows_the_test_predictions(smoke, tmp_path):
     store = copied(smoke, "q10", tmp_path)
     labels = predictions(store, "finetune")["labels"]
@@ -251,6 +310,7 @@ def test_q10_pretrained_against_scratch_and_frozen_follows_the_test_predictions(
     assert judge(store, "q10")[1]["verdict"] == "not_reproduced"
 
 
+@pytest.mark.slow                  # real training runs
 def test_q10_small_target_set_keeps_the_test_split_whole(smoke, tmp_path):
     import tomllib
 
@@ -269,6 +329,7 @@ def test_q10_small_target_set_keeps_the_test_split_whole(smoke, tmp_path):
     assert any("small target set" in note for note in dataset["notes"])
 
 
+@pytest.mark.slow                  # real training runs
 def test_q11_augmentation_and_dropout_lessons_follow_the_numbers(smoke, tmp_path):
     store = copied(smoke, "q11", tmp_path)
     labels = predictions(store, "augmentation")["labels"]
@@ -301,6 +362,7 @@ def test_q11_augmentation_and_dropout_lessons_follow_the_numbers(smoke, tmp_path
         "no dropout (and no augmentation) is ahead, significantly")
 
 
+@pytest.mark.slow                  # real training runs
 def test_q12_lessons_read_the_measured_statistics(smoke, tmp_path):
     store = copied(smoke, "q12", tmp_path)
     stats = store.read_experiment("maps")["summary"]["statistics"]

@@ -315,16 +315,18 @@ def _model_observation(model: Mapping[str, Any], early, late, statistics: Mappin
         sentence += (f" ({'more' if e['detail'] > inputs['detail'] else 'no more'} than the input images' own "
                      f"{_share(inputs['detail'])})")
     sentence += (f", and the early channel that follows the image's edges most closely correlates with its gradient "
-                 f"magnitude at r = {e['edge_correlation']:.2f} on average")
+                 f"magnitude at r = {_r(e['edge_correlation'])} on average")
     if isinstance(inputs, Mapping):
-        sentence += f" (the raw colour channels: {inputs['edge_correlation']:.2f})"
+        sentence += f" (the raw colour channels: {_r(inputs['edge_correlation'])})"
     ratio = e["positions"] / l["positions"] if l["positions"] else float("nan")
     sentence += (f". The late maps ({fmt(model.get('late_layer'))}) are {l['height']} x {l['width']}, one value per "
-                 f"{l['stride']} x {l['stride']}-pixel patch ({ratio:g} times fewer positions), with "
-                 f"{_share(l['detail'])} of their variance finer than {patch} x {patch} pixels")
+                 f"{l['stride']} x {l['stride']}-pixel patch ({ratio:g} times fewer positions), ")
+    sentence += (f"so none of their variance is finer than {patch} x {patch} pixels" if l["stride"] >= patch else
+                 f"with {_share(l['detail'])} of their variance finer than {patch} x {patch} pixels")
     if l.get("neighbour_correlation") is not None and e.get("neighbour_correlation") is not None:
-        sentence += (f"; neighbouring positions correlate at r = {l['neighbour_correlation']:.2f} there, "
-                     f"{e['neighbour_correlation']:.2f} in the early maps")
+        sentence += (f"; neighbouring positions ({_pixels(l['stride'])} apart) correlate at "
+                     f"r = {_r(l['neighbour_correlation'])}, against {_r(e['neighbour_correlation'])} in the early maps "
+                     f"({_pixels(e['stride'])} apart)")
     sentence += (f". {_share(e['zero_share'])} of the early activations and {_share(l['zero_share'])} of the late "
                  f"ones are zero. In the figures, {flat_words}")
     return sentence
@@ -332,6 +334,14 @@ def _model_observation(model: Mapping[str, Any], early, late, statistics: Mappin
 
 def _share(fraction: float) -> str:
     return f"{100 * fraction:.1f} %"
+
+
+def _r(value: float) -> str:
+    return f"{round(value, 2) + 0.0:.2f}"       # + 0.0: no "-0.00"
+
+
+def _pixels(stride: int) -> str:
+    return f"{stride} pixel{'s' if stride != 1 else ''}"
 
 
 VIEWS = {"activation_maps": _activation_maps}

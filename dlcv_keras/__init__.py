@@ -11,6 +11,12 @@ import os
 # progress lines; real failures still surface as Python exceptions.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before anything imports TensorFlow, in this process and (through the environment) in every child
+# it starts: oneDNN on where TensorFlow would leave it off (dlcv_keras/backends.py).
+from dlcv_keras.backends import use_onednn  # noqa: E402
+
+use_onednn()
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]

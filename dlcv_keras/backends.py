@@ -3,11 +3,15 @@ stays free of Keras and is called before anything imports it.
 
 The package picks the fastest backend for the models a run trains (``FASTEST_BACKEND``);
 a ``KERAS_BACKEND`` the user exported wins, so a GPU machine can choose its own.
+
+TensorFlow's oneDNN kernels are turned on where TensorFlow itself would leave them off
+(``use_onednn``, called when the package is imported); an exported ``TF_ENABLE_ONEDNN_OPTS`` wins.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -19,6 +23,16 @@ DEFAULT = "jax"       # for runs that train no Keras model (the from-scratch que
 # XLA's CPU compile of one training loop takes 0.5-1 s, more than a small trial trains:
 # JAX keeps compiled programs on disk, so a re-run, a resumed search or a retrain skips it.
 COMPILE_CACHE_BYTES = 512 * 2**20
+
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+# Set beside ONEDNN when the package, not the user, turned oneDNN on: a child process inherits
+# both and still records who decided.
+ONEDNN_OURS = "DLCV_ONEDNN_DEFAULT"
+# On Linux, TensorFlow turns its oneDNN kernels on by itself only on CPUs with one of these features
+# (tensorflow/core/util/port.cc, DefaultOneDnnPolicy; names as /proc/cpuinfo spells them). On an
+# AVX2-only CPU they stay off, though on an AVX2-only EPYC they trained ResNet-18 1.6-1.8x faster
+# (measured for issue 20; README, Performance).
+ONEDNN_CPU_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"})
 
 
 def fastest_for(models) -> str:
@@ -78,3 +92,61 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def cpu_flags() -> frozenset | None:
+    """The CPU's feature flags on x86-64 Linux (/proc/cpuinfo); None elsewhere, where we leave oneDNN to TensorFlow."""
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return None
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return None
+
+
+def tensorflow_default_onednn(flags: frozenset | None) -> bool | None:
+    """Whether TensorFlow turns oneDNN on by itself on a CPU with ``flags`` (None: flags unknown)."""
+    return None if flags is None else bool(flags & ONEDNN_CPU_FLAGS)
+
+
+def use_onednn(environ=None, flags: frozenset | None = None) -> None:
+    """Turn TensorFlow's oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``) where TensorFlow would leave
+    them off, before it is imported. An exported variable wins (``=0`` keeps them off); once
+    TensorFlow is imported, setting it would change nothing and only mislead the record."""
+    environ = os.environ if environ is None else environ
+    if ONEDNN in environ or "tensorflow" in sys.modules:
+        return
+    if tensorflow_default_onednn(cpu_flags() if flags is None else flags) is False:
+        environ[ONEDNN] = "1"
+        environ[ONEDNN_OURS] = "1"
+
+
+def onednn_state(environ=None) -> dict:
+    """Whether TensorFlow's oneDNN kernels are on in this process, and who decided: "dlcv_keras" (our
+    default, on a CPU where TensorFlow leaves them off), "user" (an exported TF_ENABLE_ONEDNN_OPTS) or
+    "tensorflow" (its own default). ``on`` is TensorFlow's own answer once it is imported, else the
+    expected one (None when unknown)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(ONEDNN, "").strip().lower()
+    if value not in ("0", "1", "false", "true"):       # unset, or a value TensorFlow ignores for its default
+        decided_by, expected = "tensorflow", tensorflow_default_onednn(cpu_flags())
+    else:
+        decided_by = "dlcv_keras" if environ.get(ONEDNN_OURS) == "1" and value == "1" else "user"
+        expected = value in ("1", "true")
+    on = tensorflow_onednn_on()
+    return {"on": expected if on is None else on, "decided_by": decided_by}
+
+
+def tensorflow_onednn_on() -> bool | None:
+    """TensorFlow's own answer, once it is imported (the one it printed as "oneDNN custom operations are on")."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):           # a private module: gone in some release
+        return None

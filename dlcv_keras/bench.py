@@ -20,8 +20,12 @@ One run measures, in samples per second:
   3x3, 128-channel Conv2D on 32x32 batches, FLOPs counted analytically) divided by the
   model's training FLOPs per image (2 Hout Wout k k Cin Cout per convolution, 2 in out per
   dense layer, times 3 for forward plus backward), beside ``model.fit`` through
-  ``image_batches`` and plain ``model.fit`` on float32 numpy arrays.
-It prints a table and, with ``--json PATH``, writes the numbers with their ratios.
+  ``image_batches`` and plain ``model.fit`` on float32 numpy arrays;
+- where PyTorch is installed (never a dependency), the same ResNet-18 in PyTorch
+  (``torch_resnet18``) beside plain ``model.fit``, epochs alternating: a plain training loop,
+  SGD 0.01, the same batches.
+Whether TensorFlow's oneDNN kernels were on, and who decided (dlcv_keras/backends.py), heads the
+output. It prints a table and, with ``--json PATH``, writes the numbers with their ratios.
 ``--q1-full`` also times q1's whole ``full`` grid (36 trainings) on MNIST-sized data.
 
 Keras fixes its backend at import, so every measurement runs in a child process: ours on
@@ -31,6 +35,7 @@ the backend the questions pick for that model (``FASTEST_BACKEND``), plain on Te
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -105,7 +110,7 @@ def images_epoch(name: str, x, y, batch: int):
 
 
 def _plain_fit_epoch(name: str, shape, *fit_args, **fit_kwargs):
-    """A function training ``name`` (Keras's default compile, SGD 0.01) for one epoch of
+    """A function training ``name`` (a plain model.compile: SGD 0.01, our loss) for one epoch of
     ``model.fit(*fit_args, **fit_kwargs)`` and returning that epoch's seconds, start to end."""
     import keras
 
@@ -116,13 +121,76 @@ def _plain_fit_epoch(name: str, shape, *fit_args, **fit_kwargs):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds = time.perf_counter() - self.started
 
+    from dlcv_keras.models import classification_loss
+
     model = build(name, shape)
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=classification_loss(), metrics=["accuracy"])
     timer = EpochTimer()
 
     def epoch() -> float:
         model.fit(*fit_args, epochs=1, verbose=0, callbacks=[timer], **fit_kwargs)
         return timer.seconds
+    return epoch
+
+
+def torch_resnet18(width: float = 1.0, num_classes: int = 10):
+    """``models.builders.build_resnet18`` in PyTorch, for the side-by-side timing: a 3x3 stem, no max
+    pooling, four stages of two basic blocks of 64-128-256-512 filters x ``width``, batch norm, a
+    1x1 projection (+ batch norm) where a block changes shape, global average pooling, a dense layer
+    (logits). At width 1: 11,173,962 parameters, as the Keras model's trainable ones."""
+    import torch
+    from torch import nn
+
+    def conv_bn(cin, cout, stride):
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.a = nn.Sequential(*conv_bn(cin, cout, stride), nn.ReLU())
+            self.b = nn.Sequential(*conv_bn(cout, cout, 1))
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.b(self.a(x)) + self.shortcut(x))
+
+    widths = [max(1, int(round(base * width))) for base in (64, 128, 256, 512)]
+    stack, cin = [*conv_bn(3, widths[0], 1), nn.ReLU()], widths[0]
+    for stage, cout in enumerate(widths):
+        for block in range(2):
+            stack.append(Block(cin, cout, 2 if stage > 0 and block == 0 else 1))
+            cin = cout
+    return nn.Sequential(*stack, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def torch_epoch(name: str, x, y, batch: int):
+    """A function training ``torch_resnet18`` for one epoch as ``plain_epoch`` trains the Keras one
+    (SGD 0.01, cross-entropy, ``batch``-sized batches in a new shuffled order each epoch), returning
+    its seconds. PyTorch's defaults otherwise: NCHW tensors, its own thread count."""
+    import torch
+
+    if name != "resnet18":
+        raise ValueError(f"the PyTorch side-by-side is ResNet-18's alone, got {name!r}")
+    torch.manual_seed(0)
+    model = torch_resnet18(num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_of = torch.nn.CrossEntropyLoss()
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    labels = torch.from_numpy(y).long()
+    model.train()
+
+    def epoch() -> float:
+        started = time.perf_counter()
+        for rows in torch.randperm(len(images)).split(batch):
+            optimizer.zero_grad(set_to_none=True)
+            loss_of(model(images[rows]), labels[rows]).backward()
+            optimizer.step()
+        return time.perf_counter() - started
     return epoch
 
 
@@ -372,15 +440,16 @@ def distributed_grid(workers: int = 2, echo=print) -> dict:
 
 def measure(tasks: list[str], quick: bool) -> dict:
     """Measurements in this process, in order: "ours:NAME", "plain:NAME", "images:NAME" (plain fit
-    through ``image_batches``), "both:NAME" (ours and plain), kinds joined by "+" (their epochs
-    alternate, when they run on this backend; "both+images:resnet18"), "pipeline" (the input
+    through ``image_batches``), "torch:NAME" (the same net in PyTorch), "both:NAME" (ours and plain),
+    kinds joined by "+" (their epochs alternate, when they run on this backend;
+    "both+images:resnet18"), "pipeline" (the input
     pipeline alone), "conv-flops" (convolution FLOP/s and ResNet-18's training FLOPs per
-    image), "search" or "q1-full"."""
+    image), "search" or "q1-full". Also whether TensorFlow's oneDNN kernels were on ("onednn")."""
     import keras
 
-    found = {}
+    found = {"onednn": backends.onednn_state()}
     backend = keras.backend.backend()
-    makers = {"ours": ours_epoch, "plain": plain_epoch, "images": images_epoch}
+    makers = {"ours": ours_epoch, "plain": plain_epoch, "images": images_epoch, "torch": torch_epoch}
     for task in tasks:
         kind, _, name = task.partition(":")
         kinds = [k for part in kind.split("+") for k in (("ours", "plain") if part == "both" else (part,))]
@@ -392,6 +461,10 @@ def measure(tasks: list[str], quick: bool) -> dict:
             seconds = best_epochs([makers[k](name, x, y, batch) for k in kinds], repeats)
             for k, value in zip(kinds, seconds):
                 found[f"{k}:{name}"] = {"seconds": value, "samples": samples, "backend": backend}
+            if "torch" in kinds:
+                import torch
+                found[f"torch:{name}"].update(backend="torch", torch_version=torch.__version__,
+                                              threads=torch.get_num_threads())
         elif kind == "pipeline":
             samples = PIPELINE_SAMPLES[1 if quick else 0]
             found[task] = {"seconds": pipeline_seconds(samples), "samples": samples,
@@ -422,12 +495,13 @@ def in_child(tasks: list[str], backend: str, quick: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def plan(q1_full: bool) -> dict[str, list[str]]:
-    """Steps grouped by backend, one child process each; the search first, before big workloads raise memory."""
+def plan(q1_full: bool, torch: bool = False) -> dict[str, list[str]]:
+    """Steps grouped by backend, one child process each; the search first, before big workloads raise memory.
+    With ``torch``, ResNet-18's step also trains it in PyTorch, its epochs alternating with Keras's."""
     groups: dict[str, list[str]] = {FASTEST_BACKEND["mlp"]: ["search", "instrument"]}
     for name in WORKLOADS:
         # ResNet-18 is also trained through image_batches (a tf.data pipeline: TensorFlow).
-        extra = "+images" if name == "resnet18" else ""
+        extra = ("+images" + ("+torch" if torch else "")) if name == "resnet18" else ""
         if FASTEST_BACKEND[name] == "tensorflow":
             groups.setdefault("tensorflow", []).append(f"both{extra}:{name}")
         else:
@@ -442,8 +516,15 @@ def plan(q1_full: bool) -> dict[str, list[str]]:
 def run(quick: bool, q1_full: bool = False, echo=print, workers_grid: bool = False) -> dict:
     results: dict = {"quick": quick, "cpu_count": os.cpu_count(), "workloads": {}}
     measured: dict = {}
-    for backend, tasks in plan(q1_full).items():
-        measured.update(in_child(tasks, backend, quick))
+    torch = torch_available()
+    for backend, tasks in plan(q1_full, torch).items():
+        found = in_child(tasks, backend, quick)
+        if backend == "tensorflow":               # the child whose convolutions oneDNN runs
+            results["onednn"] = found["onednn"]
+        measured.update(found)
+    onednn = results["onednn"]
+    echo(f"TensorFlow oneDNN {({True: 'on', False: 'off'}).get(onednn['on'], 'unknown')} "
+         f"(decided by {onednn['decided_by']}; export TF_ENABLE_ONEDNN_OPTS=0 or 1 to choose)")
     search = measured["search"]
     for name, (shape, batch, sizes, repeats) in WORKLOADS.items():
         ours, plain = measured[f"ours:{name}"], measured[f"plain:{name}"]
@@ -472,6 +553,7 @@ def run(quick: bool, q1_full: bool = False, echo=print, workers_grid: bool = Fal
     results["instrument"] = instrument_row(measured, echo)
     results["input_pipeline"] = pipeline_row(measured, echo)
     results["resnet18_flop_bound"] = flop_bound_row(measured, echo)
+    results["resnet18_pytorch"] = pytorch_row(measured, echo)
     if workers_grid:
         shared = results["q1_quick_grid_on_workers"] = distributed_grid(echo=echo)
         echo(f"workers   q1 quick full grid ({shared['trials']} trials): one process {shared['one_process_seconds']:.1f} s, "
@@ -536,6 +618,23 @@ def flop_bound_row(measured: dict, echo) -> dict:
          f"{per_image / 1e9:.2f} GFLOP per training image: bound {bound:.0f} images/s;   "
          f"model.fit on image_batches {speeds['images']:.0f} ({row['image_batches_fit_vs_bound']:.0%} of the bound)   "
          f"plain model.fit on numpy {speeds['plain']:.0f} ({row['plain_numpy_fit_vs_bound']:.0%})")
+    return row
+
+
+def pytorch_row(measured: dict, echo) -> dict:
+    """ResNet-18 in PyTorch beside plain ``model.fit`` on the same numpy data, or why it was not timed."""
+    if "torch:resnet18" not in measured:
+        echo("pytorch   ResNet-18 in PyTorch not timed: torch is not installed (optional; pip install torch)")
+        return {"skipped": "torch is not installed"}
+    torch, keras = measured["torch:resnet18"], measured["plain:resnet18"]
+    row = {"batch_size": WORKLOADS["resnet18"][1], "samples": torch["samples"],
+           "torch_version": torch["torch_version"], "torch_threads": torch["threads"],
+           "torch_images_per_s": round(torch["samples"] / torch["seconds"], 1),
+           "keras_plain_fit_images_per_s": round(keras["samples"] / keras["seconds"], 1)}
+    row["keras_vs_torch"] = round(torch["seconds"] / keras["seconds"], 2)
+    echo(f"pytorch   ResNet-18, batch {row['batch_size']}: PyTorch {row['torch_version']} "
+         f"({row['torch_threads']} threads) {row['torch_images_per_s']:.0f} images/s   plain model.fit "
+         f"({keras['backend']}) {row['keras_plain_fit_images_per_s']:.0f} images/s   x{row['keras_vs_torch']:.2f}")
     return row
 
 

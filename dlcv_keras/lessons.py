@@ -173,6 +173,36 @@ class Value:
         return number
 
 
+# A gradient "vanishes" before the input when less than this share of the output layer's mean |gradient|
+# reaches the first layer (GradientShare): two orders of magnitude down.
+VANISHED_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class GradientShare:
+    """How much of the gradient reaches the input: the first kernel layer's mean |gradient| over the
+    output layer's, as a search's layer probe stored them (layer_stats.csv, instrument "gradients"),
+    in the trial matching ``where`` (its first seed), at ``epoch`` (0: at initialisation; None: the
+    last epoch trained). A ``Value`` for ``Threshold`` and ``Ordered``."""
+    experiment: str
+    label: str
+    where: Mapping[str, Any]
+    epoch: int | None = None
+
+    def read(self, stored: Stored) -> float:
+        trial = Model(self.experiment, self.label, self.where).trials(stored)[0]
+        rows = [r for r in stored.experiment(self.experiment).get("layer_stats") or []
+                if _trial_key(r.get("trial_id")) == _trial_key(trial["trial_id"]) and _finite(r.get("grad_mean_abs"))]
+        if not rows:
+            raise NotComparable(f"{self.experiment} stored no layer gradients for {self.label}")
+        epoch = max(int(r["epoch"]) for r in rows) if self.epoch is None else self.epoch
+        at = {int(r["index"]): float(r["grad_mean_abs"]) for r in rows if int(r["epoch"]) == epoch}
+        if 1 not in at or len(at) < 2:
+            raise NotComparable(f"{self.experiment} stored no layer gradients for {self.label} at epoch {epoch}")
+        output = at[max(at)]
+        return at[1] / output if output > 0 else math.nan
+
+
 # -- checks ------------------------------------------------------------------------------------
 class Check:
     def evaluate(self, stored: Stored) -> Outcome:

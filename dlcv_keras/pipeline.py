@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from dlcv_keras.backends import import_tensorflow_quietly
+from dlcv_keras.backends import import_tensorflow_quietly, onednn_state
 from dlcv_keras.data import DataUnavailable, Dataset, load_dataset
 from dlcv_keras.questions import Question
+from dlcv_keras.report.format import tuner_words
 from dlcv_keras.resources import packaged_dir
 from dlcv_keras.results import SCHEMA_VERSION, ResultsStore
 from dlcv_keras.settings import Settings
@@ -110,15 +111,23 @@ def results_store(question: Question, settings: Settings) -> ResultsStore:
 def run_question(question: Question, settings: Settings, *, space: ProfileSpace | None = None,
                  data: Dataset | None = None, echo=print, cluster=None) -> ResultsStore:
     """The whole question in this process; with a chief's ``cluster`` (tuning/cluster.py), its searches'
-    trials run on workers."""
+    trials run on workers (started here, once the data is loaded)."""
     from dlcv_keras.results import RunLock
 
-    if cluster is not None:
-        check_distributable(question, settings)
-    if space is None or (data is None and question.dataset is not None):
-        space, data = prepare(question, settings, echo)
     store = results_store(question, settings)
+    # The results folder's lock first: a second run on this folder stops here, before it loads data
+    # or starts workers (and before a worker could write into the first run's tuner projects).
     with RunLock(store.root, echo=echo):
+        if cluster is not None:
+            # A question workers cannot help with, or a port in use, stops the run before anything is loaded.
+            check_distributable(question, settings)
+            cluster.listen()
+        if space is None or (data is None and question.dataset is not None):
+            space, data = prepare(question, settings, echo)
+        if cluster is not None:
+            # Local workers start once the data is checked and loaded (and cached, for them to load alike):
+            # a bad space file or missing data is the chief's one line, and no two processes download at once.
+            cluster.start_workers()
         return _run_locked(question, settings, space, data, store, echo, cluster)
 
 
@@ -146,7 +155,7 @@ def run_identity(question: Question, settings: Settings, space: ProfileSpace, da
             "data_hash": dataset.get("content_hash"),
             "space_hash": fingerprint({k: e.as_dict() for k, e in space.experiments.items()}, space.settings,
                                       space.early_stopping),
-            "options": fingerprint(_question_options(settings)), **code_versions}
+            "options": fingerprint(_question_options(settings)), "devices": settings.devices, **code_versions}
 
 
 def _question_options(settings: Settings) -> list:
@@ -195,7 +204,10 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     run_id = fingerprint(identity)
     run = {
         "schema_version": SCHEMA_VERSION, "question": question.name, "title": question.title,
-        "seed_writeup": question.seed_writeup, "profile": settings.profile, "tuner": settings.tuner,
+        "seed_writeup": question.seed_writeup, "profile": settings.profile,
+        # --tuner as it applied (None: every search fixes its own algorithm), and what each search ran.
+        "tuner": settings.tuner if question.takes_tuner(implementation) else None,
+        "tuners": question.search_tuners(implementation, settings.tuner),
         "implementation": implementation, "seed": settings.seed, "run_id": run_id, "status": "running",
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "finished": None, "wall_seconds": None, "space_file": space.source,
@@ -209,7 +221,7 @@ def _run_locked(question, settings, space, data, store, echo, cluster=None) -> R
     where = (f"{dataset['name']} {dataset['splits']} from {dataset['source']}" if "splits" in dataset
              else dataset.get("source", "no dataset"))
     echo(f"{question.name}: {question.title} | {implementation} | profile {settings.profile}, "
-         f"tuner {settings.tuner}, seed {settings.seed}, backend {env['keras_backend']} | {where}")
+         f"tuner {tuner_words(run)}, seed {settings.seed}, backend {env['keras_backend']} | {where}")
     for note in dataset.get("notes", []):
         echo(f"  note: {note}")
 
@@ -323,7 +335,9 @@ def environment(settings: Settings) -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "keras_backend": keras.backend.backend(), "packages": versions,
             "git_revision": git_revision(), "seed": settings.seed, "command": shlex.join(sys.argv),
-            "process_id": os.getpid(), "devices": settings.devices}
+            "process_id": os.getpid(), "devices": settings.devices,
+            # TensorFlow's oneDNN kernels: faster convolutions on a CPU, slightly different rounding.
+            "onednn": onednn_state()}
 
 
 def git_revision() -> str | None:

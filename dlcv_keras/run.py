@@ -49,6 +49,8 @@ loses its trial to another; one restarted with its id takes its trial up again.
 
 speed: dense models (q1, q3) train on Keras's JAX backend through a compiled epoch loop,
 convolutional ones on TensorFlow; export KERAS_BACKEND=tensorflow|jax to choose yourself.
+TensorFlow's oneDNN kernels are on even where TensorFlow would leave them off (CPUs without
+AVX-512 VNNI/BF16, AVX-VNNI or AMX); export TF_ENABLE_ONEDNN_OPTS=0 to keep them off.
 Compiled loops are cached in ~/.cache/dlcv_keras (DLCV_CACHE_DIR moves it).
 `python -m dlcv_keras.bench --quick` measures the training path on this machine.
 
@@ -80,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"question(s) to run: {', '.join(QUESTIONS)} or 'all' (see --list)")
     parser.add_argument("--list", action="store_true", help="list the question catalogue and exit")
     parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
-    parser.add_argument("--tuner", default="grid", help=f"search algorithm: {', '.join(TUNERS)} (default: grid)")
+    parser.add_argument("--tuner", help=f"search algorithm of the searches that do not fix their own: "
+                                        f"{', '.join(TUNERS)} (default: grid). A question none of whose searches "
+                                        f"takes it refuses it")
     parser.add_argument("--dataset", help="run on another dataset than the question's own (e.g. digits)")
     parser.add_argument("--data-dir", type=Path, help="folder holding local dataset copies (default: $DLCV_DATA_DIR)")
     parser.add_argument("--results", type=Path, help="results folder (default: $DLCV_RESULTS_DIR or ./results)")
@@ -149,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         pin_to_launcher_share()          # a local worker: its cores, before any library starts threads
         names = resolve_questions(args.questions)
         check_choice("--profile", args.profile, PROFILES)
-        check_choice("--tuner", args.tuner, TUNERS)
         check_choice("--report", args.report, REPORT_FORMATS)
         check_int("--seed", args.seed, low=0, high=2**31 - 1)
         if args.dataset is not None:
@@ -158,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_dir is not None and not args.data_dir.is_dir():
             raise InvalidParameterError(f"--data-dir must be an existing folder, got {str(args.data_dir)!r}")
         options = question_options(args, names)
+        options["tuner"] = tuner_option(args, names)
         options["devices"] = devices_option(args, names)
         settings = Settings.from_environment(
-            profile=args.profile, tuner=args.tuner, seed=args.seed, data_dir=args.data_dir,
+            profile=args.profile, seed=args.seed, data_dir=args.data_dir,
             results_dir=args.results, dataset=args.dataset, allow_fallback=not args.no_fallback,
             allow_download=not args.no_download, space_file=args.space, report=args.report,
             fresh=args.fresh or None, progress=not args.quiet, **options)
@@ -242,6 +246,26 @@ def question_options(args: argparse.Namespace, names: list[str]) -> dict:
     if args.weights is not None:
         options["weights"] = args.weights
     return options
+
+
+def tuner_option(args: argparse.Namespace, names: list[str]) -> str | None:
+    """--tuner, for the questions with a search it chooses the algorithm of (the others' searches each fix
+    their own: a grid of listed values, or q16's and q18's random search). A run of several questions
+    passes it to those only (``child_options``); given to none of them, it is a one-line error."""
+    if args.tuner is None:
+        return None
+    check_choice("--tuner", args.tuner, TUNERS)
+    if not any(get_question(name).takes_tuner(args.impl) for name in names):
+        owners = [name for name, q in QUESTIONS.items() if q.takes_tuner()]
+        fixed = "; ".join(f"{name}: {_kinds(get_question(name).search_tuners(args.impl))}" for name in names)
+        raise InvalidParameterError(f"--tuner applies to the questions with a search it chooses ({', '.join(owners)}) "
+                                    f"only, got --tuner {args.tuner} with {', '.join(names)}, whose searches each "
+                                    f"run their own algorithm ({fixed})")
+    return args.tuner
+
+
+def _kinds(tuners: dict[str, str]) -> str:
+    return " and ".join(dict.fromkeys(tuners.values())) or "no search"
 
 
 def trains_keras(name: str, implementation: str | None) -> bool:
@@ -336,16 +360,7 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
     started = time.perf_counter()
     store = pipeline.results_store(question, settings)
     try:
-        if cluster is not None:
-            # A question workers cannot help with, or a port in use, stops the run before anything is loaded.
-            pipeline.check_distributable(question, settings)
-            cluster.listen()
-        space, data = pipeline.prepare(question, settings, echo)
-        if cluster is not None:
-            # Local workers start once the data is checked and loaded (and cached, for them to load alike):
-            # a bad space file or missing data is the chief's one line, and no two processes download at once.
-            cluster.start_workers()
-        store = pipeline.run_question(question, settings, space=space, data=data, echo=echo, cluster=cluster)
+        store = pipeline.run_question(question, settings, echo=echo, cluster=cluster)
         if settings.report != "none":
             from dlcv_keras.report import build_report
             formats = ("html", "pdf") if settings.report == "pdf" else ("html",)
@@ -379,6 +394,8 @@ def child_options(parser: argparse.ArgumentParser, args: argparse.Namespace, nam
         if action.dest in QUESTION_OPTIONS and action.dest not in get_question(name).options:
             continue
         if action.dest == "devices" and not trains_keras(name, args.impl):
+            continue
+        if action.dest == "tuner" and not get_question(name).takes_tuner(args.impl):
             continue
         value = getattr(args, action.dest)
         if value is None or value == action.default:

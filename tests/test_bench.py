@@ -36,6 +36,8 @@ def test_each_backend_gets_one_child_and_the_search_runs_before_the_big_workload
     # step also trains it through image_batches, then the pipeline and the convolution are timed.
     assert groups["tensorflow"] == ["plain:linear", "plain:mlp", "both:cnn", "both+images:resnet18",
                                     "pipeline", "conv-flops"]
+    # Where PyTorch is installed, its ResNet-18 epochs alternate with Keras's in that step.
+    assert "both+images+torch:resnet18" in bench.plan(q1_full=False, torch=True)["tensorflow"]
 
 
 def test_a_measurement_step_reports_its_backend_and_times(monkeypatch):
@@ -43,6 +45,7 @@ def test_a_measurement_step_reports_its_backend_and_times(monkeypatch):
     found = bench.measure(["ours:mlp", "both:mlp"], quick=True)
     assert found["ours:mlp"]["samples"] == 320 and found["plain:mlp"]["samples"] == 320
     assert found["ours:mlp"]["backend"] == __import__("keras").backend.backend()
+    assert set(found["onednn"]) == {"on", "decided_by"}         # which TensorFlow kernels ran (backends.py)
     # An epoch of 10 steps does at least the matmul bound's 0.26 GFLOP (over 0.1 ms on any
     # CPU; an unmeasured or mis-timed epoch reads about 0), and none takes 30 s on 320 samples.
     assert 1e-4 < found["ours:mlp"]["seconds"] < 30
@@ -51,10 +54,11 @@ def test_a_measurement_step_reports_its_backend_and_times(monkeypatch):
 
 def test_the_table_is_computed_from_the_measurements(monkeypatch):
     # Fake children with round numbers, so every derived figure can be checked exactly.
-    seconds = {"ours": 2.0, "plain": 8.0}
+    seconds = {"ours": 2.0, "plain": 8.0, "torch": 16.0}
 
     def fake_child(tasks, backend, quick):
-        found = {}
+        # Each child says whether oneDNN was on; the TensorFlow child's answer is the one that counts.
+        found = {"onednn": {"on": backend == "tensorflow", "decided_by": "dlcv_keras"}}
         for task in tasks:
             kind, _, name = task.partition(":")
             if kind == "search":
@@ -77,10 +81,13 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
             samples = bench.WORKLOADS[name][2][1 if quick else 0]
             for k in kind.replace("both", "ours+plain").split("+"):
                 found[f"{k}:{name}"] = {"seconds": seconds[k], "samples": samples, "backend": backend}
+                if k == "torch":
+                    found[f"{k}:{name}"].update(backend="torch", torch_version="2.x", threads=2)
         return found
 
     seconds["images"] = 4.0
     monkeypatch.setattr(bench, "in_child", fake_child)
+    monkeypatch.setattr(bench, "torch_available", lambda: True)
     monkeypatch.setattr(bench, "matmul_bound", lambda samples, batch=32: 1.6)
     lines = []
     results = bench.run(quick=True, echo=lines.append)
@@ -112,6 +119,44 @@ def test_the_table_is_computed_from_the_measurements(monkeypatch):
     assert bound["plain_numpy_fit_images_per_s"] == round(resnet_samples / 8.0, 1)
     assert bound["image_batches_fit_vs_bound"] == round(resnet_samples / 4.0 / 50, 3)
     assert bound["image_batches_fit_vs_plain"] == 2.0
+    assert results["onednn"] == {"on": True, "decided_by": "dlcv_keras"}
+    assert lines[0].startswith("TensorFlow oneDNN on (decided by dlcv_keras")
+    pytorch = results["resnet18_pytorch"]
+    assert pytorch["torch_images_per_s"] == round(resnet_samples / 16.0, 1)
+    assert pytorch["keras_plain_fit_images_per_s"] == round(resnet_samples / 8.0, 1)
+    assert pytorch["keras_vs_torch"] == 2.0                          # torch seconds / Keras seconds
+    assert pytorch["torch_version"] == "2.x" and pytorch["batch_size"] == bench.WORKLOADS["resnet18"][1]
+
+
+def test_without_pytorch_its_row_is_a_note():
+    lines = []
+    measured = {"plain:resnet18": {"seconds": 1.0, "samples": 100, "backend": "tensorflow"}}
+    assert bench.pytorch_row(measured, lines.append) == {"skipped": "torch is not installed"}
+    assert lines == ["pytorch   ResNet-18 in PyTorch not timed: torch is not installed (optional; pip install torch)"]
+
+
+def test_the_pytorch_resnet18_has_the_keras_ones_layers():
+    torch = pytest.importorskip("torch")
+    from dlcv_keras.models import build_resnet18
+
+    for width in (1.0, 0.25):
+        ours = build_resnet18((32, 32, 3), 10, width=width)
+        theirs = bench.torch_resnet18(width)
+        # The same weights, layer for layer: Keras keeps a kernel as (kh, kw, in, out), PyTorch as (out, in, kh, kw).
+        keras_shapes = sorted(tuple(w.shape) for w in ours.trainable_weights)
+        torch_shapes = sorted(tuple(p.shape[2:]) + tuple(p.shape[1::-1]) if p.dim() == 4 else tuple(p.shape[::-1])
+                              for p in theirs.parameters())
+        assert keras_shapes == torch_shapes, width
+        assert theirs(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_pytorch_step_trains_it_and_says_which_torch(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setitem(bench.WORKLOADS, "resnet18", ((32, 32, 3), 8, (32, 16), 1))
+    found = bench.measure(["torch:resnet18"], quick=True)
+    row = found["torch:resnet18"]
+    assert row["backend"] == "torch" and row["torch_version"] == torch.__version__ and row["threads"] >= 1
+    assert row["samples"] == 16 and row["seconds"] > 0
 
 
 def test_the_instrument_cost_is_timed_on_one_model_with_and_without_the_probe(monkeypatch):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import dlcv_keras
+from dlcv_keras import backends
 from dlcv_keras.run import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +77,39 @@ def test_bad_arguments_get_one_line_and_exit_2(args, fragments, capsys, tmp_path
     code = main([*args, "--results", str(tmp_path / "results")])
     assert_one_line_error(capsys, code, *fragments)
     assert not (tmp_path / "results").exists()
+
+
+TAKES_TUNER = "--tuner applies to the questions with a search it chooses (q1, q3, q8, q14) only"
+
+
+@pytest.mark.parametrize("args, message", [
+    # Every search of these fixes its algorithm: a grid of listed values (q9, q17) or a random search
+    # (q16); q2 has no search at all.
+    (["q9", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q9, whose searches each run their own "
+                                  f"algorithm (q9: grid)"),
+    (["q16", "--tuner", "grid"], f"{TAKES_TUNER}, got --tuner grid with q16, whose searches each run their own "
+                                 f"algorithm (q16: random)"),
+    (["q7", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q7, whose searches each run their own "
+                                  f"algorithm (q7: grid and random)"),
+    (["q2", "q17", "--tuner", "random"], f"{TAKES_TUNER}, got --tuner random with q2, q17, whose searches each run "
+                                         f"their own algorithm (q2: no search; q17: grid)"),
+])
+def test_a_tuner_no_search_of_the_question_would_use_is_refused(args, message, capsys, tmp_path):
+    code = main([*args, "--profile", "smoke", "--results", str(tmp_path / "results")])
+    assert assert_one_line_error(capsys, code) == f"error: {message}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_several_questions_pass_the_tuner_to_those_that_take_it_only():
+    from dlcv_keras.run import build_parser, child_options, tuner_option
+
+    parser = build_parser()
+    args = parser.parse_args(["q1", "q9", "q14", "--tuner", "random", "--profile", "smoke"])
+    assert tuner_option(args, ["q1", "q9", "q14"]) == "random"
+    assert child_options(parser, args, "q1") == ["--profile=smoke", "--tuner=random"]
+    assert child_options(parser, args, "q9") == ["--profile=smoke"]
+    assert child_options(parser, args, "q14") == ["--profile=smoke", "--tuner=random"]
+    assert tuner_option(parser.parse_args(["q9"]), ["q9"]) is None        # not given: each search's own, or grid
 
 
 @pytest.mark.parametrize("old, new, fragments", [
@@ -184,6 +218,8 @@ def test_q1_smoke_end_to_end_writes_results_html_and_pdf(offline_env, monkeypatc
     run = json.loads((root / "run.json").read_text())
     assert run["status"] == "complete" and run["dataset"]["name"] == "digits"
     assert run["environment"]["keras_backend"] == "jax"          # the linear model's fast path
+    if backends.cpu_flags() is not None:    # x86-64 Linux: TensorFlow (the data pipeline) runs oneDNN's kernels
+        assert run["environment"]["onednn"]["on"] is True, run["environment"]["onednn"]
     assert run["dataset"]["content_hash"].startswith("sha256:")
     for experiment in ("base", "lr_batch", "full_grid", "best", "sklearn", "fractions"):
         assert (root / "experiments" / experiment / "summary.json").is_file(), experiment
@@ -215,6 +251,13 @@ def test_random_tuner_samples_searches_but_runs_every_training_fraction(offline_
     fractions = json.loads((root / "fractions" / "summary.json").read_text())
     assert fractions["tuner"] == "grid" and fractions["n_trials"] == 3
     assert "[fractions] search: 3 trials" in done.stdout
+    # run.json says what each search ran, as each search's own summary does.
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["tuner"] == "random"
+    assert run["tuners"] == {"base": "random", "lr_batch": "random", "full_grid": "random", "fractions": "grid"}
+    for search, kind in run["tuners"].items():
+        assert json.loads((root / search / "summary.json").read_text())["tuner"] == kind, search
+    assert "tuner random (base, lr_batch, full_grid); grid (fractions)" in done.stdout
 
 
 @pytest.mark.slow
@@ -236,13 +279,15 @@ def test_q3_main_job_offline_falls_back_to_digits_loudly(offline_env):
 
 
 @pytest.mark.slow
-def test_an_exported_keras_backend_wins_and_the_tensorflow_path_runs_q3(offline_env):
+def test_an_exported_keras_backend_and_onednn_choice_win_and_the_tensorflow_path_runs_q3(offline_env):
     results = offline_env / "results"
     done = run_cli(["q3", "--profile", "smoke", "--no-download", "--report", "none", "--results", str(results)],
-                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"], "KERAS_BACKEND": "tensorflow"})
+                   {"TFDS_DATA_DIR": os.environ["TFDS_DATA_DIR"], "KERAS_BACKEND": "tensorflow",
+                    "TF_ENABLE_ONEDNN_OPTS": "0"})
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads((results / "q3" / "smoke" / "run.json").read_text())
     assert run["status"] == "complete" and run["environment"]["keras_backend"] == "tensorflow"
+    assert run["environment"]["onednn"] == {"on": False, "decided_by": "user"}   # TensorFlow's own answer
     best = json.loads((results / "q3" / "smoke" / "experiments" / "best" / "summary.json").read_text())
     assert best["test_accuracy"] > 0.15    # above chance (0.1) after the smoke profile's few epochs
 

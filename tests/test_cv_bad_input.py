@@ -136,7 +136,7 @@ def test_unreadable_test_image_file(tmp_path):
 # ------------------------------------------------------------------------------- q10 --weights
 
 def q10_source_width() -> float:
-    import tomllib
+    from dlcv_keras.tuning.spaces import tomllib   # tomli on Python 3.10
 
     table = tomllib.loads((REPO / "tuners" / "q10.toml").read_text())[PROFILE]["source"]
     return float(table["width"])

@@ -18,9 +18,9 @@ def test_q17_cnns_have_the_seeds_counts():
     assert build_cnn((28, 28, 1), 10).count_params() == 570_436
     tiny = build_tiny_cnn((28, 28, 1), 10)
     assert tiny.count_params() == trainable(tiny) == 2_066
-    # conv_0 (3*3*1*2 + 2), conv_1 (3*3*2*4 + 4), softmax (7*7*4*10 + 10), as the docstring says
+    # conv_0 (3*3*1*2 + 2), conv_1 (3*3*2*4 + 4), logits (7*7*4*10 + 10), as the docstring says
     rows = {row["layer"]: row["params"] for row in parameter_table(tiny)}
-    assert (rows["conv_0"], rows["conv_1"], rows["softmax"]) == (20, 76, 1_970)
+    assert (rows["conv_0"], rows["conv_1"], rows["logits"]) == (20, 76, 1_970)
 
 
 @pytest.mark.parametrize("width, count", [(1.0, 11_173_962), (0.5, 2_797_610), (0.25, 701_466), (0.125, 176_402)])
@@ -34,7 +34,7 @@ def test_resnet18_names_dropouts_and_features():
     model = build_resnet18((32, 32, 3), 10, width=0.125, dropout_first=0.2, dropout_head=0.6)
     names = [layer.name for layer in model.layers]
     assert names[:5] == ["image", "stem_conv", "stem_bn", "stem_relu", "stem_dropout"]
-    assert names[-3:] == ["pool", "head_dropout", "softmax"]
+    assert names[-3:] == ["pool", "head_dropout", "logits"]
     assert model.get_layer("stem_conv").kernel.shape == (3, 3, 3, 8)
     assert tuple(model.get_layer("pool").output.shape) == (None, 64)
     assert "stage3_block0_proj" in names and "stage0_block1_b_bn" in names
@@ -48,7 +48,7 @@ def test_resnet18_names_dropouts_and_features():
 def test_vgg_counts_and_layout():
     model = build_vgg((64, 64, 3), 2)
     assert model.count_params() == 34_402_690
-    dense = [model.get_layer(n).units for n in ("dense_0", "dense_1", "softmax")]
+    dense = [model.get_layer(n).units for n in ("dense_0", "dense_1", "logits")]
     assert dense == [4096, 4096, 2]
     assert tuple(model.get_layer("flatten").output.shape) == (None, 2 * 2 * 512)
     assert [l.name for l in model.layers if l.name.startswith("dropout")] == ["dropout_0", "dropout_1", "dropout_2"]

@@ -219,7 +219,7 @@ def test_q9_history_records_the_one_cycle_learning_rate(cv):
 def test_q9_stored_model_predicts_the_stored_test_accuracy(cv):
     from dlcv_keras.data import load_dataset
     from dlcv_keras.training.fit import predict_probabilities
-    import tomllib
+    from dlcv_keras.tuning.spaces import tomllib   # tomli on Python 3.10
 
     summary = read_json(experiment(cv, "q9", "best") / "summary.json")
     assert summary["model_file"] == "model.keras"

@@ -80,7 +80,7 @@ def test_every_run_completed_with_its_report(dense):
 
 # ================================================================================ q7
 def test_q7_numpy_runs_decay_their_learning_rate_each_epoch_and_count_iterations(dense):
-    import tomllib
+    from dlcv_keras.tuning.spaces import tomllib   # tomli on Python 3.10
 
     space = tomllib.loads((Path(__file__).resolve().parents[1] / "tuners" / "q7.toml").read_text())["smoke"]
     history = read_csv(experiment(dense, "q7", "default") / "history.csv")
@@ -127,7 +127,7 @@ def test_q7_variants_are_the_best_setting_with_one_change_each(dense):
 def test_q7_depth_study_measures_gradients_and_says_what_the_seed_saw(dense):
     trials = read_csv(experiment(dense, "q7", "depth") / "trials.csv")
     layers = layer_rows(dense, "q7", "depth")
-    assert sorted(int(t["depth"]) for t in trials) == [1, 2]
+    assert sorted(int(t["depth"]) for t in trials) == [1, 2, 3, 4]
     for trial in trials:
         assert {int(r["index"]) for r in layers[trial["trial_id"]]} == set(range(1, int(trial["depth"]) + 2))
     assert "The seed's nets fell to chance at depth 3" in report_text(dense, "q7")
@@ -144,7 +144,7 @@ def test_q13_layer_probe_measured_every_layer_at_every_epoch(dense):
         # Epoch 0 is the network at initialisation; then one measurement per epoch, every kernel layer.
         assert [(int(r["epoch"]), int(r["index"])) for r in rows] == [
             (e, i) for e in range(epochs + 1) for i in range(1, depth + 2)]
-        assert [r["layer"] for r in rows[:depth + 1]] == [f"dense_{i}" for i in range(depth)] + ["softmax"]
+        assert [r["layer"] for r in rows[:depth + 1]] == [f"dense_{i}" for i in range(depth)] + ["logits"]
         for row in rows:
             assert float(row["grad_mean_abs"]) >= 0 and float(row["weight_mean_abs"]) > 0
         assert "act_mean" not in rows[0]          # q13 measures gradients and weights only
@@ -174,7 +174,7 @@ def test_q13_report_shows_each_gradient_ratio_and_who_stayed_at_chance(dense):
 
 def test_q13_activation_runs_are_timed_and_tested(dense):
     trials = read_csv(experiment(dense, "q13", "activations") / "trials.csv")
-    assert [t["activation"] for t in trials] == ["sigmoid", "relu"]
+    assert [t["activation"] for t in trials] == ["sigmoid", "tanh", "relu"]
     text = report_text(dense, "q13")
     assert "train time" in text
     for trial in trials:
@@ -236,7 +236,7 @@ def test_q15_activation_statistics_at_initialisation_are_reported_per_hidden_lay
         layers = layer_rows(dense, "q15", name)
         for trial in trials:
             at_init = [r for r in layers[trial["trial_id"]] if r["epoch"] == "0"]
-            hidden = at_init[:-1]                      # the output layer's are softmax probabilities
+            hidden = at_init[:-1]                      # the output layer's are its logits
             assert len(hidden) == len(at_init) - 1 >= 2
             for row in hidden:
                 mean, std = float(row["act_mean"]), float(row["act_std"])

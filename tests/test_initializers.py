@@ -15,7 +15,7 @@ def test_standard_normal_draws_unit_variance_weights_in_keras():
         assert abs(kernel.mean()) < 0.01 and kernel.std() == pytest.approx(1.0, abs=0.01)
     # A RandomNormal of its own per layer: two layers of one shape are not drawn alike.
     assert kernels[1].shape == kernels[2].shape and not np.array_equal(kernels[1], kernels[2])
-    small = build_linear((28, 28, 1), 10, initializer="random_normal").get_layer("softmax").get_weights()[0]
+    small = build_linear((28, 28, 1), 10, initializer="random_normal").get_layer("logits").get_weights()[0]
     assert small.std() == pytest.approx(0.05, rel=0.05)
 
 

@@ -30,13 +30,13 @@ def tiny(initializer="glorot_uniform", activation="tanh", l2=0.0):
 
 
 def numpy_forward(model, x):
-    """The tiny MLP's layers by hand: [(pre-activation, activation)] per dense layer."""
+    """The tiny MLP's layers by hand: the (kernel, bias) of each dense layer, and its output after its
+    activation (tanh; the output layer has none: its logits)."""
     kernels = [(layer.get_weights()[0], layer.get_weights()[1]) for layer in model.layers if hasattr(layer, "kernel")]
     h, found = x.reshape(len(x), -1).astype(np.float64), []
     for i, (w, b) in enumerate(kernels):
         z = h @ w + b
-        h = np.tanh(z) if i < len(kernels) - 1 else np.exp(z - z.max(1, keepdims=True)) / np.exp(
-            z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+        h = np.tanh(z) if i < len(kernels) - 1 else z
         found.append(h)
     return kernels, found
 
@@ -76,7 +76,7 @@ def test_probe_measures_what_independent_arithmetic_gives():
     probe.set_model(model)
     probe.on_train_begin()
     rows = probe.rows
-    assert [r["layer"] for r in rows] == ["dense_0", "dense_1", "softmax"] and {r["epoch"] for r in rows} == {0}
+    assert [r["layer"] for r in rows] == ["dense_0", "dense_1", "logits"] and {r["epoch"] for r in rows} == {0}
     assert [r["index"] for r in rows] == [1, 2, 3]
     kernels, activations = numpy_forward(model, x)
     grads = central_gradients(model, x, y, l2=0.01)
@@ -121,7 +121,7 @@ def test_fast_path_and_model_fit_measure_the_same_training():
         assert result.epochs_run == 3
         found.append(probe.rows)
     fast, fitted = found
-    assert [(r["epoch"], r["layer"]) for r in fast] == [(e, n) for e in range(4) for n in ("dense_0", "dense_1", "softmax")]
+    assert [(r["epoch"], r["layer"]) for r in fast] == [(e, n) for e in range(4) for n in ("dense_0", "dense_1", "logits")]
     assert [(r["epoch"], r["layer"]) for r in fast] == [(r["epoch"], r["layer"]) for r in fitted]
     for a, b in zip(fast, fitted):
         # Same initial weights and batch order; float32 sums in another order drift slightly apart.
@@ -138,7 +138,7 @@ def test_zero_initialisation_keeps_units_identical_and_gradients_zero():
     fit_and_log(model, X, Y, X[:32], Y[:32], batch_size=16, epochs=2, callbacks=[probe])
     assert {r["unit_spread"] for r in probe.rows} == {0.0}
     assert {r["grad_mean_abs"] for r in probe.rows} == {0.0}      # every kernel: the output's sees zero inputs
-    assert {r["act_std"] for r in probe.rows if r["layer"] != "softmax"} == {0.0}
+    assert {r["act_std"] for r in probe.rows if r["layer"] != "logits"} == {0.0}
 
 
 def test_unknown_instrument_is_refused():

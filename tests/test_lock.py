@@ -126,3 +126,18 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(tmp_path):
     lock.release()
     assert read_lock(tmp_path)["pid"] == 1
     lock.release()                            # twice is fine
+
+
+def test_folders_made_for_the_lock_go_with_it_only_while_empty(tmp_path):
+    # Nothing written: no trace. Something written: the folder and its parents stay. A folder that was
+    # there before stays either way.
+    with RunLock(tmp_path / "results" / "q1" / "smoke"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    with RunLock(tmp_path / "results" / "q1" / "smoke"):
+        (tmp_path / "results" / "q1" / "smoke" / "run.json").write_text("{}")
+    assert [p.name for p in (tmp_path / "results" / "q1" / "smoke").iterdir()] == ["run.json"]
+    (tmp_path / "kept").mkdir()
+    with RunLock(tmp_path / "kept" / "q2"):
+        pass
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "q2").exists()

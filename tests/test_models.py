@@ -7,12 +7,19 @@ from dlcv_keras.models import build_linear, build_mlp, compile_model, get_builde
 from dlcv_keras.validation import InvalidParameterError
 
 
-def test_linear_mnist_has_7850_parameters_and_softmax_outputs():
-    model = build_linear((28, 28, 1), 10, l2=1e-3)
+def test_linear_mnist_has_7850_parameters_and_outputs_logits_whose_softmax_is_the_probabilities():
+    from dlcv_keras.training.fit import predict_probabilities
+
+    model = compile_model(build_linear((28, 28, 1), 10, l2=1e-3), lr=0.1)
     assert model.count_params() == 784 * 10 + 10
-    out = model.predict(np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32), verbose=0)
-    assert out.shape == (3, 10)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    logits = model.predict(x, verbose=0)
+    kernel, bias = model.get_layer("logits").get_weights()
+    np.testing.assert_allclose(logits, x.reshape(3, -1) @ kernel + bias, rtol=1e-4, atol=1e-5)   # no activation
+    probabilities = predict_probabilities(model, x)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-12)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probabilities, expected / expected.sum(axis=1, keepdims=True), rtol=1e-5)
     assert model.losses  # the L2 penalty is attached to the kernel
 
 

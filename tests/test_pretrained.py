@@ -74,12 +74,13 @@ def test_preset_folder_loads_its_weights_and_normalises_like_its_converter(prese
     assert len(backbone.weights) == len(saved)
     for variable, value in zip(backbone.weights, saved):
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
-    assert model.get_layer("softmax").units == 10 and model.get_layer("dropout_head").rate == 0.3
+    assert model.get_layer("logits").units == 10 and model.get_layer("dropout_head").rate == 0.3
 
     images = np.random.default_rng(0).uniform(size=(4, *SHAPE)).astype("float32")
-    probabilities = np.array(model(images))
-    assert probabilities.shape == (4, 10)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # The head outputs logits (no activation), as every classifier here: the loss applies the softmax.
+    assert model.layers[-1] is model.get_layer("logits") and model.get_layer("logits").activation is keras.activations.linear
+    logits = np.array(model(images))
+    assert logits.shape == (4, 10) and np.isfinite(logits).all()
 
     converter = keras_hub.layers.ImageConverter.from_preset(str(folder))
     converter.image_size = None            # we keep 32x32; compare the arithmetic only
@@ -98,7 +99,7 @@ def test_freeze_leaves_only_the_head_trainable(preset):
     assert len(model.trainable_weights) > 2
     frozen = pretrained.freeze_backbone(model, description)
     assert frozen == description["backbone_layers"]
-    assert sorted(w.path for w in model.trainable_weights) == ["softmax/bias", "softmax/kernel"]
+    assert sorted(w.path for w in model.trainable_weights) == ["logits/bias", "logits/kernel"]
     # A frozen BatchNormalization runs in inference mode: training=True leaves its statistics alone.
     bn = model.get_layer(description["backbone"]).get_layer("conv1_bn")
     before = bn.moving_mean.numpy()
@@ -120,21 +121,21 @@ def test_weights_file_transfers_only_the_backbone(our_weights):
     model, description = pretrained.build_transfer_model(SHAPE, 10, weights=str(path))
     assert description["source"] == "weights file" and description["path"] == str(path)
     names = description["backbone_layers"]
-    assert names[0] == "stem_conv" and names[-1] == "pool" and "softmax" not in names
+    assert names[0] == "stem_conv" and names[-1] == "pool" and "logits" not in names
     compared = 0
     for name in names:
         for mine, theirs in zip(model.get_layer(name).weights, original.get_layer(name).weights):
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
             compared += 1
     assert compared == len(pretrained.backbone_of(original).weights) > 0
-    head = model.get_layer("softmax")
+    head = model.get_layer("logits")
     assert head.kernel.shape == (512, 10)
     np.testing.assert_array_equal(head.bias.numpy(), 0.0)    # fresh: randomize() made them non-zero
     assert np.abs(head.kernel.numpy()).max() < 0.2           # glorot for 512 -> 10, not uniform(-.5, .5)
 
     frozen = pretrained.freeze_backbone(model, description)
     assert frozen == names
-    assert sorted(w.path for w in model.trainable_weights) == ["softmax/bias", "softmax/kernel"]
+    assert sorted(w.path for w in model.trainable_weights) == ["logits/bias", "logits/kernel"]
 
 
 def test_save_backbone_weights_is_atomic_and_checks_the_suffix(our_weights, tmp_path, monkeypatch):
@@ -185,7 +186,7 @@ def test_weights_of_another_shape(tmp_path):
     x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    narrow = keras.Model(inputs, keras.layers.Dense(5, activation="softmax", name="softmax")(x))
+    narrow = keras.Model(inputs, keras.layers.Dense(5, name="logits")(x))
     path = pretrained.save_backbone_weights(narrow, tmp_path / "narrow.weights.h5")
     with pytest.raises(InvalidParameterError) as error:
         pretrained.build_transfer_model(SHAPE, 10, weights=str(path))

@@ -486,3 +486,13 @@ def test_seed_rows_match_on_every_hyperparameter_not_only_the_shown_ones():
     table = trial_table(ours, ["lr"], reference, match_columns=["lr", "epochs"])
     assert [row["cells"][-1] for row in table["rows"]] == ["—", "91.30"]
     assert "epochs" not in table["headers"]
+
+
+def test_the_tuner_is_said_per_search_when_the_searches_differ():
+    from dlcv_keras.report.format import tuner_words
+
+    assert tuner_words({"tuner": "random", "tuners": {"base": "random", "grid": "random"}}) == "random"
+    assert tuner_words({"tuner": None, "tuners": {"default": "grid", "search": "random", "plain": "grid"}}) == \
+        "grid (default, plain); random (search)"
+    assert tuner_words({"tuner": None, "tuners": {}}) == DASH               # no search ran
+    assert tuner_words({"tuner": "grid"}) == "grid"                         # a run.json from before "tuners"

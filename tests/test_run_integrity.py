@@ -117,6 +117,40 @@ def test_a_search_on_another_backend_starts_afresh_instead_of_reusing_its_trials
     assert set(projects) < set(after) and len(after) == 2 * len(projects)   # one new project per search
 
 
+@pytest.mark.slow
+def test_a_search_on_another_device_count_starts_afresh_and_the_run_is_another(finished_q1, tmp_path):
+    # finished_q1 ran on one device (JAX); the same command on two must not resume its searches, and
+    # what the one-device run stored is not this run's.
+    results = copy_of(finished_q1, tmp_path)
+    tuner = results / "q1" / "smoke" / "tuner"
+    projects = sorted(p.name for p in tuner.iterdir())
+    first = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    done = cli(["q1", *SMOKE, "--results", str(results), "--devices", "2"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already finished (resuming)" not in done.stdout
+    run = json.loads((results / "q1" / "smoke" / "run.json").read_text())
+    assert run["environment"]["devices"] == 2 and first["environment"]["devices"] == 1
+    assert run["run_id"] != first["run_id"]
+    after = sorted(p.name for p in tuner.iterdir())
+    assert set(projects) < set(after) and len(after) == 2 * len(projects)   # one new project per search
+
+
+def test_the_run_identity_holds_the_device_count():
+    from dlcv_keras.pipeline import check_space, run_identity
+    from dlcv_keras.questions import QUESTIONS
+    from dlcv_keras.settings import Settings
+    from dlcv_keras.tuning.cluster import identity_difference
+    from dlcv_keras.tuning.fingerprint import fingerprint
+
+    question = QUESTIONS["q1"]
+    space = check_space(question, Settings(profile="smoke"))
+    one, two = (run_identity(question, Settings(profile="smoke", devices=count), space, {"content_hash": "abc"},
+                             {"keras_backend": "jax"}) for count in (1, 2))
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert fingerprint(one) != fingerprint(two)              # the run id: summaries made on 1 device are stale
+    assert identity_difference(two, one) == "its device count (--devices) 1 differs from the chief's 2"
+
+
 def test_the_code_fingerprint_names_backend_and_versions():
     from dlcv_keras.pipeline import CODE_PACKAGES, code_fingerprint
 
@@ -166,6 +200,31 @@ def test_a_second_run_on_a_locked_results_folder_stops_at_once_naming_the_first(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_run_stops_at_the_lock_before_it_loads_data_or_starts_workers(tmp_path, monkeypatch, capsys):
+    # The first run is this test, holding q1's folder; the second must stop at its lock, before the
+    # data loader, the chief's port or its local workers are touched (each records being called).
+    from dlcv_keras import pipeline
+    from dlcv_keras.tuning.cluster import Cluster
+
+    touched = []
+
+    def loader(*args, **kwargs):
+        touched.append("data")
+        raise AssertionError("loaded data before taking the results folder's lock")
+    monkeypatch.setattr(pipeline, "load_question_data", loader)
+    monkeypatch.setattr(Cluster, "listen", lambda self: touched.append("port"))
+    monkeypatch.setattr(Cluster, "start_workers", lambda self: touched.append("workers"))
+    results = tmp_path / "results"
+    with RunLock(results / "q1" / "smoke"):
+        for extra in ([], ["--workers", "1"]):
+            assert q1_smoke(results, *extra) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("error: results folder") and "\n" not in err and f"pid {os.getpid()}" in err
+            assert touched == []
+        assert os.listdir(results / "q1" / "smoke") == [".lock"]       # nothing written beside the lock
+    assert not results.exists()          # the folders made for the lock go with it, empty
 
 
 def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcv_keras.models import build_mlp, compile_model
+from dlcv_keras.models import build_mlp, classification_loss, compile_model
 from dlcv_keras.training import scanned
 from dlcv_keras.training.fit import evaluate_classifier, fit_and_log
 
@@ -174,13 +174,21 @@ def test_what_callbacks_set_trains_and_stays_as_with_model_fit():
             np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6, err_msg=callback.__name__)
 
 
+def test_an_uncompiled_model_predicts_through_the_fast_path_and_shares_no_loop_with_a_compiled_one():
+    x, _ = problem(n=50)
+    uncompiled = build_mlp(SHAPE, 3, units=8)           # as load_trained_model gives a stored model back
+    np.testing.assert_allclose(scanned.predict(uncompiled, x), uncompiled.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    compiled = compile_model(build_mlp(SHAPE, 3, units=8), lr=0.1)
+    assert scanned.structure_key(uncompiled) != scanned.structure_key(compiled)
+
+
 def test_models_compiled_differently_do_not_share_a_loop():
     plain = model_with()
     weighted = model_with()
-    weighted.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy",
+    weighted.compile(optimizer=keras.optimizers.SGD(0.2), loss=classification_loss(),
                      metrics=["accuracy"], loss_weights=10.0)
     other_metric = model_with()
-    other_metric.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy",
+    other_metric.compile(optimizer=keras.optimizers.SGD(0.2), loss=classification_loss(),
                          metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
     keys = {scanned.structure_key(m) for m in (plain, weighted, other_metric)}
     assert len(keys) == 3
@@ -210,7 +218,7 @@ def assert_same_weights(mine, theirs, **message):
 def model_with_schedule(weights, initial_rate, **kwargs):
     model = model_with(weights, **kwargs)
     schedule = keras.optimizers.schedules.ExponentialDecay(initial_rate, decay_steps=5, decay_rate=0.5)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss=classification_loss(),
                   metrics=["accuracy"])
     return model
 

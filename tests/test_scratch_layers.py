@@ -222,7 +222,7 @@ def test_classifier_gradients_with_dropout_and_l2_match_numerical(activation):
     # 1e-7 to 6e-7 with a correct backward pass).
     # Zero biases put a ReLU input exactly on its kink whenever dropout empties a row;
     # a centred difference there sees half the slope, so start the check off the kinks.
-    for name in ("dense_0.b", "dense_1.b", "softmax.b"):
+    for name in ("dense_0.b", "dense_1.b", "logits.b"):
         model.params[name] = rng(3).normal(0.0, 0.1, model.params[name].shape)
 
     def fixed_mask_loss(_=None):
@@ -257,6 +257,7 @@ def test_classifier_matches_the_keras_parameter_count_and_table():
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "leaky_relu", "linear"])
 def test_classifier_with_keras_weights_predicts_like_keras(activation):
     from dlcv_keras.models.builders import build_mlp
+    from dlcv_keras.training.fit import predict_probabilities
 
     config = dict(depth=2, units=[8, 6], activation=activation, dropout=0.5, l2=1e-2)
     ours = Classifier((5, 4, 1), 3, **config, seed=3)
@@ -266,7 +267,8 @@ def test_classifier_with_keras_weights_predicts_like_keras(activation):
         keras_model.get_layer(layer).set_weights([ours.params[f"{layer}.W"], ours.params[f"{layer}.b"]])
 
     x = rng(4).normal(size=(9, 5, 4, 1)).astype(np.float32)
-    np.testing.assert_allclose(ours.predict(x, batch_size=4), keras_model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(ours.logits(x, batch_size=4), keras_model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, batch_size=4), predict_probabilities(keras_model, x), atol=1e-5)
     _, penalty, _, scores = ours.loss_and_gradients(x, np.zeros(9, int), with_scores=True)
     assert np.isclose(penalty, float(sum(keras_model.losses)), rtol=1e-5)
     assert penalty == ours.penalty() and scores.shape == (9, 3)

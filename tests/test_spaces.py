@@ -99,7 +99,7 @@ def test_q1_full_profile_is_the_seed_grid():
 
 # -- names checked against what each experiment uses -------------------------------------------
 def _q1_document(**changes):
-    import tomllib
+    from dlcv_keras.tuning.spaces import tomllib   # tomli on Python 3.10
 
     document = tomllib.loads((packaged_dir("tuners") / "q1.toml").read_text())
     for table, values in changes.items():
@@ -146,3 +146,58 @@ def test_a_from_scratch_kind_reads_only_its_own_settings():
     assert set(q4.space_domains()["blur"]) == {"kernel_size", "sigma", "images", "filters", "stride"}
     with pytest.raises(InvalidParameterError, match=r"\[quick.blur\] lr must be one of the names"):
         parse_space({"quick": {"blur": {"lr": 0.1}}}, "quick", experiments=q4.space_domains())
+
+
+# -- Python 3.10: no tomllib in the standard library ------------------------------------------
+# A Python without tomllib (3.10), simulated in a fresh process: tomllib is blocked before the package
+# is imported. TOMLI is the tomli package when it is installed; otherwise the standard library's
+# tomllib stands in under that name (it is tomli 2, moved into the standard library in 3.11), so the
+# fallback import itself is what is tested either way.
+WITHOUT_TOMLLIB = """
+import sys
+try:
+    import tomli
+except ModuleNotFoundError:
+    import tomllib as tomli
+    sys.modules["tomli"] = tomli
+sys.modules["tomllib"] = None            # import tomllib now fails as on Python 3.10
+from dlcv_keras.resources import packaged_dir
+from dlcv_keras.tuning.spaces import load_space, tomllib
+assert tomllib is tomli, tomllib
+space = load_space(packaged_dir("tuners") / "q1.toml", "quick")
+print(sorted(space.experiments))
+"""
+
+
+def test_search_spaces_load_on_a_python_without_tomllib():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    try:
+        import tomli  # noqa: F401
+    except ModuleNotFoundError:
+        try:
+            import tomllib  # noqa: F401
+        except ModuleNotFoundError:
+            pytest.skip("neither tomli nor tomllib is importable: nothing to read TOML with")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TOMLLIB], capture_output=True, text=True, timeout=120,
+                          cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "['base', 'fractions', 'full_grid', 'lr_batch']"
+
+
+def test_pyproject_requires_tomli_below_python_3_11():
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    from dlcv_keras.tuning.spaces import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    tomli = [Requirement(text) for text in project["dependencies"] if Requirement(text).name == "tomli"]
+    assert len(tomli) == 1 and tomli[0].marker is not None, tomli
+    assert tomli[0].marker.evaluate({"python_version": "3.10"})
+    assert not tomli[0].marker.evaluate({"python_version": "3.11"})

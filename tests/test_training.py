@@ -63,8 +63,7 @@ def test_fit_keeps_every_epoch_and_learns_a_separable_problem():
 def test_a_blow_up_ends_the_run_as_diverged_instead_of_crashing():
     x, y = _tiny_problem()
     # lr * 2 * l2 >> 2: each step multiplies the weights by about -(2 * lr * l2), so they overflow to
-    # inf within an epoch. (Huge inputs would not do on JAX: its clipped cross-entropy saturates
-    # with zero gradient and the weights stay finite.)
+    # inf within an epoch.
     model = compile_model(build_linear((4, 4, 1), 3, l2=10.0), lr=10.0)
     result = fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=20)
     assert result.status == "diverged"
@@ -86,10 +85,11 @@ def test_a_class_missing_from_the_evaluation_set_has_no_accuracy_rather_than_zer
         assert evaluation["per_class_accuracy"][k] == confusion[k, k] / confusion[k].sum() > 0.8
 
 
-def test_the_test_loss_is_what_model_evaluate_reports_penalty_and_clipping_included():
+def test_the_test_loss_is_what_model_evaluate_reports_penalty_included_nothing_clipped():
     import keras
 
     from dlcv_keras.models import build_mlp
+    from dlcv_keras.training.fit import predict_probabilities, regularisation_penalty
 
     x, y = _tiny_problem()
     keras.utils.set_random_seed(0)
@@ -97,15 +97,17 @@ def test_the_test_loss_is_what_model_evaluate_reports_penalty_and_clipping_inclu
     fit_and_log(model, x[:200], y[:200], x[200:], y[200:], batch_size=16, epochs=2)
     evaluation = evaluate_classifier(model, x, y, 3)
     np.testing.assert_allclose(evaluation["loss"], model.evaluate(x, y, verbose=0)[0], rtol=1e-5)
-    assert "penalty" in evaluation["loss_includes"] and "1e-7" in evaluation["loss_includes"]
+    assert "penalty" in evaluation["loss_includes"] and "logits" in evaluation["loss_includes"]
 
-    # Huge weights and wrong labels: confidently wrong rows, whose probabilities of the labelled class
-    # lie far below Keras's 1e-7 clip.
+    # Huge weights and wrong labels: confidently wrong rows, whose probability of the labelled class lies
+    # far below 1e-7. From the logits nothing is clipped: the data part of the loss exceeds -log(1e-7), the
+    # most a row could add if probabilities were clipped to [1e-7, 1 - 1e-7].
     model.set_weights([w * 50 for w in model.get_weights()])
     wrong = (y + 1) % 3
-    assert (model.predict(x, verbose=0)[np.arange(len(y)), wrong] < 1e-9).any()
-    np.testing.assert_allclose(evaluate_classifier(model, x, wrong, 3)["loss"],
-                               model.evaluate(x, wrong, verbose=0)[0], rtol=1e-5)
+    assert (predict_probabilities(model, x)[np.arange(len(y)), wrong] < 1e-9).any()
+    loss = evaluate_classifier(model, x, wrong, 3)["loss"]
+    np.testing.assert_allclose(loss, model.evaluate(x, wrong, verbose=0)[0], rtol=1e-5)
+    assert loss - regularisation_penalty(model) > -np.log(1e-7)
 
 
 def test_the_scratch_classifiers_test_loss_includes_its_l2_penalty_as_its_training_loss_does():

@@ -25,7 +25,7 @@ from dlcv_keras.questions import QUESTIONS  # noqa: E402
 from dlcv_keras.questions.assignments import ASSIGNMENTS  # noqa: E402
 from dlcv_keras.report.__main__ import main as report_main  # noqa: E402
 from dlcv_keras.report.render import pdf_bytes  # noqa: E402
-from dlcv_keras.report.writeup import build_writeup, number_floats, writeup_context  # noqa: E402
+from dlcv_keras.report.writeup import build_writeup, number_floats, onednn_words, writeup_context  # noqa: E402
 from dlcv_keras.validation import InvalidParameterError  # noqa: E402
 
 TODAY = dt.date(2026, 11, 30)
@@ -151,6 +151,7 @@ def test_appendix_gives_provenance_commands_and_search_spaces(a1, smoke_results)
         run = store(smoke_results, question).read_json("run.json")
         assert run["dataset"].get("content_hash", "—") in appendix if run["dataset"].get("content_hash") else True
         assert run["environment"]["keras_backend"] in appendix
+        assert f"TensorFlow oneDNN {onednn_words(run['environment']['onednn'])}" in appendix
         # the command the run recorded, given back as one the user can type
         recorded = run["environment"]["command"].split()
         report = recorded.index("--report")
@@ -162,6 +163,15 @@ def test_appendix_gives_provenance_commands_and_search_spaces(a1, smoke_results)
     grid = store(smoke_results, "q1").read_json("experiments/full_grid/summary.json")
     for name, values in grid["space"].items():
         assert f"{name} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)} searched" in appendix
+
+
+def test_the_onednn_row_says_whether_it_was_on_and_who_decided():
+    assert onednn_words({"on": True, "decided_by": "dlcv_keras"}) == (
+        "on (dlcv_keras's default: TensorFlow leaves it off on this CPU)")
+    assert onednn_words({"on": False, "decided_by": "user"}) == "off (the user's TF_ENABLE_ONEDNN_OPTS)"
+    assert onednn_words({"on": True, "decided_by": "tensorflow"}) == "on (TensorFlow's default here)"
+    assert onednn_words({"on": None, "decided_by": "tensorflow"}) == "unknown (TensorFlow's default here)"
+    assert onednn_words({}) == "unknown"
 
 
 # -- the PDF ------------------------------------------------------------------------------------

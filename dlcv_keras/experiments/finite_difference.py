@@ -21,7 +21,6 @@ from dlcv_keras.report.format import (as_number, by_number, fmt, fmt_sci, is_fin
                                       settings_rows)
 
 DEFAULT_N = [1, 10, 100, 1000, 10000, 100000]
-EPSILON = 1e-7                 # Keras's clipping of probabilities in its cross-entropy
 
 
 @dataclass(frozen=True)
@@ -132,14 +131,13 @@ def keras_float64_problem(trained, x, y):
     def loss_of(weights):
         values = list(trainable)
         values[index] = weights
-        probabilities, _, losses = model.stateless_call(values, non_trainable, x64, training=False,
-                                                        return_losses=True)
-        # Keras's sparse cross-entropy on probabilities, written out: its own function averages in
-        # float32 on JAX, which would drown the small steps this check takes.
-        picked = keras.ops.take_along_axis(probabilities / keras.ops.sum(probabilities, axis=-1, keepdims=True),
-                                           keras.ops.expand_dims(y64, 1), axis=1)
+        logits, _, losses = model.stateless_call(values, non_trainable, x64, training=False, return_losses=True)
+        # Keras's sparse cross-entropy from logits, written out: its own function averages in float32
+        # on JAX, which would drown the small steps this check takes.
+        picked = keras.ops.take_along_axis(keras.ops.log_softmax(logits, axis=-1), keras.ops.expand_dims(y64, 1),
+                                           axis=1)
         # A sum over a count, not keras.ops.mean: on JAX that averages in float32 whatever the input.
-        data = -keras.ops.sum(keras.ops.log(keras.ops.clip(picked, EPSILON, 1 - EPSILON))) / len(x64)
+        data = -keras.ops.sum(picked) / len(x64)
         return data + sum(losses) if losses else data
 
     param = np.array(keras.ops.convert_to_numpy(variable.value), dtype=np.float64)

@@ -161,7 +161,7 @@ def _first_over_output(layers: Sequence[Mapping[str, Any]], epoch: int) -> float
 def _why(rows, stuck, groups, by_trial) -> str:
     """Whether the gradients measured explain who stayed at chance: the first layer's share of the
     output layer's mean |gradient| after training, in the settings at chance and in the others. A
-    setting whose output layer got no gradient at all (a saturated softmax, say) is said first."""
+    setting whose output layer got no gradient at all is said first."""
     def last(row):
         layers = by_trial.get(trial_key(row), [])
         return layers, max((r["epoch"] for r in layers), default=0)
@@ -255,7 +255,7 @@ def _init_study(store, section, experiment, reference, run=None) -> dict[str, An
     history = histories_by_trial(experiment.get("history") or [])
     curves = {_values_label(r, varying): history[trial_key(r)] for r in ok if trial_key(r) in history}
     by_trial = _layer_rows(experiment, store, section)
-    # Activations of the hidden layers at initialisation (the output layer's are softmax probabilities).
+    # Activations of the hidden layers at initialisation (the output layer's are its logits).
     at_init = {}
     for r in trials:
         layers = [row for row in by_trial.get(trial_key(r), []) if row.get("epoch") == 0]

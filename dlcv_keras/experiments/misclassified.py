@@ -2,7 +2,7 @@
 
 Reads the model an ``EvaluateBest`` of the same run kept (``source``), predicts the test split
 through the same input pipeline, and stores the most confidently wrong images with their true
-class, predicted class and predicted probabilities.
+class, predicted class and predicted probabilities (the softmax of the model's logits).
 """
 
 from __future__ import annotations
@@ -25,16 +25,20 @@ class MisclassifiedGallery(Experiment):
     def run(self, runner) -> None:
         import numpy as np
 
-        from dlcv_keras.training.fit import predict_probabilities
+        from dlcv_keras.training.fit import log_softmax, predict_logits
 
         count = table_values(runner, self).get("count", 16)
         data = runner.data
         model = runner.models[self.source]
-        probabilities = predict_probabilities(model, data.x_test)
+        log_probabilities = log_softmax(predict_logits(model, data.x_test))
+        probabilities = np.exp(log_probabilities)
         predicted = probabilities.argmax(axis=1)
         wrong = np.flatnonzero(predicted != data.y_test)
-        # Most confident mistakes first: the ones that say most about what the model learned.
-        order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:count]
+        # Most confident mistakes first: the ones that say most about what the model learned. A saturated
+        # softmax gives several a probability of 1 to float precision; among those, the lower the true
+        # class's log-probability (read from the logits, it does not round to -inf), the more confident.
+        confidence = (log_probabilities[wrong, data.y_test[wrong]], -probabilities[wrong, predicted[wrong]])
+        order = wrong[np.lexsort(confidence)][:count]
         runner.store.write_arrays(self.name, images=data.x_test[order], true=data.y_test[order],
                                   predicted=predicted[order], probabilities=probabilities[order].astype(np.float32),
                                   indices=order)

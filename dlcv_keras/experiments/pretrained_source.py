@@ -151,7 +151,9 @@ def _train_source(runner, experiment: PretrainedSource, values: dict, reason: st
                                     f"classes {list(experiment.source_classes)} and at least two others")
     source, target = _split_by_class(data, source_classes), _split_by_class(data, target_classes)
     names = data.class_names
-    fingerprint = experiment_fingerprint(runner, experiment, {**values, "source": source_classes})
+    # The checkpoint trains on --devices devices, as a search's trials do.
+    fingerprint = experiment_fingerprint(runner, experiment, {**values, "source": source_classes,
+                                                              "devices": runner.settings.devices})
     folder = runner.store.experiment_dir(experiment.name)
     weights = folder / WEIGHTS_FILE
     stored = _stored_summary(runner, experiment)

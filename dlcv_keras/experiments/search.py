@@ -218,15 +218,16 @@ def run_search(runner, experiment: Search) -> None:
     implementation = experiment.implementation_for(question, settings.implementation)
     tuner_kind = experiment.tuner or settings.tuner
     total = count_trials(hp_space, tuner_kind, runner.space.settings.get("random_trials", 10))
+    hypermodel = hypermodel_for(runner, model, constraint, implementation, experiment.instruments)
     project = f"{experiment.name}-" + fingerprint(
         question.name, model, question.optimizer, implementation, experiment.name,
         settings.profile, tuner_kind, settings.seed, data.info["content_hash"],
         # What the model starts from (q10: which weights file, and what made it), besides its settings.
         runner.model_kwargs.get(model), runner.model_sources.get(model), experiment.instruments,
         exp_space.as_dict(), hp_space.as_dict(), base, total, runner.space.early_stopping if question.early_stopping else None,
-        runner.code_versions)
-    tuner = make_tuner(tuner_kind, hypermodel_for(runner, model, constraint, implementation, experiment.instruments),
-                       hyperparameters_for(hp_space, base),
+        # The devices a trial trains on: a search started on one device does not resume on two.
+        runner.code_versions, hypermodel.devices)
+    tuner = make_tuner(tuner_kind, hypermodel, hyperparameters_for(hp_space, base),
                        directory=runner.store.tuner_dir(), project_name=project, total=total,
                        seed=settings.seed, label=experiment.name, num_classes=data.num_classes,
                        test_data=(data.x_test, data.y_test) if experiment.evaluates_test else None,

@@ -7,6 +7,7 @@ input (question names, search-space files) before it needs a model.
 _EXPORTS = {
     "BUILDERS": "builders", "build_linear": "builders", "build_mlp": "builders",
     "build_cnn": "builders", "build_tiny_cnn": "builders", "build_resnet18": "builders", "build_vgg": "builders", "get_builder": "builders", "parameter_table": "builders", "compile_model": "compile",
+    "classification_loss": "compile",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,6 +3,11 @@
 Every knob is a plain keyword argument named like its hyperparameter (``l2``,
 ``units``, ``dropout``, ...), so a tuner can pass sampled values straight through.
 Compiling and fitting happen elsewhere (``compile.py``, ``training/``).
+
+Every classifier ends in ``logits_layer``: a Dense layer with no activation, named "logits". The
+softmax lives in the loss (``compile.classification_loss``, from_logits=True), which computes
+log-softmax directly and so still passes a gradient when the softmax saturates;
+``training.fit.predict_probabilities`` applies it for reports.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ def _regularizer(l1: float, l2: float):
     return regularizers.L1L2(l1=l1, l2=l2)
 
 
+OUTPUT_LAYER = "logits"
+
+
+def logits_layer(num_classes: int, **dense_kwargs) -> layers.Dense:
+    """The output layer of every classifier here: dense(num_classes) with no activation, named
+    ``OUTPUT_LAYER``. Its outputs are logits (unnormalised log-probabilities), not probabilities."""
+    return layers.Dense(num_classes, activation=None, name=OUTPUT_LAYER, **dense_kwargs)
+
+
 def keras_initializer(name: str):
     """The Keras initializer for ``name`` (one of INITIALIZERS): Keras's own name as it is, and
     "standard_normal" (IFT6135's N(0, 1); Keras's random_normal is N(0, 0.05^2)) as RandomNormal
@@ -33,20 +47,21 @@ def keras_initializer(name: str):
 
 def build_linear(input_shape, num_classes: int, *, l1: float = 0.0, l2: float = 0.0,
                  initializer: str = "glorot_uniform") -> keras.Model:
-    """A single-layer softmax classifier: flatten -> dense(num_classes)."""
+    """A single-layer softmax classifier: flatten -> dense(num_classes), whose logits the loss
+    turns into softmax probabilities."""
     check_int("num_classes", num_classes, low=2)
     check_choice("initializer", initializer, INITIALIZERS)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Flatten(name="flatten")(inputs)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
-                           kernel_regularizer=_regularizer(l1, l2), name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_initializer=keras_initializer(initializer),
+                           kernel_regularizer=_regularizer(l1, l2))(x)
     return keras.Model(inputs, outputs, name="linear")
 
 
 def build_mlp(input_shape, num_classes: int, *, depth: int = 1, units: int | list[int] = 256,
               activation: str = "relu", dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0,
               initializer: str = "glorot_uniform") -> keras.Model:
-    """A multilayer perceptron: flatten -> ``depth`` x (dense(units) -> activation -> dropout) -> softmax.
+    """A multilayer perceptron: flatten -> ``depth`` x (dense(units) -> activation -> dropout) -> logits.
 
     ``units`` is one width for every hidden layer or a list of ``depth`` widths.
     """
@@ -69,8 +84,8 @@ def build_mlp(input_shape, num_classes: int, *, depth: int = 1, units: int | lis
         x = layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout > 0:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
-                           kernel_regularizer=_regularizer(l1, l2), name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_initializer=keras_initializer(initializer),
+                           kernel_regularizer=_regularizer(l1, l2))(x)
     return keras.Model(inputs, outputs, name=f"mlp_{depth}x{'-'.join(map(str, widths))}")
 
 
@@ -108,7 +123,7 @@ def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_a
               dense_units: int = 750, dropout: float = 0.0, l2: float = 0.0,
               initializer: str = "glorot_uniform", input_mean=None, input_variance=None) -> keras.Model:
     """q17's CNN: 3x3 'same' convs with ReLU, 2x2 max pooling after the convs listed in
-    ``pool_after`` (0-based), then flatten -> dense(dense_units) -> softmax.
+    ``pool_after`` (0-based), then flatten -> dense(dense_units) -> logits.
 
     The defaults on 28x28x1 give the seed's 1->18->36->72->72, FC 648->750->10: 570,436 parameters.
     """
@@ -128,8 +143,8 @@ def build_cnn(input_shape, num_classes: int, *, filters=(18, 36, 72, 72), pool_a
                      kernel_regularizer=_regularizer(0.0, l2), name="dense")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
-                           kernel_regularizer=_regularizer(0.0, l2), name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_initializer=keras_initializer(initializer),
+                           kernel_regularizer=_regularizer(0.0, l2))(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -137,10 +152,10 @@ def build_tiny_cnn(input_shape, num_classes: int, *, l2: float = 0.0, dropout: f
                    initializer: str = "glorot_uniform", input_mean=None, input_variance=None) -> keras.Model:
     """q17's tiny CNN: the big CNN's pattern (double the channels while max pooling halves the
     image) at its smallest: conv 3x3 'same' 1->2 + ReLU, 2x2 max pool, conv 3x3 2->4 + ReLU,
-    2x2 max pool, flatten, (dropout), dense -> softmax.
+    2x2 max pool, flatten, (dropout), dense -> logits.
 
     The seed gives only the count, 2,066 parameters on 28x28x1 -> 10; this layout hits it:
-    conv_0 3*3*1*2 + 2 = 20, conv_1 3*3*2*4 + 4 = 76, softmax (7*7*4 = 196) * 10 + 10 = 1,970.
+    conv_0 3*3*1*2 + 2 = 20, conv_1 3*3*2*4 + 4 = 76, logits (7*7*4 = 196) * 10 + 10 = 1,970.
     (No "a few convs, global average pooling, dense" layout with round channel counts adds up to
     2,066; this one does, and is the seed's own CNN shrunk.)
     """
@@ -156,8 +171,8 @@ def build_tiny_cnn(input_shape, num_classes: int, *, l2: float = 0.0, dropout: f
     x = layers.Flatten(name="flatten")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=keras_initializer(initializer),
-                           kernel_regularizer=_regularizer(0.0, l2), name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_initializer=keras_initializer(initializer),
+                           kernel_regularizer=_regularizer(0.0, l2))(x)
     return keras.Model(inputs, outputs, name="tiny_cnn")
 
 
@@ -180,7 +195,7 @@ def build_resnet18(input_shape, num_classes: int, *, width: float = 1.0, l2: flo
     conv"); ``dropout_head``: dropout after global average pooling, before the classifier.
     Layer names: "normalize" (if given), "stem_conv" (the first-layer filters), "stem_bn",
     "stem_relu", "stem_dropout", "stage{i}_block{j}_{a,b}_{conv,bn,relu}", "..._proj(_bn)",
-    "..._add", "..._out", "pool" (the backbone's features), "head_dropout", "softmax".
+    "..._add", "..._out", "pool" (the backbone's features), "head_dropout", "logits".
     """
     check_int("num_classes", num_classes, low=2)
     width = _width(width)
@@ -214,7 +229,7 @@ def build_resnet18(input_shape, num_classes: int, *, width: float = 1.0, l2: flo
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout_head > 0:
         x = layers.Dropout(dropout_head, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_regularizer=regularizer)(x)
     return keras.Model(inputs, outputs, name="resnet18")
 
 
@@ -226,7 +241,7 @@ def build_vgg(input_shape, num_classes: int, *, width: float = 1.0, dense_units:
               dropout: float = 0.5, l2: float = 0.0, input_mean=None, input_variance=None) -> keras.Model:
     """q18's VGG-style net for 64x64x3 cats vs dogs: VGG-11's conv layout (``VGG_BLOCKS``: blocks of
     64, 128, 256x2, 512x2, 512x2 3x3 'same' convs with ReLU, each block ending in 2x2 max pooling,
-    64 -> 2 pixels), flatten, then dropout -> FC -> ReLU, dropout -> FC -> ReLU, dropout -> softmax.
+    64 -> 2 pixels), flatten, then dropout -> FC -> ReLU, dropout -> FC -> ReLU, dropout -> FC (logits).
 
     ``width`` scales the conv filters and the FC widths (round(dense_units * width), at least 1);
     at width 1 the FC is the seed's 4096-4096-2. Glorot ("Xavier") initialisation, as the seed.
@@ -251,7 +266,7 @@ def build_vgg(input_shape, num_classes: int, *, width: float = 1.0, dense_units:
         x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{i}")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout_2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_regularizer=regularizer)(x)
     return keras.Model(inputs, outputs, name="vgg")
 
 

@@ -13,7 +13,8 @@ def compile_model(model: keras.Model, *, lr: float, optimizer: str = "sgd", mome
                   total_steps: int | None = None, weight_decay: float = 0.0, grad_clip: float | None = None,
                   clipnorm: float | None = None, early_lr_factor: float | None = None,
                   early_layers=()) -> keras.Model:
-    """Sparse categorical cross-entropy (plus the layers' L1/L2 penalties) and accuracy.
+    """Sparse categorical cross-entropy from the model's logits (``classification_loss``, plus the
+    layers' L1/L2 penalties) and accuracy (the arg max of the logits is the arg max of the softmax).
 
     ``steps_per_execution`` runs several batches per compiled call: on a CPU the
     per-step Python overhead otherwise dominates small models.
@@ -73,9 +74,18 @@ def compile_model(model: keras.Model, *, lr: float, optimizer: str = "sgd", mome
     opt = make_optimizer(optimizer, rate, momentum=momentum if optimizer == "sgd" else 0.0,
                          weight_decay=weight_decay, clipvalue=grad_clip, clipnorm=clipnorm,
                          lr_multipliers=multipliers)
-    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    model.compile(optimizer=opt, loss=classification_loss(), metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
+
+
+def classification_loss() -> keras.losses.Loss:
+    """The loss every classifier here trains on: mean sparse categorical cross-entropy computed from
+    logits (the builders' output layer has no activation). Keras then takes log-softmax of the logits,
+    the same on every backend: a saturated softmax still passes a gradient. (From probabilities, Keras's
+    JAX backend clips them to [1e-7, 1 - 1e-7], and a clipped probability passes none: q15's N(0, 1)
+    network could not learn there.)"""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _off_if_zero(name: str, value) -> float | None:

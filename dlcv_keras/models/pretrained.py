@@ -12,7 +12,7 @@ Three sources of weights, one entry point (``build_transfer_model``):
   writes it.
 
 A keras-hub backbone sits inside a functional model: image in [0, 1] -> Normalization (the preset's
-image converter, rewritten for [0, 1] input) -> backbone -> "pool" -> softmax head. keras-hub's
+image converter, rewritten for [0, 1] input) -> backbone -> "pool" -> logits head. keras-hub's
 converter takes raw pixels in [0, 255], channels last, and computes ``x * scale + offset`` with
 ``scale = 1 / (255 * std)`` and ``offset = -mean / std``; our Normalization computes
 ``(x - mean) / std`` on ``x / 255``, the same numbers. The converter also resizes to 224x224; we do
@@ -35,6 +35,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from dlcv_keras.models.builders import OUTPUT_LAYER, logits_layer
 from dlcv_keras.validation import InvalidParameterError, check_float, check_int
 
 IMAGENET_PRESET = "resnet_18_imagenet"
@@ -98,8 +99,9 @@ def save_backbone_weights(model: keras.Model, path) -> Path:
 
 def build_transfer_model(input_shape, num_classes: int, *, weights: str, dropout_head: float = 0.0,
                          l2: float = 0.0, **builder_kwargs) -> tuple[keras.Model, dict]:
-    """A ResNet-18 with pretrained backbone weights and a fresh softmax head (named "softmax") on the
-    pooled features, ready to compile and fine-tune; and a description of what was loaded.
+    """A ResNet-18 with pretrained backbone weights and a fresh head (``builders.logits_layer``: dense,
+    no activation, named "logits") on the pooled features, ready to compile and fine-tune; and a
+    description of what was loaded.
 
     ``weights`` is ``"imagenet"``, a keras-hub preset folder or a ``.weights.h5`` file of our
     backbone (``save_backbone_weights``). ``builder_kwargs`` go to ``build_resnet18`` (weights-file
@@ -177,7 +179,7 @@ def _weights_file_model(input_shape, num_classes, path: Path, dropout_head, l2, 
     backbone = backbone_of(model)
     _load_weights_file(backbone, path)
     names = [layer.name for layer in backbone.layers if not isinstance(layer, layers.InputLayer)]
-    notes = [f"backbone weights from {path.name}; head 'softmax' freshly initialised ({num_classes} classes)"]
+    notes = [f"backbone weights from {path.name}; head {OUTPUT_LAYER!r} freshly initialised ({num_classes} classes)"]
     return model, _description("weights file", str(path), None, None, names, None, notes)
 
 
@@ -383,7 +385,7 @@ def _hub_model(input_shape, num_classes, backbone, converter, dropout_head, l2, 
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout_head > 0:
         x = layers.Dropout(dropout_head, name="dropout_head")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="softmax")(x)
+    outputs = logits_layer(num_classes, kernel_regularizer=regularizer)(x)
     model = keras.Model(inputs, outputs, name="resnet18_pretrained")
 
     inner = [layer.name for layer in backbone.layers if not isinstance(layer, layers.InputLayer)]

@@ -55,6 +55,15 @@ class Question:
         """Table name -> the names it may hold and their domains, for every implementation's experiments."""
         return {e.name: dict(e.accepted(self)) for e in self.all_experiments() if e.HAS_TABLE}
 
+    def search_tuners(self, implementation: str | None = None, requested: str = "grid") -> dict[str, str]:
+        """Each search's algorithm, in order: its own when it fixes one (``Search.tuner``), else
+        ``requested`` (--tuner)."""
+        return {e.name: e.tuner or requested for e in self.experiments_for(implementation) if hasattr(e, "tuner")}
+
+    def takes_tuner(self, implementation: str | None = None) -> bool:
+        """Whether --tuner chooses the algorithm of at least one of its searches."""
+        return any(e.tuner is None for e in self.experiments_for(implementation) if hasattr(e, "tuner"))
+
     def models(self, implementation: str | None = None) -> list[str]:
         """The Keras models this question's experiments train, in order (they decide its backend)."""
         return [e.model_name(self) for e in self.experiments_for(implementation) if hasattr(e, "model_name")]

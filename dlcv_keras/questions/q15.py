@@ -30,11 +30,11 @@ QUESTION = Question(
                          "training accuracy stays at chance (about 10 %); normal and Glorot both train, normal "
                          "plateauing on validation after about 4 epochs. Its \"normal\" is the assignment's "
                          "N(0, 1) (standard_normal here); Keras's own random_normal is N(0, 0.05^2). With N(0, 1) "
-                         "weights the output layer's inputs are in the hundreds, so the softmax saturates: PyTorch's "
-                         "cross-entropy (and Keras's on TensorFlow) works from the logits and still passes a "
-                         "gradient, but on the JAX backend Keras computes it from the probabilities, clipped to "
-                         "[1e-7, 1 - 1e-7], and a clipped probability passes none. The mean |gradient| column "
-                         "of the table below shows what this run's training saw."},
+                         "weights the output layer's inputs are in the hundreds, so the softmax saturates. Our "
+                         "models output logits and the loss is computed from them (log-softmax, as PyTorch's "
+                         "cross-entropy does), so a saturated softmax still passes a gradient; a loss computed "
+                         "from clipped probabilities would pass none. The mean |gradient| column of the table "
+                         "below shows what this run's training saw."},
         "init_depth": {"note": "Not in the seed: the same initialisations in a deeper network, to show how each "
                                "one scales the activations from layer to layer at initialisation."},
     },

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from dlcv_keras.experiments import REQUIRED_FILES, VIEWS
 from dlcv_keras.report.format import (  # noqa: F401  (fmt_sci, fmt_sig: re-exported for callers)
     DASH, as_number, fmt, fmt_sci, fmt_seconds, fmt_sig, hyperparameter_columns, id_width, is_diverged, pct,
-    read_experiment, read_json, reference_match, thousands, trial_table, varying_columns)
+    read_experiment, read_json, reference_match, thousands, trial_table, tuner_words, varying_columns)
 from dlcv_keras.results import SCHEMA_VERSION, ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -156,7 +156,7 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
         "title": str(run.get("title") or store.question) + (f" (run on {other})" if other else ""),
         "seed_writeup": fmt(run.get("seed_writeup")),
         "profile": fmt(run.get("profile", store.profile)),
-        "tuner": fmt(run.get("tuner")),
+        "tuner": tuner_words(run),
         "seed": fmt(run.get("seed")),
         "status": fmt(run.get("status")),
         "complete": run.get("status") == "complete",

@@ -96,6 +96,21 @@ def fmt_sci(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def tuner_words(run: Mapping[str, Any]) -> str:
+    """The algorithm the run's searches used (run.json "tuners": search -> "grid" | "random"): one word
+    when all used the same, else each with its searches, "random (search); grid (default, plain)";
+    "—" for a run without a search. A run.json from before "tuners" was recorded gives its "tuner"."""
+    tuners = run.get("tuners")
+    if not isinstance(tuners, Mapping):
+        return fmt(run.get("tuner"))
+    by_kind: dict[str, list[str]] = {}
+    for search, kind in tuners.items():
+        by_kind.setdefault(str(kind), []).append(str(search))
+    if len(by_kind) <= 1:
+        return next(iter(by_kind), DASH)
+    return "; ".join(f"{kind} ({', '.join(searches)})" for kind, searches in by_kind.items())
+
+
 def is_finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

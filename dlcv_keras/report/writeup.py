@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from dlcv_keras.questions import QUESTIONS
 from dlcv_keras.questions.assignments import ASSIGNMENTS, get_assignment
-from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands
+from dlcv_keras.report.format import DASH, fmt, fmt_seconds, read_json, thousands, tuner_words
 from dlcv_keras.results import ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -87,7 +87,7 @@ def _provenance(run: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = [
         ("status", f"{fmt(run.get('status'))}, finished {fmt(run.get('finished'))}, wall time "
                    f"{fmt_seconds(run.get('wall_seconds'))}"),
-        ("profile, tuner, seed", f"{fmt(run.get('profile'))}, {fmt(run.get('tuner'))}, {fmt(run.get('seed'))}"),
+        ("profile, tuner, seed", f"{fmt(run.get('profile'))}, {tuner_words(run)}, {fmt(run.get('seed'))}"),
         ("dataset", fmt(dataset.get("name")) + (f" (asked for {dataset['requested']})"
                                                  if dataset.get("requested") not in (None, dataset.get("name")) else "")),
         ("source", fmt(dataset.get("source"))),
@@ -99,10 +99,23 @@ def _provenance(run: Mapping[str, Any]) -> list[dict[str, str]]:
         ("platform", fmt(environment.get("platform"))),
         ("git revision", fmt(environment.get("git_revision"))),
     ]
+    if isinstance(environment.get("onednn"), Mapping):       # runs stored before it was recorded have none
+        rows.append(("TensorFlow oneDNN", onednn_words(environment["onednn"])))
     notes = [str(n) for n in dataset.get("notes") or []]
     if notes:
         rows.append(("data notes", " ".join(notes)))
     return [{"name": name, "value": value} for name, value in rows]
+
+
+ONEDNN_DECIDERS = {"dlcv_keras": "dlcv_keras's default: TensorFlow leaves it off on this CPU",
+                   "user": "the user's TF_ENABLE_ONEDNN_OPTS", "tensorflow": "TensorFlow's default here"}
+
+
+def onednn_words(state: Mapping[str, Any]) -> str:
+    """run.json's environment.onednn in words: "on (dlcv_keras's default: ...)"."""
+    on = {True: "on", False: "off"}.get(state.get("on"), "unknown")
+    who = ONEDNN_DECIDERS.get(state.get("decided_by"))
+    return f"{on} ({who})" if who else on
 
 
 def _search_spaces(store: ResultsStore, run: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -6,7 +6,9 @@ oracle.json and trial files and each other's CSVs. The lock file is created with
 holder ``{pid, host, started, proc_start}``. A lock whose holder is gone (a dead
 pid on this host, a pid now used by another process, or a file left empty or
 unreadable by a kill mid-write) is stale and taken over; a live one is a one-line
-error naming the holder. Released on leaving the ``with`` block, whatever ended it.
+error naming the holder. Released on leaving the ``with`` block, whatever ended it; the
+folders made to hold the lock go with it when they stayed empty (a run that stopped on bad
+input before writing anything leaves no trace).
 
 Never imports keras.
 """
@@ -45,6 +47,7 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self.echo = echo
         self._content: bytes | None = None     # what we wrote, while we hold the lock
+        self._made: list[Path] = []             # folders acquire() made, outermost first
 
     # -- context manager ---------------------------------------------------------
     def __enter__(self) -> "RunLock":
@@ -62,6 +65,7 @@ class RunLock:
     def acquire(self) -> None:
         if self.held:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
+        self._made = [p for p in (*reversed(self.folder.parents), self.folder) if not p.exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
         content = (json.dumps(_me()) + "\n").encode()
         deadline = time.monotonic() + self.empty_grace + 5.0
@@ -70,6 +74,9 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 pass
+            except FileNotFoundError:          # a run that just released removed the folder, empty
+                self.folder.mkdir(parents=True, exist_ok=True)
+                continue
             else:
                 try:
                     os.write(fd, content)
@@ -128,7 +135,8 @@ class RunLock:
             aside.unlink(missing_ok=True)
 
     def release(self) -> None:
-        """Remove the lock file if it is still ours (safe to call twice)."""
+        """Remove the lock file if it is still ours (safe to call twice), then the folders acquire()
+        made for it, innermost first, as long as they are empty."""
         if self._content is None:
             return
         try:
@@ -138,6 +146,12 @@ class RunLock:
             pass
         finally:
             self._content = None
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:                    # not empty (the run wrote there), or gone: keep the rest
+                break
+        self._made = []
 
 
 def read_lock(folder: Path | str) -> dict | None:

@@ -379,8 +379,8 @@ class Classifier:
             if dropout > 0:
                 layers[f"dropout_{i}"] = Dropout(dropout, rng)
             in_dim = width
-        layers["softmax"] = Affine(in_dim, num_classes, initializer=initializer, rng=rng,
-                                   dtype=self.dtype)
+        layers["logits"] = Affine(in_dim, num_classes, initializer=initializer, rng=rng,
+                                  dtype=self.dtype)
         self.net = Sequential(layers)
         self.params = self.net.params
         # Only weight matrices are penalised, as kernel_regularizer does in Keras.
@@ -448,17 +448,21 @@ class Classifier:
         self.loss_parts = {"data_loss": data_loss, "penalty": penalty}
         return data_loss + penalty, grads
 
+    def logits(self, x, batch_size=1024):
+        """Class scores before the softmax, shape (N, C), computed in batches with dropout off
+        (what ``training.fit.evaluate_classifier`` reads, as it reads a Keras model's outputs)."""
+        check_int("batch_size", batch_size, low=1)
+        x = np.asarray(x, dtype=self.dtype)
+        batches = [self.net.forward(x[i:i + batch_size], False)[0] for i in range(0, len(x), batch_size)]
+        return np.concatenate(batches) if batches else np.zeros((0, self.num_classes), self.dtype)
+
     def predict(self, x, batch_size=1024, verbose=0):
-        """Class probabilities, shape (N, C), computed in batches with dropout off.
+        """Class probabilities, shape (N, C): the softmax of ``logits``.
 
         Same signature as ``keras.Model.predict`` so evaluation code works on both;
         ``verbose`` is accepted and ignored.
         """
-        check_int("batch_size", batch_size, low=1)
-        x = np.asarray(x, dtype=self.dtype)
-        batches = [self.loss(x[i:i + batch_size], training=False)
-                   for i in range(0, len(x), batch_size)]
-        return np.concatenate(batches) if batches else np.zeros((0, self.num_classes), self.dtype)
+        return softmax(self.logits(x, batch_size))
 
     def parameters(self):
         """ParamDict "<layer>.<param>" -> live array (an optimizer updates these in place)."""

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from dlcv_keras.scratch.gradient_check import eval_numerical_gradient, rel_error
+from dlcv_keras.scratch.layers import softmax
 from dlcv_keras.scratch.nn import batch_shape, check_dtype, check_shape
 from dlcv_keras.validation import check_float, check_int, fail
 
@@ -79,13 +80,11 @@ class TwoLayerNet:
         - with parts: a tuple (data_loss, penalty, grads, probs), so a training loop can log
           both terms and count correct predictions without a second forward pass
         """
-        W1, b1 = self.params["W1"], self.params["b1"]
-        W2, b2 = self.params["W2"], self.params["b2"]
+        W1, W2 = self.params["W1"], self.params["W2"]
         N = X.shape[0]
 
         # Forward pass.
-        hidden = np.maximum(0, X @ W1 + b1)                       # (N, H)
-        scores = hidden @ W2 + b2                                 # (N, C)
+        hidden, scores = self._forward(X)                         # (N, H), (N, C)
         shifted = scores - scores.max(axis=1, keepdims=True)     # no overflow in exp
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         probs = np.exp(log_probs)                                 # (N, C)
@@ -112,6 +111,15 @@ class TwoLayerNet:
         if parts:
             return float(data_loss), penalty, grads, probs
         return float(loss), grads
+
+    def scores(self, X):
+        """Class scores before the softmax (logits), shape (N, C), for inputs X of shape (N, D)."""
+        return self._forward(X)[1]
+
+    def _forward(self, X):
+        """The forward pass: (hidden ReLU activations (N, H), class scores (N, C))."""
+        hidden = np.maximum(0, X @ self.params["W1"] + self.params["b1"])
+        return hidden, hidden @ self.params["W2"] + self.params["b2"]
 
     def penalty(self, reg):
         """The L2 term of the loss, reg * (sum(W1**2) + sum(W2**2)), as a float."""
@@ -252,11 +260,16 @@ class TwoLayerClassifier:
         """The current L2 penalty, reg * (sum(W1**2) + sum(W2**2))."""
         return self.net.penalty(self.l2)
 
+    def logits(self, x, batch_size=1024):
+        """Class scores before the softmax (N, C) for images ``x``, in batches (what
+        ``training.fit.evaluate_classifier`` reads)."""
+        check_int("batch_size", batch_size, low=1)
+        batches = [self.net.scores(self.features(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        return np.concatenate(batches) if batches else np.zeros((0, self.num_classes), self.dtype)
+
     def predict(self, x, batch_size=1024, verbose=0):
         """Class probabilities (N, C) for images ``x``, in batches; the signature of keras.Model.predict."""
-        check_int("batch_size", batch_size, low=1)
-        batches = [self.net.loss(self.features(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-        return np.concatenate(batches) if batches else np.zeros((0, self.num_classes), self.dtype)
+        return softmax(self.logits(x, batch_size))
 
     def parameters(self):
         """W1, b1, W2, b2: the live arrays an optimizer updates in place."""

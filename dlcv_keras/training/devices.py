@@ -15,6 +15,9 @@ host platform is told how many to make with ``XLA_FLAGS=--xla_force_host_platfor
 (before JAX is imported). Logical CPU devices share the same cores: they exercise the
 data-parallel code on a machine without a GPU, they do not make it faster.
 
+Batch normalisation uses the global batch's statistics on both backends, as on one device
+(``synchronize_batch_norm``).
+
 The count travels as a plain int (``Settings.devices``, ``ClassifierHyperModel.devices``, which is
 pickled to a trial's own process); each process makes its own strategy from it, once.
 """
@@ -163,6 +166,30 @@ def replicas() -> int:
         return tf.distribute.get_strategy().num_replicas_in_sync
     distribution = keras.distribution.distribution()
     return 1 if distribution is None else int(distribution.device_mesh.devices.size)
+
+
+def synchronize_batch_norm(model) -> int:
+    """Under a TensorFlow strategy of several replicas, make every BatchNormalization layer of ``model``
+    (nested ones too: a keras-hub backbone's) normalise with the global batch's statistics, as on one
+    device: ``synchronized=True``, which all-reduces each replica's sums. Keras's default normalises
+    each replica's share by its own statistics. JAX needs nothing: under ``DataParallel`` a step is one
+    program over the whole (sharded) batch, so its statistics are the global batch's already (and Keras
+    refuses ``synchronized=True`` there). Call inside ``scope``, before the model is compiled and first
+    called. Returns how many layers it set."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or replicas() == 1:
+        return 0
+    found = [layer for layer in _nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in found:
+        layer.synchronized = True
+    return len(found)
+
+
+def _nested_layers(model):
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _nested_layers(layer)
 
 
 def steps_per_execution(wanted: int) -> int:

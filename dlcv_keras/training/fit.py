@@ -118,17 +118,38 @@ def is_uint8_images(x) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4
 
 
-def predict_probabilities(model, x, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities for ``x``: float arrays directly, uint8 images through the same
-    pipeline as training (scaled to [0, 1] batch by batch, never augmented)."""
+def predict_logits(model, x, batch_size: int = 256) -> np.ndarray:
+    """Class scores (logits), shape (N, C), for ``x``: a Keras model's outputs (its output layer has no
+    activation, ``models.builders.logits_layer``), or a scratch classifier's ``logits``. Float arrays
+    directly, uint8 images through the same pipeline as training (scaled to [0, 1] batch by batch,
+    never augmented)."""
+    if not isinstance(model, keras.Model):                 # the scratch Classifier, TwoLayerClassifier
+        return np.asarray(model.logits(x, batch_size=batch_size))
+    check_outputs_logits(model)
     if is_uint8_images(x):
         from dlcv_keras.data.images import image_batches
         batches = image_batches(x, np.zeros(len(x), np.int64), batch_size=batch_size, shuffle=False)
         return model.predict(batches.map(lambda images, labels: images), verbose=0)
-    if isinstance(model, keras.Model) and keras.backend.backend() == "jax":   # not the scratch Classifier
+    if keras.backend.backend() == "jax":
         from dlcv_keras.training import scanned
         return scanned.predict(model, np.asarray(x, np.float32), batch_size)
     return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def predict_probabilities(model, x, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities, shape (N, C), each row summing to 1: the softmax of ``predict_logits``."""
+    return softmax(predict_logits(model, x, batch_size))
+
+
+def check_outputs_logits(model) -> None:
+    """A Keras model whose output layer applies a softmax outputs probabilities, not logits: one saved
+    by an earlier dlcv_keras, say. Said in one line rather than read as logits."""
+    last = model.layers[-1] if model.layers else None
+    if getattr(getattr(last, "activation", None), "__name__", None) == "softmax":
+        raise InvalidParameterError(
+            f"model {model.name!r} must output logits (an output layer with no activation), got an output "
+            f"layer {last.name!r} with a softmax (a model saved by an earlier dlcv_keras); run its question "
+            f"again with --fresh")
 
 
 def _fit_scanned(model, x_train, y_train, x_val, y_val, *, batch_size, epochs, callbacks, shuffle):
@@ -174,23 +195,21 @@ def release_compiled() -> None:
 def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -> dict:
     """Loss, accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted).
 
-    ``loss`` is what Keras reports as ``val_loss`` (and ``model.evaluate`` as loss) on these rows:
-    the mean sparse categorical cross-entropy of the probabilities, normalised and clipped to
-    [epsilon, 1 - epsilon] with Keras's epsilon (1e-7) as its JAX backend does, plus the
-    layers' L1/L2 penalties (``model.losses``; the scratch ``Classifier``'s own ``penalty()``,
-    the same ``l2 * sum(W**2)``). ``loss_includes`` says so in words for the report.
-    On TensorFlow, Keras computes the cross-entropy from the softmax's logits, unclipped:
-    the two differ only where the true class has probability below 1e-7.
+    ``loss`` is what Keras reports as ``val_loss`` (and ``model.evaluate`` as loss) on these rows, on
+    every backend: the mean sparse categorical cross-entropy computed from the logits through
+    log-softmax (``cross_entropy``: no probability is formed or clipped), plus the layers' L1/L2
+    penalties (``model.losses``; the scratch ``Classifier``'s own ``penalty()``, the same
+    ``l2 * sum(W**2)``). ``loss_includes`` says so in words for the report.
     """
-    probabilities = predict_probabilities(model, x, batch_size)
+    logits = predict_logits(model, x, batch_size)
     y = np.asarray(y)
-    predicted = np.argmax(probabilities, axis=1)
+    predicted = np.argmax(logits, axis=1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
     support = confusion.sum(axis=1)
     # A class with no examples here has no accuracy (None), not an accuracy of 0.
     per_class = [float(confusion[k, k] / support[k]) if support[k] else None for k in range(num_classes)]
-    return {"loss": cross_entropy(probabilities, y) + regularisation_penalty(model),
+    return {"loss": cross_entropy(logits, y) + regularisation_penalty(model),
             "loss_includes": loss_includes(), "accuracy": float(np.mean(predicted == y)),
             "per_class_accuracy": per_class, "confusion_matrix": confusion.tolist(),
             # Each image's predicted class: paired tests compare two models image by image (dlcv_keras/stats.py).
@@ -199,19 +218,27 @@ def evaluate_classifier(model, x, y, num_classes: int, batch_size: int = 1024) -
 
 def loss_includes() -> str:
     """What evaluate_classifier's loss adds up, in words, for the report."""
-    epsilon = f"{keras.config.epsilon():g}".replace("e-0", "e-")      # 1e-7, not 1e-07
-    return f"cross-entropy (probabilities clipped to [{epsilon}, 1 - {epsilon}]) + L1/L2 penalty"
+    return "cross-entropy from the logits (log-softmax, unclipped) + L1/L2 penalty"
 
 
-def cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> float:
-    """Mean sparse categorical cross-entropy as Keras computes it from probabilities (its JAX backend)."""
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64, stable: the row's maximum is subtracted before ``exp``."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax probabilities in float64 (rows sum to 1), from ``log_softmax``."""
+    return np.exp(log_softmax(logits))
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean sparse categorical cross-entropy from logits, as Keras computes it with from_logits=True:
+    the mean of -log_softmax(logits)[i, y[i]]."""
     if not len(y):
         return float("nan")
-    epsilon = keras.config.epsilon()
-    probabilities = np.asarray(probabilities, np.float64)
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-    picked = np.clip(probabilities[np.arange(len(y)), y], epsilon, 1.0 - epsilon)
-    return float(-np.mean(np.log(picked)))
+    return float(-np.mean(log_softmax(logits)[np.arange(len(y)), y]))
 
 
 def regularisation_penalty(model) -> float:

@@ -8,8 +8,8 @@ batch of training rows, at initialisation (epoch 0) and after every epoch:
   gradients;
 - ``weights``: the mean absolute kernel value;
 - ``activations``: the mean and standard deviation of the layer's output after its activation
-  (the Activation layer right after it, when it has none of its own): q15's statistics at
-  initialisation;
+  (the Activation layer right after it, when it has none of its own; the output layer's are the
+  logits): q15's statistics at initialisation;
 - ``symmetry``: the largest difference between two units' incoming weight vectors, max over
   inputs of (max - min over units); 0 means every unit of the layer is the same unit (q15's
   zero initialisation).
@@ -29,6 +29,7 @@ import time
 import keras
 import numpy as np
 
+from dlcv_keras.models.compile import classification_loss
 from dlcv_keras.models.options import INSTRUMENTS
 
 PROBE_ROWS = 1024       # training rows the probe measures on: the same rows every epoch
@@ -128,9 +129,9 @@ def _gradient_function(model):
         non_trainable = [v.value for v in model.non_trainable_variables]
 
         def loss(trainable, x, y):
-            predicted, _, penalties = model.stateless_call(trainable, non_trainable, x, training=False,
-                                                           return_losses=True)
-            return _training_loss(y, predicted, penalties)
+            logits, _, penalties = model.stateless_call(trainable, non_trainable, x, training=False,
+                                                        return_losses=True)
+            return _training_loss(y, logits, penalties)
 
         # Compiled once per trial: an eager gradient dispatches every op from Python.
         compiled = jax.jit(jax.grad(loss))
@@ -141,16 +142,16 @@ def _gradient_function(model):
         @tf.function(reduce_retracing=True)
         def gradients(x, y):
             with tf.GradientTape() as tape:
-                predicted = model(x, training=False)
-                value = _training_loss(y, predicted, model.losses)
+                logits = model(x, training=False)
+                value = _training_loss(y, logits, model.losses)
             return tape.gradient(value, model.trainable_variables)
 
         return lambda x, y: [g.numpy() for g in gradients(x, y)]
     raise ValueError(f"LayerProbe measures gradients on the jax and tensorflow backends, got {backend!r}")
 
 
-def _training_loss(y, predicted, penalties):
-    loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, predicted))
+def _training_loss(y, logits, penalties):
+    loss = classification_loss()(y, logits)         # what compile_model trains on
     for penalty in penalties:
         loss = loss + penalty
     return loss

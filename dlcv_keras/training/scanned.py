@@ -101,6 +101,9 @@ def structure_key(model) -> str:
     if type(model).__name__ not in ("Functional", "Sequential"):
         # A subclassed model's get_config need not describe its call: never share its loops.
         return f"unshared:{id(model)}"
+    if getattr(model, "optimizer", None) is None:
+        # Uncompiled (a stored model loaded to predict): only its forward pass is ever traced.
+        return json.dumps([type(model).__name__, model.get_config(), "uncompiled"], sort_keys=True, default=repr)
     optimizer = model.optimizer.get_config()
     optimizer.pop("name", None)
     rate = model.optimizer._learning_rate
@@ -229,7 +232,8 @@ class ScannedRun:
 
 
 def predict(model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Class probabilities, with the compiled forward pass shared by models of one structure."""
+    """The model's outputs (a classifier's logits), with the compiled forward pass shared by models of
+    one structure."""
     compiled = compiled_for(model, (batch_shardings() or (None,))[0])
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]

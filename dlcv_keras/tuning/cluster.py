@@ -310,7 +310,7 @@ class Cluster:
 IDENTITY_WORDS = {
     "question": "question", "implementation": "implementation", "profile": "profile", "tuner": "tuner",
     "seed": "seed", "data_hash": "data hash", "space_hash": "search space (hash of its tables)",
-    "options": "question options", "dlcv_keras": "dlcv_keras version", "keras": "Keras version",
+    "options": "question options", "devices": "device count (--devices)", "dlcv_keras": "dlcv_keras version", "keras": "Keras version",
     "keras-tuner": "KerasTuner version", "tensorflow": "TensorFlow version", "jax": "JAX version",
     "keras_backend": "Keras backend", "git_revision": "dlcv_keras git revision",
 }

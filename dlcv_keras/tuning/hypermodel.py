@@ -108,6 +108,7 @@ class ClassifierHyperModel(keras_tuner.HyperModel):
         keras.utils.set_random_seed(self.trial_seed(values))
         with devices.scope(self.devices):      # variables made on (and mirrored over) every device
             model = get_builder(self.model_name)(self.input_shape, self.num_classes, **model_kwargs)
+            devices.synchronize_batch_norm(model)
             return compile_model(model, steps_per_execution=devices.steps_per_execution(STEPS_PER_EXECUTION),
                                  **self.compile_kwargs(values, model))
 

@@ -23,10 +23,14 @@ out-of-range name stops the run with a one-line message naming the file, table, 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+try:
+    import tomllib                       # Python 3.11+
+except ModuleNotFoundError:              # Python 3.10: the same parser as the tomli package (pyproject.toml)
+    import tomli as tomllib
 
 from dlcv_keras.models.options import ACTIVATIONS, INITIALIZERS, MLP_LAYER_WIDTHS, OPTIMIZERS, SCHEDULES, TRANSFER_MODES
 from dlcv_keras.validation import InvalidParameterError

@@ -52,6 +52,15 @@ def test_patch_constant_maps_have_no_fine_detail_and_a_checkerboard_nothing_else
     assert measure(halves[None, :, :, None])["detail"] == pytest.approx(0.5)
 
 
+def test_fine_detail_is_measured_on_whole_patches_only():
+    rng = np.random.default_rng(5)
+    maps = rng.random((3, 28, 28, 2))
+    maps[:, :24, :24] = np.repeat(np.repeat(rng.random((3, 3, 3, 2)), 8, axis=1), 8, axis=2)
+    found = measure(maps, np.zeros((3, 28, 28, 1), np.float32), image_size=28)
+    assert found["detail"] == pytest.approx(0.0, abs=1e-12)      # the ragged last 4 rows and columns left out
+    assert found["stride"] == 1 and found["positions"] == 28 * 28
+
+
 def test_a_late_map_holds_no_detail_finer_than_its_stride_and_counts_its_zeros():
     rng = np.random.default_rng(1)
     late = np.maximum(rng.normal(size=(6, 4, 4, 10)), 0)                  # ReLU output: about half zeros

@@ -108,12 +108,14 @@ class MapStatistics:
         centred = maps - maps.mean(axis=(1, 2), keepdims=True)
         total = float((centred ** 2).sum())
         k = DETAIL_PATCH // stride
-        within = 0.0
-        if k >= 2 and height % k == 0 and width % k == 0:
-            means = centred.reshape(batch, height // k, k, width // k, k, channels).mean(axis=(2, 4))
-            within = total - float((means ** 2).sum()) * k * k
+        within, measured = 0.0, total
+        if k >= 2 and height >= k and width >= k:
+            # Whole patches only (a 28-pixel map keeps its first 24 rows and columns here).
+            kept = centred[:, :height - height % k, :width - width % k]
+            measured = float((kept ** 2).sum())
+            within = measured - float((_pooled(kept, k) ** 2).sum()) * k * k
         sums = self.sums
-        sums["total"] += total
+        sums["total"] += measured
         sums["within"] += within
         for a, b in ((centred[:, :, :-1], centred[:, :, 1:]), (centred[:, :-1], centred[:, 1:])):
             sums["pairs"] += float((a * b).sum())
@@ -122,7 +124,7 @@ class MapStatistics:
         sums["zeros"] += float((maps == 0).sum())
         sums["values"] += maps.size
         sums["images"] += batch
-        edges = _pooled(_edges(images), stride)                       # (images, H, W)
+        edges = _pooled(_edges(images)[:, :height * stride, :width * stride], stride)     # (images, H, W)
         edges = edges - edges.mean(axis=(1, 2), keepdims=True)
         product = (centred * edges[..., None]).sum(axis=(1, 2))        # (images, C)
         norm = np.sqrt((centred ** 2).sum(axis=(1, 2)) * (edges ** 2).sum(axis=(1, 2))[:, None])
@@ -158,11 +160,11 @@ def _edges(images):
 
 
 def _pooled(maps, k: int):
-    """(images, H, W) averaged over k x k blocks."""
+    """(images, H, W, ...) averaged over k x k blocks (H and W multiples of k)."""
     if k == 1:
         return maps
-    n, h, w = maps.shape
-    return maps.reshape(n, h // k, k, w // k, k).mean(axis=(2, 4))
+    n, h, w, *rest = maps.shape
+    return maps.reshape(n, h // k, k, w // k, k, *rest).mean(axis=(2, 4))
 
 
 def _scaled(maps, axes=(-2, -1)):

@@ -3,6 +3,9 @@
 For a few CIFAR-10 test images, the activations of an early layer (right after the first
 convolution) and a late one (the last feature map) of the models q9, q10 and q11 stored, as
 image grids, and each model's first-layer filters. Run q9, q10 and q11 first (same profile).
+What the seed says of them (early layers keep the image's detail and edges, late ones are coarse)
+is measured on every test image of the run and every channel (activation_maps.MapStatistics), and
+the observations and lessons are read from those numbers.
 """
 
 from dlcv_keras.experiments import ActivationMaps

@@ -12,7 +12,7 @@ writes ``lessons.json``, one object per lesson:
 
 The checks are data: a check names stored numbers (``Model`` for a trained model's test predictions,
 ``Value`` for one stored number) and a rule (``Beats``, ``NoWorse``, ``Ranking``, ``Rises``, ``Accuracy``,
-``AtChance``, ``Threshold``, ``Ordered``, ``Overfits``, ...). Verdicts are computed, never typed: the
+``AtChance``, ``Threshold``, ``Ordered``, ``Gap``, ``Overfits``, ...). Verdicts are computed, never typed: the
 statistics are ``dlcv_keras.stats``'s (paired tests on the same test images, one significance level,
 one margin). Nothing here imports Keras.
 """
@@ -386,6 +386,32 @@ class Ordered(Check):
         return Outcome(NOT_REPRODUCED, text, found,
                        f"{self.values[broken].label} ({_num(numbers[broken])}) is not {sign.strip()} "
                        f"{self.values[broken + 1].label} ({_num(numbers[broken + 1])})")
+
+
+@dataclass(frozen=True)
+class Gap(Check):
+    """A model's held-out accuracy stays within ``at_most`` points of its accuracy on its own training
+    images (``train``, a stored number measured on the whole training set: no sampling noise): the upper
+    end of the 95 % interval of train minus test (the test accuracy's Clopper-Pearson interval, over its
+    seeds' mean) is at most ``at_most`` points."""
+    train: Value
+    model: Model
+    at_most: float
+
+    def evaluate(self, stored):
+        train = self.train.read(stored)
+        correct = self.model.correctness(stored)
+        test = stats.against_chance(int(round(correct.mean(axis=0).sum())), correct.shape[1], stored.classes)
+        gap, high = 100 * (train - test.accuracy), 100 * (train - test.low)
+        text = (f"{self.train.label} {_pct(train)} % vs {self.model.label} {_pct(test.accuracy)} % on {test.n:,} test "
+                f"images: a gap of {gap:+.2f} points (95 % CI up to {high:+.2f}; close: at most {self.at_most:g})")
+        numbers = {"train_accuracy": train, "test": test.as_dict(), "gap_points": gap, "gap_high_points": high,
+                   "at_most_points": self.at_most}
+        cause = _chance_cause(self.model, correct, stored)
+        if cause is None and math.isfinite(high) and high <= self.at_most:
+            return Outcome(REPRODUCED, text, numbers)
+        return Outcome(NOT_REPRODUCED, text, numbers, cause or (
+            f"the gap may reach {high:.2f} points, more than {self.at_most:g}: training accuracy runs ahead"))
 
 
 @dataclass(frozen=True)

@@ -287,15 +287,18 @@ class ExperimentRunner:
         self.model_files: dict[str, Path] = {}       # a search's best trained model, when it kept them
         self._input_stats = None
 
-    def replace_data(self, data, banner: str) -> None:
+    def replace_data(self, data, banner: str | None) -> None:
         """An experiment changed the task (q10 without pretrained weights: a source and a target
-        task cut from one dataset). Later experiments train on ``data``; the banner is said on the
-        console, in run.json and at the top of the report, as the digits fallback's is."""
+        task cut from one dataset; q10's small target set). Later experiments train on ``data``; a
+        banner is said on the console, in run.json and at the top of the report, as the digits
+        fallback's is (None keeps the one already set)."""
         self.data = data
         self._input_stats = None
-        self.echo("\n" + "!" * 72 + f"\n!!  {banner}\n" + "!" * 72 + "\n")
+        if banner is not None:
+            self.echo("\n" + "!" * 72 + f"\n!!  {banner}\n" + "!" * 72 + "\n")
         if self.run_record is not None:
-            self.run_record["dataset"] = {**data.info, "fallback_banner": banner}
+            kept = banner if banner is not None else (self.run_record.get("dataset") or {}).get("fallback_banner")
+            self.run_record["dataset"] = {**data.info, "fallback_banner": kept}
             self.store.write_json("run.json", self.run_record)
 
     def input_stats(self) -> tuple[list[float], list[float]] | None:

@@ -12,6 +12,10 @@ In order:
    other images and other labels, never on the target's. Both halves mix animals and vehicles,
    so the source features are relevant to the target. A banner says so on the console, in
    run.json and in the report.
+
+``target_per_class`` (optional) keeps that many training and as many validation images of each
+target class (whatever the weights' source): transfer pays most on a small target set, and the
+lesson "pretrained beats scratch" is one about such sets. The test split stays whole.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from dlcv_keras.tuning.spaces import SEARCH_DOMAINS
 from dlcv_keras.validation import InvalidParameterError
 
 WEIGHTS_FILE = "source.weights.h5"
+# The source table's setting that shapes the target task, not the source checkpoint.
+TARGET_SETTINGS = {"target_per_class": ("int", 1, 1_000_000, "both")}
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class PretrainedSource(Experiment):
     VIEWS: ClassVar[tuple[str, ...]] = ("pretrained_source",)
 
     def accepted(self, question) -> Mapping[str, tuple]:
-        return {name: SEARCH_DOMAINS[name] for name in (*MODEL_KEYS[self.model], *COMPILE_KEYS, *FIT_KEYS)}
+        return {**{name: SEARCH_DOMAINS[name] for name in (*MODEL_KEYS[self.model], *COMPILE_KEYS, *FIT_KEYS)},
+                **TARGET_SETTINGS}
 
     def check_question(self, question, settings, space) -> None:
         """A --weights file is loaded into the model once here, before anything is written: a
@@ -74,6 +81,7 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
     from dlcv_keras.models import pretrained
 
     values = table_values(runner, experiment)
+    per_class = values.pop("target_per_class", None)
     settings = runner.settings
     summary = {"kind": experiment.KIND, "title": experiment.title}
     if settings.weights is not None:
@@ -94,6 +102,10 @@ def find_weights(runner, experiment: PretrainedSource) -> None:
                            description=f"ImageNet weights, keras-hub preset {pretrained.IMAGENET_PRESET}")
         else:
             summary.update(_train_source(runner, experiment, values, reason))
+    if per_class is not None:
+        runner.replace_data(_few_per_class(runner.data, per_class, settings.seed), None)
+        summary.update(target_per_class=per_class, target_train=len(runner.data.y_train),
+                       target_val=len(runner.data.y_val))
     runner.store.write_experiment(experiment.name, summary=summary)
     runner.echo(f"[{experiment.name}] starting weights: {summary['description']}")
 
@@ -227,6 +239,26 @@ def _split_by_class(data, classes: list[int]):
     return Dataset(name=data.name, **arrays, class_names=names, input_shape=data.input_shape, info=info)
 
 
+def _few_per_class(data, per_class: int, seed: int):
+    """The target task with at most ``per_class`` training and as many validation images of each class
+    (seeded); the test split whole, so that every comparison keeps its power."""
+    from dataclasses import replace
+
+    from dlcv_keras.data.splits import cap_per_class
+    from dlcv_keras.data.transforms import content_hash
+
+    train, val = cap_per_class(data.y_train, per_class, seed), cap_per_class(data.y_val, per_class, seed)
+    arrays = {"x_train": data.x_train[train], "y_train": data.y_train[train],
+              "x_val": data.x_val[val], "y_val": data.y_val[val]}
+    splits = {"train": len(train), "val": len(val), "test": len(data.y_test)}
+    info = {**data.info, "splits": splits,
+            "notes": [*data.info.get("notes", []), f"a small target set: at most {per_class} training and "
+                                                   f"{per_class} validation images per class (seed {seed})"],
+            "content_hash": content_hash(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
+                                         data.x_test, data.y_test)}
+    return replace(data, **arrays, info=info)
+
+
 def substitute(store, run: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
     """(the cause, in words, that the question's starting weights are not the seed's ImageNet weights,
     the banner it set) when a pretrained-source section of this run found an offline substitute or
@@ -257,12 +289,13 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
     learned its classes (against chance, the exact binomial test) and which task the runs below learn."""
     source = summary.get("source")
     if source == "imagenet":
-        return [f"The starting weights are ImageNet's ({fmt(summary.get('description'))}), as the seed's."]
+        return [f"The starting weights are ImageNet's ({fmt(summary.get('description'))}), as the seed's.",
+                *_target_size(summary)]
     if source == "user":
         return [f"The starting weights are the file given with --weights ({fmt(summary.get('weights'))}), "
-                f"not the ImageNet weights the seed started from."]
+                f"not the ImageNet weights the seed started from.", *_target_size(summary)]
     if source != "self-trained":
-        return []
+        return _target_size(summary)
     trained, target = summary.get("source_classes") or [], summary.get("target_classes") or []
     # Why there are no ImageNet weights is the chapter's banner; it is not said again here.
     sentences = [f"The starting weights are an offline substitute, not ImageNet's: a "
@@ -279,7 +312,15 @@ def _observations(summary: Mapping[str, Any]) -> list[str]:
         if test is not None:
             sentences.append(f"{reached}: {'above' if test.above_chance() else 'not above'} their "
                              f"{100 * test.chance:.0f} % chance ({test.words()}).")
-    return sentences
+    return sentences + _target_size(summary)
+
+
+def _target_size(summary: Mapping[str, Any]) -> list[str]:
+    if summary.get("target_per_class") is None:
+        return []
+    return [f"The runs below train on a small target set: {fmt(summary.get('target_train'))} training and "
+            f"{fmt(summary.get('target_val'))} validation images (at most {fmt(summary.get('target_per_class'))} per "
+            f"class each); the test split is whole."]
 
 
 def _pretrained_source(store, section, experiment, reference, run=None) -> dict[str, Any]:
@@ -294,6 +335,10 @@ def _pretrained_source(store, section, experiment, reference, run=None) -> dict[
             {"name": "source val accuracy (%)", "value": pct(summary.get("source_val_accuracy"))},
             {"name": "source epochs", "value": fmt(summary.get("source_epochs"))},
         ]
+    if summary.get("target_per_class") is not None:
+        rows.append({"name": "target images (train / val)",
+                     "value": f"{fmt(summary.get('target_train'))} / {fmt(summary.get('target_val'))} (at most "
+                              f"{fmt(summary.get('target_per_class'))} per class each)"})
     return {"rows": rows, "banner": summary.get("banner"), "observations": _observations(summary)}
 
 

@@ -9,7 +9,27 @@ value. The trained model is stored for q12.
 """
 
 from dlcv_keras.experiments import EvaluateBest, Search
+from dlcv_keras.lessons import Accuracy, All, Gap, Lesson, Model, Not, Overfits, Value
 from dlcv_keras.questions.base import Question
+
+# "Close": the training images' accuracy runs at most this many points ahead of the test accuracy (the
+# upper end of the gap's 95 % interval). A network that memorises its training set runs far ahead.
+CLOSE_POINTS = 5.0
+# "Far above chance": at least five times the 10 % chance of CIFAR-10's ten classes.
+FAR_ABOVE_CHANCE = 0.5
+
+LESSONS = (
+    Lesson(f"ResNet-18 trained from scratch with the one-cycle policy learns far above chance: its test accuracy is "
+           f"above chance (exact binomial test) and at least {100 * FAR_ABOVE_CHANCE:g} % (five times chance).",
+           Accuracy(Model("best", "the trained ResNet-18"), at_least=FAR_ABOVE_CHANCE)),
+    Lesson(f"Training and held-out accuracy stay close (no overfitting): accuracy on its own training images "
+           f"(without augmentation) runs at most {CLOSE_POINTS:g} points ahead of its test accuracy (the upper end of "
+           f"the gap's 95 % interval), and its validation loss does not rise after its minimum (the seed's "
+           f"criterion: both losses keep falling).",
+           All((Gap(Value("best", "train_accuracy", "training accuracy"), Model("best", "test accuracy"), CLOSE_POINTS),
+                Not(Overfits(Model("scratch", "the one-cycle run")),
+                    "the validation loss rose after its minimum: it overfits")))),
+)
 
 QUESTION = Question(
     name="q9",
@@ -20,6 +40,7 @@ QUESTION = Question(
     optimizer="adam",
     val_fraction=0.1,
     uint8_images=True,
+    lessons=LESSONS,
     experiments=(
         Search("scratch", "2.1 ResNet-18 from scratch: one-cycle learning rate, weight decay, gradient clipping",
                model="resnet18", tuner="grid", keep_models=True),

@@ -115,7 +115,7 @@ def test_sortable_js_sorts_numbers_as_numbers(tmp_path):
     }
     headers = list(columns)
     rows = [{"cells": [columns[h][0][i] for h in headers], "diverged": i == 0} for i in range(5)]
-    path = page(tmp_path, "<p>Trials</p>{{ m.trial_table(t) }}", t={"headers": headers, "rows": rows})
+    path = page(tmp_path, "<p>Trials</p>{{ m.trial_table(t) }}", t={"headers": headers, "rows": rows, "shared": [], "notes": []})
 
     report = inspect_page(path, click_sort=True)
 

@@ -523,6 +523,11 @@ def _evaluate(check: Check, stored: Stored) -> Outcome:
         return check.evaluate(stored)
     except NotComparable as missing:
         return Outcome(NOT_COMPARABLE, str(missing), {}, str(missing))
+    except (KeyError, TypeError, ValueError) as error:
+        # A stored file without a number the check reads (an empty cell, a missing column): judged not
+        # comparable, naming what was missing, rather than ending a finished run in a traceback.
+        why = f"{type(check).__name__} could not read the stored numbers ({type(error).__name__}: {error})"
+        return Outcome(NOT_COMPARABLE, why, {}, why)
 
 
 # -- the same reading, for the report's observations ------------------------------------------------
@@ -572,7 +577,9 @@ def evaluate(store, lessons: Sequence[Lesson]) -> list[dict[str, Any]]:
 
 
 def write(store, lessons: Sequence[Lesson]) -> list[dict[str, Any]]:
-    found = evaluate(store, lessons)
+    """lessons.json: every verdict, stamped with the run that judged it (a report tells an earlier run's)."""
+    run_id = store.read_json("run.json").get("run_id")
+    found = [{**lesson, "run_id": run_id} for lesson in evaluate(store, lessons)]
     store.write_json(LESSONS_FILE, found)
     return found
 

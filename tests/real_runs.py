@@ -372,3 +372,8 @@ def html_tables(html: str) -> list[dict]:
     for table in parser.tables:
         table["caption"] = re.sub(r"\s+", " ", table["caption"]).strip()
     return parser.tables
+
+
+def as_evaluated(stored_lessons: list) -> list:
+    """lessons.json's objects as lessons.evaluate returns them: without the run id lessons.write stamps."""
+    return [{k: v for k, v in lesson.items() if k != "run_id"} for lesson in stored_lessons]

@@ -56,7 +56,9 @@ def test_the_run_writes_every_declared_lesson(smoke_results):
         assert (lesson["cause"] is None) == (lesson["verdict"] == REPRODUCED)
     # Stored lessons are the stored numbers' verdicts: evaluating them again gives the same.
     again = lessons.evaluate(real_runs.store(smoke_results, "q1"), QUESTIONS["q1"].lessons)
-    assert again == stored
+    run_id = json.loads((smoke_results / "q1" / "smoke" / "run.json").read_text())["run_id"]
+    assert again == [{k: v for k, v in lesson.items() if k != "run_id"} for lesson in stored]
+    assert {lesson["run_id"] for lesson in stored} == {run_id}      # stamped: a report tells an earlier run's
 
 
 def test_beats_follows_the_predictions(q1):
@@ -156,3 +158,94 @@ def test_threshold_and_order_on_stored_numbers(q1):
     numbers = [row.read(lessons.Stored(q1)) for row in rows]
     rising = numbers == sorted(numbers) and len(set(numbers)) == 3
     assert (_verdict(q1, Ordered(tuple(rows)))["verdict"] == REPRODUCED) == rising
+
+
+# -- the report shows the stored verdicts ----------------------------------------------------------
+def _judge_again(store):
+    """Judge the lessons as the run does when it completes (pipeline.judge_lessons, the run's id stamped)."""
+    from dlcv_keras.pipeline import judge_lessons
+
+    store.run_id = store.read_json("run.json")["run_id"]
+    return judge_lessons(QUESTIONS["q1"], store, echo=lambda *args: None)
+
+
+def _q1_chapter(results):
+    from dlcv_keras.report.writeup import writeup_context
+
+    context = writeup_context(results, "a1", real_runs.PROFILE)
+    return context, next(c for c in context["chapters"] if c["question"] == "q1")
+
+
+def test_the_writeup_and_index_show_each_lesson_and_follow_its_verdict(q1, tmp_path):
+    from dlcv_keras.report.index import index_context
+    from dlcv_keras.report.writeup import build_writeup
+
+    results = q1.root.parents[1]
+    context, chapter = _q1_chapter(results)
+    stored = q1.read_json("lessons.json")
+    assert [(l["claim"], l["verdict"]) for l in chapter["lessons"]["lessons"]] == \
+        [(l["claim"], l["verdict"]) for l in stored]
+    row = next(r for r in context["scoreboard"]["rows"] if r["question"] == "q1")
+    held = sum(l["verdict"] == REPRODUCED for l in stored)
+    assert row["cells"][0] == held and row["total"] == len(stored) and not row["stale"]
+    html = build_writeup(results, "a1", real_runs.PROFILE)[0].read_text()
+    assert "What this question teaches, and whether our run shows it" in html and "What this shows." in html
+    assert all(l["claim"] in html for l in stored)
+
+    # lr 1e-2 wrong everywhere lr 1e-4 is right: the first lesson is judged not reproduced, and every view says so.
+    n = len(np.load(q1.experiment_dir("lr_batch") / PREDICTIONS)["labels"])
+    _set_correct(q1, "lr_batch", _trial_id(q1, "lr_batch", lr=0.01, batch_size=32), np.arange(n) % 10 == 0)
+    _set_correct(q1, "lr_batch", _trial_id(q1, "lr_batch", lr=0.0001, batch_size=32), np.ones(n, bool))
+    judged = _judge_again(q1)
+    assert judged[0]["verdict"] == NOT_REPRODUCED
+    context, chapter = _q1_chapter(results)
+    first = chapter["lessons"]["lessons"][0]
+    assert first["verdict_words"] == "not reproduced" and chapter["lessons"]["counts"][NOT_REPRODUCED] >= 1
+    assert "Not shown (not reproduced): Trained for the seed's 50 epochs" in chapter["lessons"]["shows"]
+    assert judged[0]["cause"] in chapter["lessons"]["shows"]
+    row = next(r for r in context["scoreboard"]["rows"] if r["question"] == "q1")
+    assert row["cells"][1] == sum(l["verdict"] == NOT_REPRODUCED for l in judged)
+    assert context["scoreboard"]["every_lesson"] == 0
+    index_row = next(r for g in index_context(results)["groups"] for r in g["rows"] if r["question"] == "q1")
+    assert index_row["lessons"].startswith(f"{sum(l['verdict'] == REPRODUCED for l in judged)} of {len(judged)} "
+                                           f"reproduced (")
+
+    # Another run's verdicts are that run's: said so, never counted as this run's.
+    q1.write_json("run.json", {**q1.read_json("run.json"), "run_id": "a-later-run"})
+    context, chapter = _q1_chapter(results)
+    assert chapter["lessons"]["stale"] and context["scoreboard"]["every_lesson"] == 0
+    assert "These verdicts were judged by an earlier run" in build_writeup(results, "a1", real_runs.PROFILE)[0].read_text()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (json.dumps([{"claim": "x", "verdict": "maybe", "evidence": {}}]), "'maybe'"),
+    (json.dumps([{"claim": "x", "verdict": "reproduced", "evidence": {}, "run_id": ["a"]}]), "['a']"),
+    (json.dumps([]), "got an empty list"),
+    (b"\xff\xfe not text", "is not UTF-8 text"),
+    ("[{", "is not valid JSON"),
+])
+def test_a_malformed_lessons_file_is_one_line_and_exit_2(q1, content, expected):
+    import subprocess
+    import sys
+
+    path = q1.root.joinpath("lessons.json")
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "dlcv_keras.report", "a1", "--results", str(q1.root.parents[1]),
+                           "--profile", real_runs.PROFILE], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "lessons.json" in done.stderr and expected in done.stderr
+    assert not (q1.root.parents[1] / "writeups" / f"a1-{real_runs.PROFILE}.html").exists()
+    # The overview page still stands: the bad file is named in its own cell only.
+    from dlcv_keras.report.index import index_context
+    row = next(r for g in index_context(q1.root.parents[1])["groups"] for r in g["rows"] if r["question"] == "q1")
+    assert row["status"] == "complete" and row["lessons"].startswith("unreadable: ") and expected in row["lessons"]
+
+
+def test_a_claims_headline_is_its_words_before_the_first_colon_outside_parentheses():
+    from dlcv_keras.report.verdicts import headline
+
+    claim = QUESTIONS["q15"].lessons[1].claim
+    assert claim.startswith("N(0, 1) initialisation learns, but plateaus early (the seed: ")
+    assert headline(claim) == claim[:claim.index("): ") + 1]
+    assert headline("A plain claim, checked nowhere else.") == "A plain claim, checked nowhere else"

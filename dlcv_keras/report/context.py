@@ -21,6 +21,7 @@ from dlcv_keras.report.format import (  # noqa: F401  (fmt_sci, fmt_sig: re-expo
     DASH, as_number, fmt, fmt_sci, fmt_seconds, fmt_sig, hyperparameter_columns, id_width, is_diverged, pct,
     read_experiment, read_json, reference_match, thousands, trial_table, tuner_words, varying_columns)
 from dlcv_keras.report.observe import STALE_WORDS, is_stale
+from dlcv_keras.report.verdicts import read_lessons
 from dlcv_keras.results import SCHEMA_VERSION, ResultsStore
 from dlcv_keras.validation import InvalidParameterError
 
@@ -168,6 +169,7 @@ def question_context(store: ResultsStore, known_templates: Sequence[str] = ()) -
         "started": fmt(run.get("started")),
         "finished": fmt(run.get("finished")),
         "wall_time": fmt_seconds(run.get("wall_seconds")),
+        "lessons": read_lessons(store, run),
         "banner": dataset.get("fallback_banner") or None,
         "dataset": {
             "present": bool(dataset),

@@ -138,6 +138,8 @@ def read_json(store: ResultsStore, relative: str) -> Any:
         raise InvalidParameterError(str(error)) from None
     except json.JSONDecodeError as error:
         raise InvalidParameterError(f"{store.root / relative} is not valid JSON ({error.msg}, line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise InvalidParameterError(f"{store.root / relative} is not UTF-8 text, so not JSON") from None
 
 
 def read_experiment(store: ResultsStore, name: str, section_title: str) -> dict[str, Any]:

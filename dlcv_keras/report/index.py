@@ -20,6 +20,7 @@ from dlcv_keras.report import default_output, stored_runs
 from dlcv_keras.report.context import (evaluation_of, implementation_key, implementation_label, other_dataset,
                                        read_run, seed_dataset, stale_note)
 from dlcv_keras.report.format import DASH, as_number, fmt, fmt_seconds, pct, read_json, summary_or
+from dlcv_keras.report.verdicts import index_words, read_lessons
 from dlcv_keras.report.writeup import writeup_path
 from dlcv_keras.results import ResultsStore, atomic_write_text
 from dlcv_keras.settings import PROFILES
@@ -84,7 +85,7 @@ def _not_run_row(question: str) -> dict[str, Any]:
 
 def _blank_row(question: str) -> dict[str, Any]:
     return {"question": question, "title": QUESTIONS[question].title, "implementation": None, "profile": DASH,
-            "status": "", "detail": None, "note": None, "headline": DASH, "dataset": DASH, "dataset_note": None,
+            "status": "", "detail": None, "note": None, "headline": DASH, "lessons": DASH, "dataset": DASH, "dataset_note": None,
             "wall_time": DASH, "finished": DASH, "report": [], "writeup": [], "command": None}
 
 
@@ -105,9 +106,18 @@ def _run_row(results_dir: Path, question: str, run_key: str, assignment: str) ->
         return {**row, "status": "unreadable", "detail": (store.root / "run.json").relative_to(results_dir).as_posix(),
                 "note": " ".join(str(error).split()) or type(error).__name__}
     return {**row, "status": status, "detail": detail, "note": note, "headline": headline,
+            "lessons": _lessons_cell(store, run),
             "implementation": implementation_label(implementation_key(store, run)) if implementation else None,
             "dataset": fmt(dataset.get("name")), "dataset_note": dataset.get("fallback_banner") or None,
             "wall_time": fmt_seconds(run.get("wall_seconds")), "finished": _when(run.get("finished"))}
+
+
+def _lessons_cell(store: ResultsStore, run: Mapping[str, Any]) -> str:
+    """The lessons' verdict counts; a lessons.json that cannot be read says so in this cell only."""
+    try:
+        return index_words(read_lessons(store, run))
+    except ValueError as error:
+        return f"unreadable: {' '.join(str(error).split())}"
 
 
 def _section_summaries(store: ResultsStore, run: Mapping[str, Any]) -> dict[str, Mapping[str, Any] | None]:

@@ -174,6 +174,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
     import dlcv_keras
     from dlcv_keras.report import _check_profile, _known_templates, question_parts, question_stores
     from dlcv_keras.report.context import read_run
+    from dlcv_keras.report.verdicts import title_scoreboard
 
     chosen = get_assignment(assignment)
     _check_profile(profile)
@@ -196,7 +197,9 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
                 for section in part["sections"]:
                     count += 1
                     section["number"] = f"{number}.{count}"
-            chapter.update(parts=parts, title=parts[0]["title"])
+            # Only the question's first implementation judges the lessons (pipeline.judge_lessons).
+            chapter.update(parts=parts, title=parts[0]["title"],
+                           lessons=next((part["lessons"] for part in parts if part["lessons"]), None))
             for store, part in zip(stores, parts):
                 run = read_run(store)
                 appendix.append({"question": question, "label": part["implementation_label"] if len(parts) > 1 else "",
@@ -205,6 +208,7 @@ def writeup_context(results_dir: Path, assignment: str, profile: str = "quick", 
         chapters.append(chapter)
     run_count = sum(1 for c in chapters if not c["not_run"])
     return {
+        "scoreboard": title_scoreboard(chapters),
         "title": f"{chosen.course}: {chosen.title}",
         "course": chosen.course, "assignment_title": chosen.title, "assignment": chosen.name,
         "seed_file": chosen.seed_file, "profile": profile, "version": dlcv_keras.__version__,
@@ -253,7 +257,7 @@ def number_floats(html: str) -> str:
         if match.group("observations"):
             return f"<h4>Observations{_refs(in_section)}</h4>"
         attrs = match.group("attrs")
-        if re.search(r'class="[^"]*\bmeta\b', attrs):
+        if re.search(r'class="[^"]*\b(meta|scoreboard)\b', attrs):     # front matter: not a numbered table
             return match.group(0)
         counts["table"] += 1
         in_section["table"].append(counts["table"])

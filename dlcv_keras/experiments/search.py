@@ -583,7 +583,9 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     # The rest follow in a table of their own, so every trial the observations read is shown once.
     rest = trial_table(ranked[top_k:], varying_columns(trials, columns) or columns, reference.get("rows") or [],
                        id_width(summary), match_columns=columns) if ranked[top_k:] else None
-    return {"top_k": top_k, "rest": rest, "n_rest": len(ranked[top_k:]),
+    # "Top 8" over two trained trials would promise rows that are not there: the heading counts what is shown.
+    return {"top_k": top_k, "shown": min(top_k, len(ranked)), "n_trained": len(ranked), "rest": rest,
+            "n_rest": len(ranked[top_k:]),
             **_search_tables(summary, trials, ranked[:top_k], columns, reference),
             **_search_extras(run, summary, trials, columns, experiment.get("history"), reference, store=store,
                              name=section["experiment"])}

@@ -846,10 +846,10 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
         ahead = "training accuracy overtook validation accuracy" if last > 0 else \
             "validation accuracy overtook training accuracy"
         return f"{said}: {ahead} (a change of {gap_words(last - first, noise_)})."
-    if first * last < 0:
-        # The lead changed sides, but the last lead is no evidence of one: its size says nothing more.
-        return f"{said}: the lead changed sides, but the last gap is no lead ({gap_words(last, noise_)})."
     change = abs(last) - abs(first)
+    if first * last < 0 and not noise_.separates(change):
+        # The lead changed sides, but the last lead is no evidence of one; "the same size" would hide the swap.
+        return f"{said}: the lead changed sides, but the last gap is no lead ({gap_words(last, noise_)})."
     verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
     return f"{said}: the gap {verb} ({gap_words(change, noise_)})."
 

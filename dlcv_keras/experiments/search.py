@@ -292,7 +292,7 @@ def run_search(runner, experiment: Search) -> None:
         raise InvalidParameterError(f"{runner.space.source} [{runner.space.profile}.{experiment.name}] must allow "
                                     f"models with {bound} parameters, got {len(records)} sampled settings all "
                                     f"outside it")
-    best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
+    best, seeds_of_best = _best_record(completed) if completed else (records[0], 1)
     runner.best[experiment.name] = best["hyperparameters"]
     runner.best_records[experiment.name] = best
     if experiment.keep_models:
@@ -314,6 +314,9 @@ def run_search(runner, experiment: Search) -> None:
         "stopping_rule": stopping_rule(runner, experiment.early_stopping),
         "best_trial": best["trial_id"],
         "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
+        # With seeds repeated, the setting is chosen by its mean over them and its first seed kept.
+        "best_seeds": seeds_of_best,
+        "best_mean_val_accuracy": _mean_val(completed, best) if seeds_of_best > 1 else None,
         "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],
         "rejected": [r["trial_id"] for r in records if r["status"] == "rejected"],
         # Training time summed over trials: the same whether the search ran at once or resumed.
@@ -513,6 +516,28 @@ def _search_common(store, section, experiment) -> tuple[dict, list, list[str]]:
     return summary, trials, hyperparameter_columns(trials)
 
 
+def _best_record(completed: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], int]:
+    """The trial the search keeps as its best, and how many seeds its setting ran from. With seeds repeated
+    (a ``repeat`` hyperparameter), the setting with the highest mean validation accuracy over its seeds, and of
+    it the first seed's trial: a seed picked for its own score would flatter the setting."""
+    if not any(REPEAT in r["hyperparameters"] for r in completed):
+        return max(completed, key=lambda r: r.get("val_accuracy", 0.0)), 1
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in completed:
+        groups.setdefault(_setting_key(record), []).append(record)
+    chosen = max(groups.values(), key=lambda rs: sum(r.get("val_accuracy", 0.0) for r in rs) / len(rs))
+    return min(chosen, key=lambda r: r["hyperparameters"].get(REPEAT, 0)), len(chosen)
+
+
+def _setting_key(record: Mapping[str, Any]) -> str:
+    return repr(sorted((k, v) for k, v in record["hyperparameters"].items() if k != REPEAT))
+
+
+def _mean_val(completed: Sequence[Mapping[str, Any]], best: Mapping[str, Any]) -> float:
+    same = [r.get("val_accuracy", 0.0) for r in completed if _setting_key(r) == _setting_key(best)]
+    return sum(same) / len(same)
+
+
 def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "tuner": fmt(summary.get("tuner")),
@@ -526,6 +551,8 @@ def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
         "constraint": _constraint_words(summary.get("constraint")),
         "best_trial": fmt(summary.get("best_trial")),
         "best_val_accuracy": pct(as_number(summary.get("best_val_accuracy"))),
+        "best_seeds": summary.get("best_seeds") or 1,
+        "best_mean_val_accuracy": pct(as_number(summary.get("best_mean_val_accuracy"))),
         "seconds": fmt_seconds(summary.get("seconds")),
     }
 

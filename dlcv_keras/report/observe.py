@@ -302,7 +302,9 @@ def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epoc
         ours, seed = as_number(ours), as_number(seed)
         if is_finite(ours) and is_finite(seed) and not math.isclose(ours, seed, rel_tol=1e-9):
             more = ("fewer" if ours < seed else "more") if words == "epochs" else "another"
-            causes.append(f"{more} {words} ({fmt(ours)} against the seed's {fmt(seed)})")
+            # Epochs over several seeds are a mean: one decimal, said to be one.
+            ours_words = f"{ours:.1f} on average" if words == "epochs" and not float(ours).is_integer() else fmt(ours)
+            causes.append(f"{more} {words} ({ours_words} against the seed's {fmt(seed)})")
     causes.extend(extra)
     return causes
 

@@ -260,9 +260,13 @@ def trend(pairs: Sequence[tuple[Any, float]], name: str, noise_: Noise, metric: 
             pieces.append(_piece(pairs[start], pairs[i], signs[start], i - start, name,
                                  noise_ if steps is None else None))
             start = i
-    peak_x, peak_y = max(pairs, key=lambda p: p[1])
-    return (f"{metric_} {', then '.join(pieces)}; it is highest at {name} = {fmt(peak_x)} ({pct(peak_y)} %). "
-            f"{_capital(basis)}.")
+    (peak_x, peak_y), (next_x, next_y) = sorted(pairs, key=lambda p: -p[1])[:2]
+    # A peak no further above the runner-up than the noise is no peak: both are named.
+    peak = (f"it is highest at {name} = {fmt(peak_x)} ({pct(peak_y)} %)" if steps is not None
+            or noise_.separates(points(peak_y, next_y)) else
+            f"its highest, at {name} = {fmt(peak_x)} ({pct(peak_y)} %), is within noise of {name} = {fmt(next_x)} "
+            f"({pct(next_y)} %)")
+    return f"{metric_} {', then '.join(pieces)}; {peak}. {_capital(basis)}."
 
 
 def _piece(first: tuple[Any, float], last: tuple[Any, float], sign: int, steps: int, name: str,

@@ -589,7 +589,8 @@ def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
         shown = _setting_means([row for row in ok if is_finite(row.get("val_accuracy"))], varying)
         seeds = max((row["seeds"] for row in shown), default=1)
     figure = None
-    if x is not None and shown:
+    # One setting has no effect to draw (a dot against a value no trial varied).
+    if x is not None and len(shown) > 1:
         figure = figures.data_uri(figures.effect_plot(shown, x, group, log_x=(x == "lr"),
                                                       spread="val_accuracy_std" if seeds > 1 else None))
     return {"figure": figure, "x": x, "group": group, "seeds": seeds,

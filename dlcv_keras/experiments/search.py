@@ -774,8 +774,8 @@ def _search_observations(run, trials, columns, by_trial, reference, importance, 
         out.append(learned[0])
     if means and (learned is None or learned[1]):
         best = means[0]
-        out.append(best_of([(f"the setting {_setting(row, settings)}{_seeds(row)}", row["val_accuracy"])
-                            for row in means], n=split_size(run, "val"),
+        out.append(best_of([(f"the setting {_setting(row, settings)}{_seeds(row)}" if len(means) > 1 else
+                             _seeds(row).strip(" ()"), row["val_accuracy"]) for row in means], n=split_size(run, "val"),
                             noun="settings" if len(means) < len(ok) else "trials"))
         if tested is not None and len(means) > 1:
             out.append(_on_test(tested, best, means[1], settings, "the runner-up"))

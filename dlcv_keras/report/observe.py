@@ -172,8 +172,8 @@ def best_of(ranked: Sequence[tuple[str, float]], metric: str = "validation accur
     if not ranked:
         return None
     best_label, best = ranked[0]
-    if len(ranked) == 1:
-        return f"The only trained setting, {best_label}, reached {pct(best)} % {metric}."
+    if len(ranked) == 1:     # its settings are already said above its table: a label of "" leaves them there
+        return f"The only trained setting{f', {best_label},' if best_label else ''} reached {pct(best)} % {metric}."
     k = len(ranked)
     second_label, second = ranked[1]
     lead = points(best, second)

@@ -147,7 +147,8 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, seed: int = 0,
 
 @dataclass(frozen=True)
 class ChanceTest:
-    """An accuracy against chance (1 / classes) on ``n`` images."""
+    """An accuracy against chance on ``n`` images (``chance``: what guessing without looking at an image scores,
+    ``against_chance``)."""
     n: int
     correct: int
     chance: float
@@ -189,8 +190,13 @@ def against_chance(correct: int, n: int, classes: int, chance: float | None = No
 def chance_level(labels, classes: int) -> float:
     """What always guessing the most common class scores on ``labels`` (at least 1 / ``classes``): a net
     that learned only the class frequencies (its output biases) reaches it without looking at an image."""
-    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=classes)
-    return max(1.0 / classes, float(counts.max()) / max(int(counts.sum()), 1))
+    return chance_of_counts(np.bincount(np.asarray(labels, np.int64).ravel(), minlength=classes), classes)
+
+
+def chance_of_counts(counts: Sequence[int], classes: int) -> float:
+    """``chance_level`` from the images of each class (run.json's per-class split counts)."""
+    counts = [int(c) for c in counts]
+    return max(1.0 / classes, max(counts, default=0) / max(sum(counts), 1))
 
 
 def mean_and_sd(values: Sequence[float]) -> tuple[float, float | None]:

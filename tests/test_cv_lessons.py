@@ -137,6 +137,7 @@ def test_a_small_target_set_keeps_k_training_and_validation_images_per_class_and
     assert np.bincount(small.y_val).tolist() == [3] * 5             # fewer than 4 there: all kept
     assert small.x_test is data.x_test and small.y_test is data.y_test
     assert small.info["splits"] == {"train": 20, "val": 15, "test": 60}
+    assert small.info["class_counts"] == {"train": [4] * 5, "val": [3] * 5, "test": [12] * 5}
     assert small.info["notes"][0] == "before" and "at most 4 training and 4 validation images per class" in \
         small.info["notes"][1]
     assert small.info["content_hash"] != "x" and _few_per_class(data, 4, seed=0).info == small.info
@@ -336,6 +337,9 @@ def test_q10_small_target_set_keeps_the_test_split_whole(smoke, tmp_path):
     assert dataset["splits"]["train"] == 5 * per_class    # the smoke pool has more than that per class
     labels = predictions(store, "finetune")["labels"]
     assert dataset["splits"]["test"] == len(labels) and np.bincount(labels).min() > per_class
+    # run.json counts the target task's classes as the lessons' stored labels do: one chance level for both.
+    assert dataset["class_counts"]["test"] == np.bincount(labels, minlength=len(dataset["class_names"])).tolist()
+    assert dataset["class_counts"]["train"] == [per_class] * len(dataset["class_names"])
     assert any("small target set" in note for note in dataset["notes"])
 
 

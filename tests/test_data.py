@@ -371,8 +371,13 @@ def test_digits_needs_no_files_and_hashes_its_content():
 
 def test_dataset_info_has_every_key():
     data = load_dataset("digits", max_train=300)
-    assert set(data.info) >= {"name", "requested", "source", "notes", "splits", "class_names",
+    assert set(data.info) >= {"name", "requested", "source", "notes", "splits", "class_counts", "class_names",
                               "input_shape", "content_hash", "fallback_banner"}
+    # Each split's images per class (the report's chance level is the most common class's share)
+    for split in ("train", "val", "test"):
+        y = getattr(data, f"y_{split}")
+        assert data.info["class_counts"][split] == [int(np.sum(y == k)) for k in range(10)]
+        assert sum(data.info["class_counts"][split]) == data.info["splits"][split]
     assert data.info["input_shape"] == [8, 8, 1] and data.info["fallback_banner"] is None
     assert "Dataset('digits', train=240, val=60, test=359" in repr(data)
 

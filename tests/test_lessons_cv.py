@@ -95,11 +95,12 @@ def test_q17_lessons_are_the_paired_tests_of_the_stored_predictions(cv, tmp_path
 
     store = copied_store(cv, "q17", tmp_path)
     assert real_runs.as_evaluated(read_json(root(cv, "q17") / "lessons.json")) == judged(store)
-    correct = {}
+    correct, labels = {}, {}
     for name in ("cnn", "tiny_cnn", "mlp"):
         with np.load(experiment(cv, "q17", name) / "predictions.npz") as stored:
             (trial,) = read_csv(experiment(cv, "q17", name) / "trials.csv")
             correct[name] = stored[str(int(trial["trial_id"]))] == stored["labels"]
+            labels[name] = stored["labels"]
     for lesson, (a, b) in zip(judged(store), (("cnn", "mlp"), ("tiny_cnn", "mlp"), ("cnn", "tiny_cnn"))):
         found = stats.compare(correct[a], correct[b])
         beats = found.difference > 0 and found.significant()
@@ -111,7 +112,9 @@ def test_q17_lessons_are_the_paired_tests_of_the_stored_predictions(cv, tmp_path
     set_predictions(store, "mlp", lambda arrays: arrays.update({str(int(trial["trial_id"])): arrays["labels"]}))
     first, second, third = judged(store)
     assert first["verdict"] == second["verdict"] == lessons.NOT_REPRODUCED
-    learned = stats.against_chance(int(correct["cnn"].sum()), len(correct["cnn"]), 10).above_chance()
+    # Chance as the lessons and the report take it: the most common test class's share.
+    learned = stats.against_chance(int(correct["cnn"].sum()), len(correct["cnn"]), 10,
+                                   stats.chance_level(labels["cnn"], 10)).above_chance()
     assert first["cause"].startswith("the MLP is ahead" if learned else "the CNN is at chance")
     assert third == judged(copied_store(cv, "q17", tmp_path / "again"))[2]
 
@@ -173,7 +176,7 @@ def test_q18_lessons_follow_the_stored_predictions(cv, tmp_path):
     assert real_runs.as_evaluated(read_json(root(cv, "q18") / "lessons.json")) == judged(store)
     with np.load(experiment(cv, "q18", "best") / "predictions.npz") as stored:
         labels, predicted = stored["labels"].copy(), stored["test"].copy()
-    test = stats.against_chance(int(np.sum(predicted == labels)), len(labels), 2)
+    test = stats.against_chance(int(np.sum(predicted == labels)), len(labels), 2, stats.chance_level(labels, 2))
     learns = judged(store)[0]
     if not test.above_chance():       # two smoke epochs usually leave the net at chance: said first
         assert learns["verdict"] == lessons.NOT_REPRODUCED and learns["cause"].startswith("the best model is at chance")
@@ -221,11 +224,82 @@ def test_q18_views_say_a_net_at_chance_first(cv, tmp_path):
         store.write_table("experiments/coarse/trials.csv", rows)
         return section_sentences(store, "coarse")
 
-    trials = len(store.read_experiment("coarse")["trials"])
+    rows = store.read_experiment("coarse")["trials"]
+    trials = len(rows)
+    counts = read_json(root(cv, "q18") / "run.json")["dataset"]["class_counts"]["val"]
+    chance_level = max(counts) / sum(counts)                 # the most common validation class's share
     chance = [0.5 + i / n_val for i in range(trials)]            # within a few images of 50 %
     sentences = coarse(chance)
-    assert sentences[0].startswith(f"No trial learned: all {trials} trained trials are at chance on the validation")
-    assert not any(" won with " in s or s.startswith("No single winner") for s in sentences)
+    assert sentences[0].startswith(f"No trial learned: all {trials} trained trials are at chance on the validation "
+                                   f"split (the best, ")
+    # Nothing is read into noise: no best of k, no comparison on the test split.
+    assert not any(" had the highest validation accuracy " in s or s.startswith("On the test split") for s in sentences)
+
+    # One trial learned: the others are named at chance first, then the best of k (never a win on the images
+    # it was chosen on), then the best against the runner-up on the test split by its stored predictions.
     sentences = coarse([0.95] + chance[1:])
-    assert sentences[0].startswith(f"{trials - 1} of {trials} trained trials are at chance on the validation split")
-    assert any(" won with " in s or s.startswith("No single winner") for s in sentences)
+    k = trials - 1
+    assert sentences[0].startswith(f"{k} of {trials} trained trials {'is' if k == 1 else 'are'} at chance on the "
+                                   f"validation split (not above the {100 * chance_level:.2f} % chance by the exact "
+                                   f"binomial test): ")
+    (chosen,) = [s for s in sentences if " had the highest validation accuracy " in s]
+    lead = 100 * (0.95 - chance[-1])
+    assert (f" had the highest validation accuracy of the {trials} trials (95.00 %), {lead:.2f} points "
+            f"({round(lead * n_val / 100)} of {n_val:,} images) above the runner-up (") in chosen
+    assert chosen.endswith("so its lead there is no evidence that it is better.")
+    assert not any(" won " in s or s.startswith("No single winner") for s in sentences)
+
+    best, runner_up = rows[0]["trial_id"], rows[-1]["trial_id"]       # 95 %, and the highest of the rest
+    with np.load(experiment(cv, "q18", "coarse") / "predictions.npz") as stored:
+        n_test = len(stored["labels"])
+    for ours, theirs, verdict in ((0.8, 0.5, "the best setting ("), (0.5, 0.5, None), (0.5, 0.8, "the runner-up (")):
+        a = real_runs.set_predictions(store, "coarse", best, np.arange(n_test) < round(ours * n_test))
+        b = real_runs.set_predictions(store, "coarse", runner_up, np.arange(n_test) < round(theirs * n_test))
+        (words,) = [s for s in section_sentences(store, "coarse") if s.startswith("On the test split")]
+        assert words.startswith("On the test split, which played no part in the choice: the best setting (")
+        assert f") {real_runs.pct(a)} % against the runner-up (" in words
+        assert f") {real_runs.pct(b)} % on the same {n_test:,} test images: " in words
+        said = words.rsplit(": ", 1)[1]
+        if verdict is None:
+            assert said == "no significant difference.", (ours, theirs)
+        else:
+            assert said.startswith(verdict) and said.endswith(") is ahead."), (ours, theirs)
+
+
+def test_an_unbalanced_test_split_has_one_chance_level_in_the_lesson_and_the_report(cv, tmp_path):
+    """70 % of the test images of one class: always guessing it scores 70 %, far above 1 / 2 but no learning.
+    The lesson (from the stored test labels) and the report's section (from run.json's per-class test counts)
+    both judge the best model against that share, and say the same; then both follow a model that learned."""
+    from dlcv_keras import lessons, stats
+
+    store = copied_store(cv, "q18", tmp_path)
+    with np.load(experiment(cv, "q18", "best") / "predictions.npz") as stored:
+        labels = stored["labels"].copy()
+    n = len(labels)
+    common = round(0.7 * n)
+    labels[:] = np.arange(n) >= common                          # class 0 on the first 70 %, class 1 on the rest
+    run = store.read_json("run.json")
+    dataset = run["dataset"]
+    store.write_json("run.json", {**run, "dataset": {**dataset, "class_counts": {**dataset["class_counts"],
+                                                                                  "test": [common, n - common]}}})
+
+    def predict(predicted):
+        set_predictions(store, "best", lambda arrays: arrays.update(labels=labels, test=predicted))
+        summary = store.read_experiment("best")["summary"]
+        accuracy = float(np.mean(predicted == labels))
+        store.write_json("experiments/best/summary.json", {**summary, "test_accuracy": accuracy})
+        return judged(store)[0], section_sentences(store, "best")
+
+    guess = stats.against_chance(common, n, 2, common / n)
+    assert stats.against_chance(common, n, 2).above_chance() and not guess.above_chance()   # the two rules disagree
+    learns, sentences = predict(np.zeros_like(labels))                   # always the common class
+    assert learns["verdict"] == lessons.NOT_REPRODUCED
+    assert learns["cause"] == f"the best model is at chance: {guess.words()}"
+    assert sentences[0] == f"The model is at chance on the test split: {guess.words()}."
+
+    predicted = labels.copy()
+    predicted[: round(0.1 * n)] = 1                               # right on 90 %: above the 70 % share
+    learns, sentences = predict(predicted)
+    assert stats.against_chance(round(0.9 * n), n, 2, common / n).above_chance()
+    assert learns["verdict"] == lessons.REPRODUCED
+    assert not any("is at chance" in s for s in sentences)

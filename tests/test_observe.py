@@ -138,6 +138,27 @@ def test_a_net_at_chance_is_said_to_be_at_chance():
     assert observe.at_chance("the model", {}, "test", 0.1) is None          # no split size or classes: no test
 
 
+def test_chance_is_the_most_common_class_share_of_the_split_as_the_lessons_take_it():
+    """70 of 100 test images are cats: always saying "cat" scores 70 %. 72 % is far above 1 / 2 but not above
+    that share, so the report says the model is at chance, as the lesson does (stats.chance_level on the test
+    labels); run.json's per-class counts carry the share to the report."""
+    run = {"dataset": {"class_names": ["cat", "dog"], "splits": {"train": 80, "val": 20, "test": 100},
+                       "class_counts": {"train": [40, 40], "val": [10, 10], "test": [70, 30]}}}
+    labels = np.array([0] * 70 + [1] * 30)
+    assert observe.chance_test(run, "test", 0.72).chance == stats.chance_level(labels, 2) == 0.7
+    assert stats.against_chance(72, 100, 2).above_chance()                     # 1 / classes would say it learned
+    assert observe.at_chance("the model", run, "test", 0.72) == (
+        f"The model is at chance on the test split: {stats.against_chance(72, 100, 2, 0.7).words()}.")
+    assert observe.at_chance("the model", run, "test", 0.85) is None           # above the share: learned
+    assert observe.chance_test(run, "val", 0.6).chance == 0.5                   # each split its own share
+    # A run stored before the per-class counts were recorded, or counts that do not fit its classes: 1 / classes.
+    older = {"dataset": {k: v for k, v in run["dataset"].items() if k != "class_counts"}}
+    misfit = {"dataset": {**run["dataset"], "class_counts": {"test": [60, 30, 10]}}}
+    for other in (older, misfit):
+        assert observe.chance_test(other, "test", 0.72).chance == 0.5
+        assert observe.at_chance("the model", other, "test", 0.72) is None
+
+
 # -- trends ---------------------------------------------------------------------------------------------
 def test_a_rise_then_a_plateau_is_not_called_a_rise():
     # The issue's depth study: 33.7 -> 36.6 -> 36.1 -> 36.0, here on 10,000 validation images.

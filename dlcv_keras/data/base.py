@@ -8,7 +8,7 @@ then carves, caps and splits those pools into the six arrays of a ``Dataset``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -91,3 +91,12 @@ class Dataset:
         return (f"Dataset({self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, "
                 f"test={len(self.y_test)}, input_shape={self.input_shape}, "
                 f"num_classes={self.num_classes})")
+
+
+def split_sizes(labels: Mapping[str, np.ndarray], classes: int) -> dict:
+    """What run.json says of each split's labels: ``{"splits": {split: images}, "class_counts": {split: [images
+    of class 0, 1, ...]}}``. The class counts give a split's chance level (its most common class's share,
+    ``stats.chance_level``) to the report, which never reads the arrays."""
+    return {"splits": {split: len(y) for split, y in labels.items()},
+            "class_counts": {split: np.bincount(np.asarray(y, np.int64).ravel(), minlength=classes).tolist()
+                             for split, y in labels.items()}}

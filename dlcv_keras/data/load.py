@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcv_keras.data import tfds_source
-from dlcv_keras.data.base import DataUnavailable, Dataset, Pool, SourceData
+from dlcv_keras.data.base import DataUnavailable, Dataset, Pool, SourceData, split_sizes
 from dlcv_keras.data.catalog import SPECS, DatasetSpec
 from dlcv_keras.data.digits import read_digits
 from dlcv_keras.data.folders import read_split_folders
@@ -225,7 +225,7 @@ def _make_dataset(name: str, arrays: dict, raw: SourceData, notes: list[str]) ->
         "requested": name,
         "source": raw.source,
         "notes": notes,
-        "splits": {split: len(arrays[f"y_{split}"]) for split in ("train", "val", "test")},
+        **split_sizes({split: arrays[f"y_{split}"] for split in ("train", "val", "test")}, len(raw.class_names)),
         "class_names": list(raw.class_names),
         "input_shape": list(input_shape),
         "dtype": str(arrays["x_train"].dtype),

@@ -132,9 +132,9 @@ def _depth_means(members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], run: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Which trained settings ended no better than guessing: validation accuracy not above 1 / classes by
-    the exact binomial test (observe.chance_test). A network that learns nothing predicts one class at
-    loss ln(classes)."""
+    """Which trained settings ended no better than guessing: validation accuracy not above chance (the most
+    common class's share) by the exact binomial test (observe.chance_test). A network that learns nothing
+    predicts one class at loss ln(classes)."""
     classes = _num_classes(run)
     tests = {trial_key(r): chance_test(run, "val", r.get("val_accuracy")) for r in rows}
     if not classes or not rows or any(test is None for test in tests.values()):
@@ -143,14 +143,14 @@ def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], run: Ma
     listed = [f"{_group_label(r, groups)}, depth {r['depth']}: val {pct(r['val_accuracy'])} %, train "
               f"{pct(r.get('accuracy'))} %, loss {r['loss']:.3f}" if is_finite(r.get("loss")) else
               f"{_group_label(r, groups)}, depth {r['depth']}: val {pct(r['val_accuracy'])} %" for r in stuck]
-    n = split_size(run, "val")
+    n, chance = split_size(run, "val"), 100 * next(iter(tests.values())).chance    # one split: one chance level
     if stuck:
         words = (f"{len(stuck)} of {len(rows)} trained settings stayed at chance (validation accuracy not above "
-                 f"{100 / classes:.0f} % by the exact binomial test on {n:,} images; an untrained loss is "
+                 f"{chance:.2f} % by the exact binomial test on {n:,} images; an untrained loss is "
                  f"ln {classes} = {math.log(classes):.3f}).")
     else:
         best_deepest = max(rows, key=lambda r: (r["depth"], r.get("accuracy") or 0))
-        words = (f"No trained setting stayed at chance (each validation accuracy is above {100 / classes:.0f} % by the "
+        words = (f"No trained setting stayed at chance (each validation accuracy is above {chance:.2f} % by the "
                  f"exact binomial test on {n:,} images): the deepest, {_group_label(best_deepest, groups)}, depth "
                  f"{best_deepest['depth']}, reached {pct(best_deepest.get('accuracy'))} % train and "
                  f"{pct(best_deepest.get('val_accuracy'))} % val.")

@@ -69,22 +69,27 @@ def _misclassified(store, section, experiment, reference, run=None) -> dict[str,
     figure = figures.data_uri(figures.image_grid(grid, titles=title_rows, cell=1.5)) if len(images) else None
     table = [{"index": row["test_index"], "true": row["true"], "predicted": row["predicted"],
               "probabilities": ", ".join(f"{n} {pct(row.get('p_' + n))} %" for n in names)} for row in rows]
-    chance = _chance(summary)
+    chance = _chance(summary, run)
     return {"figure": figure, "table": table, "wrong": summary.get("wrong"), "total": summary.get("test_images"),
             "accuracy": pct(summary.get("test_accuracy")),
             "at_chance": chance.words() if chance is not None and not chance.above_chance() else None,
             "observations": _observations(store, summary, rows, run)}
 
 
-def _chance(summary):
-    """The gallery model's test accuracy against chance (an exact binomial test), None when not stored."""
+def _chance(summary, run):
+    """The gallery model's test accuracy against chance (an exact binomial test), None when not stored. The
+    gallery reads the whole test split: run.json's test class counts give its chance level when the run's
+    classes are the gallery's (observe.split_chance)."""
     from dlcv_keras.report.observe import chance_test
 
     names = summary.get("class_names") or []
     total = as_number(summary.get("test_images"))
     if len(names) < 2 or not is_finite(total):
         return None
-    return chance_test({"dataset": {"class_names": names}}, "test", summary.get("test_accuracy"), n=int(total))
+    dataset = ((run or {}).get("dataset") or {})
+    same = dataset.get("class_names") == names and (dataset.get("splits") or {}).get("test") == int(total)
+    return chance_test({"dataset": dataset if same else {"class_names": names}}, "test",
+                       summary.get("test_accuracy"), n=int(total))
 
 
 def _observations(store, summary, rows, run) -> list[str]:
@@ -94,7 +99,7 @@ def _observations(store, summary, rows, run) -> list[str]:
     wrong, total, accuracy = (as_number(summary.get(key)) for key in ("wrong", "test_images", "test_accuracy"))
     if not (is_finite(wrong) and is_finite(total) and total > 0):
         return sentences
-    chance = _chance(summary)
+    chance = _chance(summary, run)
     learned = chance is None or chance.above_chance()
     if not learned:
         # Said first: a net that did not learn has no "confident" mistakes to read anything into.

@@ -219,7 +219,7 @@ def _split_by_class(data, classes: list[int]):
     """The dataset restricted to ``classes``, relabelled 0..len(classes)-1, with a note saying so."""
     import numpy as np
 
-    from dlcv_keras.data.base import Dataset
+    from dlcv_keras.data.base import Dataset, split_sizes
     from dlcv_keras.data.transforms import content_hash
 
     relabel = np.full(data.num_classes, -1, np.int64)
@@ -232,7 +232,7 @@ def _split_by_class(data, classes: list[int]):
     names = [data.class_names[k] for k in classes]
     order = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
     info = {**data.info, "class_names": names,
-            "splits": {split: len(arrays[f"y_{split}"]) for split in ("train", "val", "test")},
+            **split_sizes({split: arrays[f"y_{split}"] for split in ("train", "val", "test")}, len(names)),
             "notes": [*data.info.get("notes", []), f"classes {classes[0]}-{classes[-1]} only ({', '.join(names)}), "
                                                    f"relabelled 0-{len(classes) - 1}"],
             "content_hash": content_hash(*(arrays[k] for k in order))}
@@ -244,14 +244,15 @@ def _few_per_class(data, per_class: int, seed: int):
     (seeded); the test split whole, so that every comparison keeps its power."""
     from dataclasses import replace
 
+    from dlcv_keras.data.base import split_sizes
     from dlcv_keras.data.splits import cap_per_class
     from dlcv_keras.data.transforms import content_hash
 
     train, val = cap_per_class(data.y_train, per_class, seed), cap_per_class(data.y_val, per_class, seed)
     arrays = {"x_train": data.x_train[train], "y_train": data.y_train[train],
               "x_val": data.x_val[val], "y_val": data.y_val[val]}
-    splits = {"train": len(train), "val": len(val), "test": len(data.y_test)}
-    info = {**data.info, "splits": splits,
+    sizes = split_sizes({"train": arrays["y_train"], "val": arrays["y_val"], "test": data.y_test}, data.num_classes)
+    info = {**data.info, **sizes,
             "notes": [*data.info.get("notes", []), f"a small target set: at most {per_class} training and "
                                                    f"{per_class} validation images per class (seed {seed})"],
             "content_hash": content_hash(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],

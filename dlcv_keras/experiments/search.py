@@ -853,7 +853,7 @@ def _chance_words(run, ok, varying) -> tuple[str, bool] | None:
                 f"hyperparameters are better.", False)
     named = "; ".join(f"{_setting(row, varying)} ({pct(row['val_accuracy'])} %)" for row, _ in flat)
     return (f"{len(flat)} of {len(ok)} trained trials {'is' if len(flat) == 1 else 'are'} at chance on the validation "
-            f"split (not above the {100 * flat[0][1].chance:g} % chance by the exact binomial test): {named}.", True)
+            f"split (not above the {100 * flat[0][1].chance:.2f} % chance by the exact binomial test): {named}.", True)
 
 
 def _effect_trend(run, ok, varying) -> str | None:

@@ -17,8 +17,9 @@ section with them. The rules shared by every kind live here, one each:
   validation: ``best_of`` says it had the highest validation accuracy of the k trials and by how much;
   where the trials were also scored on the test split the view compares it with the runner-up there
   (``paired_words``).
-- **A model at chance** (not above 1 / classes by the exact binomial test, ``chance_test``) is said to
-  be at chance first, and no winner, trend or gap is read from its numbers.
+- **A model at chance** (not above its split's most common class's share by the exact binomial test,
+  ``chance_test``, as the lessons judge it) is said to be at chance first, and no winner, trend or gap is read
+  from its numbers.
 - **Trends** (``trend``): each step between neighbouring values is up, down or flat by the rules
   above (a paired test when the view has one per step); "rises" or "falls" only when every step does,
   otherwise the shape is said piece by piece ("rises from 1 to 2, then flat within noise to 4") with
@@ -75,15 +76,37 @@ def class_count(run: Mapping[str, Any] | None) -> int | None:
     return len(names) if len(names) >= 2 else None
 
 
+def split_class_counts(run: Mapping[str, Any] | None, split: str) -> list[int] | None:
+    """Images of each class in ``split`` (run.json's dataset "class_counts"), None when not stored."""
+    counts = (((run or {}).get("dataset") or {}).get("class_counts") or {}).get(split)
+    if not isinstance(counts, list) or len(counts) != class_count(run):
+        return None
+    numbers = [as_number(c) for c in counts]
+    return [int(c) for c in numbers] if all(is_finite(c) and c >= 0 for c in numbers) and sum(numbers) else None
+
+
+def split_chance(run: Mapping[str, Any] | None, split: str) -> float | None:
+    """What always guessing ``split``'s most common class scores: ``stats.chance_level``'s rule, the one the
+    lessons use, on run.json's per-class counts of the split (a stratified subset of it, a search's smaller
+    validation split, keeps those shares). A run that stored no such counts (written before they were
+    recorded, or a split run.json does not list) is judged against 1 / classes, the same on balanced labels."""
+    from dlcv_keras import stats
+
+    classes, counts = class_count(run), split_class_counts(run, split)
+    if not classes:
+        return None
+    return 1.0 / classes if counts is None else stats.chance_of_counts(counts, classes)
+
+
 def chance_test(run: Mapping[str, Any] | None, split: str, accuracy: Any, n: int | None = None):
     """``stats.against_chance`` for an accuracy (a fraction) measured on ``split`` (``n`` images, else run.json's
-    size), against 1 / the run's classes; None when a number is missing."""
+    size), against the split's ``split_chance``; None when a number is missing."""
     from dlcv_keras import stats
 
     accuracy, n, classes = as_number(accuracy), n or split_size(run, split), class_count(run)
     if not (is_finite(accuracy) and n and classes):
         return None
-    return stats.against_chance(min(n, max(0, round(accuracy * n))), n, classes)
+    return stats.against_chance(min(n, max(0, round(accuracy * n))), n, classes, split_chance(run, split))
 
 
 def at_chance(who: str, run: Mapping[str, Any] | None, split: str, accuracy: Any, n: int | None = None) -> str | None:

@@ -93,6 +93,8 @@ QUESTION = Question(
             {"run": "early stopping", "test_loss": 0.065050162374973, "test_accuracy": 0.9803711175918579,
              "epochs_run": 60},
         ], "note": "250 epochs; early stopping (patience 20) halted near epoch 60; the seed reports test "
-                   "numbers only, not its optimizer, learning rate, lambda or dropout rate."},
+                   "numbers only, not its optimizer, learning rate, lambda or dropout rate.",
+           # Ours are chosen (tuners/q8.toml): a number near the seed's is consistent with it, not a reproduction.
+           "unstated": ["optimizer", "learning rate", "L2 lambda", "dropout rate"]},
     },
 )

@@ -254,11 +254,14 @@ class Beats(Check):
             return Outcome(REPRODUCED, text, numbers)
         cause = _chance_cause(self.a, a, stored) or _chance_cause(self.b, b, stored)
         if cause is None:
-            cause = (f"{self.b.label} is ahead" if found.difference < 0 else f"{self.a.label} is not ahead") \
-                if found.difference <= 0 or found.significant() else \
-                f"the difference is within noise ({stats.format_p(found.p_two_sided)}, not below {stats.ALPHA})"
-            if found.difference < 0 and found.significant():
-                cause += f", significantly ({stats.format_p(found.p_two_sided)})"
+            p = stats.format_p(found.p_two_sided)
+            if found.difference < 0:
+                cause = f"{self.b.label} is ahead, " + (f"significantly ({p})" if found.significant() else
+                                                        f"within noise ({p}, not below {stats.ALPHA})")
+            elif found.difference == 0:
+                cause = f"{self.a.label} is not ahead"
+            else:
+                cause = f"the difference is within noise ({p}, not below {stats.ALPHA})"
         return Outcome(NOT_REPRODUCED, text, numbers, cause)
 
 

@@ -154,7 +154,9 @@ def test_q1_top_table_matches_seed_rows_on_every_hyperparameter(smoke_results, r
     reference = NOT_COMPARED["rows"]
     ranked = sorted(trials, key=lambda r: -r["val_accuracy"])[: section["top_k"]]
     text = q1_sections["full_grid"]
-    assert f"Top {section['top_k']} trials by validation accuracy" in text
+    trained = sum(1 for row in trials if row["status"] == "completed")
+    assert (f"Top {section['top_k']} trials by validation accuracy" if trained >= section["top_k"] else
+            f"All {trained} trained trials by validation accuracy") in text
     # the seed's rows match on every hyperparameter, shown or not (smoke trains 2 epochs, the seed 50/100)
     seeds = [pct(ref["val_accuracy"]) if (ref := seed_row(row, reference, columns)) else DASH for row in ranked]
     head, rows = _trial_table(ranked, shown, seeds)

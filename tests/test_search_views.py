@@ -288,7 +288,10 @@ def test_train_val_gap_of_the_best_trial_follows_its_history(smoke_results, tmp_
                                 (1 + 1.5 * m, 1.0, "the gap shrank"),
                                 (-0.3 * m, 1.1 * m, "training accuracy overtook validation accuracy"),
                                 (0.3 * m, -1.1 * m, "validation accuracy overtook training accuracy"),
-                                (0.2, -0.2, "the gap stayed the same size")):
+                                (0.2, 0.3, "the gap stayed the same size"),
+                                # Sides swapped, but the last lead is inside the noise: no one leads.
+                                (-0.3 * m, 0.8 * m, "the lead changed sides, but the last gap is no lead"),
+                                (0.2, -0.2, "the lead changed sides, but the last gap is no lead")):
         first["accuracy"] = first["val_accuracy"] + start / 100
         last["accuracy"] = last["val_accuracy"] + target / 100
         run.write_table("experiments/lr_batch/history.csv", found["history"])

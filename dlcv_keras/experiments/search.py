@@ -583,7 +583,9 @@ def _top_table(store, section, experiment, reference, run=None) -> dict[str, Any
     # The rest follow in a table of their own, so every trial the observations read is shown once.
     rest = trial_table(ranked[top_k:], varying_columns(trials, columns) or columns, reference.get("rows") or [],
                        id_width(summary), match_columns=columns) if ranked[top_k:] else None
-    return {"top_k": top_k, "rest": rest, "n_rest": len(ranked[top_k:]),
+    # "Top 8" over two trained trials would promise rows that are not there: the heading counts what is shown.
+    return {"top_k": top_k, "shown": min(top_k, len(ranked)), "n_trained": len(ranked), "rest": rest,
+            "n_rest": len(ranked[top_k:]),
             **_search_tables(summary, trials, ranked[:top_k], columns, reference),
             **_search_extras(run, summary, trials, columns, experiment.get("history"), reference, store=store,
                              name=section["experiment"])}
@@ -844,6 +846,9 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
         ahead = "training accuracy overtook validation accuracy" if last > 0 else \
             "validation accuracy overtook training accuracy"
         return f"{said}: {ahead} (a change of {gap_words(last - first, noise_)})."
+    if first * last < 0:
+        # The lead changed sides, but the last lead is no evidence of one: its size says nothing more.
+        return f"{said}: the lead changed sides, but the last gap is no lead ({gap_words(last, noise_)})."
     change = abs(last) - abs(first)
     verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
     return f"{said}: the gap {verb} ({gap_words(change, noise_)})."

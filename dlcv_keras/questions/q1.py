@@ -25,9 +25,11 @@ LESSONS = (
     Lesson("More training data gives higher test accuracy: training on 50 % of the data beats 10 %, and no larger "
            "share is significantly worse than the next smaller one (paired tests on the test split).",
            Rises((_fraction(0.1), _fraction(0.2), _fraction(0.5)))),
-    Lesson("The linear model does not overfit: in the base run the validation loss at the last epoch is at most "
-           f"{100 * OVERFIT_RISE:.0f} % above its minimum (in every seed the run stores).",
-           NoOverfitting(Model("base", "the base run"))),
+    # Judged on the grid's best setting at the seed's epochs, a model that learned (the base run's lr 1e-4 is
+    # still far from trained at 50 epochs, so its loss could not have risen yet).
+    Lesson("The linear model does not overfit: at lr 1e-2 with batch 32 (the seed's 50 epochs), the validation loss "
+           f"at the last epoch is at most {100 * OVERFIT_RISE:.0f} % above its minimum (in every seed the run stores).",
+           NoOverfitting(_lr(1e-2, batch_size=32))),
 )
 
 QUESTION = Question(

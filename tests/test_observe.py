@@ -149,7 +149,8 @@ def test_a_rise_then_a_plateau_is_not_called_a_rise():
     # On 1,600 images even the first step is within the margin: no change is claimed at all.
     assert "does not change with depth beyond noise" in observe.trend(pairs, "depth", observe.noise(RUN, "val", [0.36]))
     assert words.startswith("Validation accuracy rises from depth = 1 to 2 (33.70 → 36.60 %), then stays flat within "
-                            "noise from depth = 2 to 4 (36.60 → 36.00 %); it is highest at depth = 2 (36.60 %).")
+                            "noise from depth = 2 to 4 (36.60 → 36.00 %); its highest, at depth = 2 (36.60 %), is "
+                            "within noise of depth = 3 (36.10 %).")
     # Every step beyond the margin: now it rises with depth.
     steep = [(1, 0.30), (2, 0.34), (3, 0.38), (4, 0.42)]
     assert observe.trend(steep, "depth", observe.noise(FULL, "test", [0.36])).startswith(

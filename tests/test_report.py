@@ -179,10 +179,11 @@ def test_q1_best_configuration_beside_the_seed(smoke_results, runs, q1_sections)
         f"{name} {hp(value)}" for name, value in summary["hyperparameters"].items()) in text
     assert " ".join(f"{split} accuracy (%) {pct(summary[f'{split}_accuracy'])}" for split in ("train", "val", "test")) in text
     # Both losses say what they hold (run.json's words) once, in a note under the table, not in a cell.
+    from markupsafe import escape       # the page's text, as Jinja escapes it ("model's" -> "model&#39;s")
     assert (f"val loss {loss4(summary['val_loss'])} test loss {loss4(summary['test_loss'])} "
             f"epochs run {summary['epochs_run']} stop reason {summary['stop_reason']} Val and test loss are computed "
-            f"as Keras computes its validation loss: {summary['loss_includes']}.") in text
-    assert text.count(summary["loss_includes"]) == 1
+            f"as Keras computes its validation loss: {escape(summary['loss_includes'])}.") in text
+    assert text.count(escape(summary["loss_includes"])) == 1
     assert "No seed numbers for these. ours ours: test acc. (%) " + " ".join(
         f"{which.replace('_', ' ')} {metrics[which]['name']} {pct(metrics[which]['accuracy'])}"
         for which in ("best_class", "worst_class")) in text

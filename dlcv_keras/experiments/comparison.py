@@ -15,6 +15,7 @@ the spread we measured (or, with one run each, the binomial error on the test sp
 from __future__ import annotations
 
 import statistics
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
@@ -141,7 +142,9 @@ def run_summary(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One run's table row from its trials (one, or one per repeat): status, n, stop reason and
     ``AVERAGED`` (a single trial's values as they are; for repeats, mean and "<key>_std")."""
     kept = _averaged(trials)
-    reasons = Counter(t.get("stop_reason") for t in trials)
+    # Seeds that stopped the same way say it once: which epoch each restored is the epochs-run column's spread.
+    reasons = Counter(re.sub(r"weights of epoch \d+ restored", "its best weights restored", str(t.get("stop_reason")))
+                      for t in trials)
     row = {"status": kept[0].get("status"), "n": len(kept),
            "stop_reason": next(iter(reasons)) if len(reasons) == 1 else
            "; ".join(f"{reason} ({count} of {len(trials)})" for reason, count in reasons.items())}

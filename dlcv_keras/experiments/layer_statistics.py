@@ -83,11 +83,14 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
         raise InvalidParameterError(f"{store.experiment_dir(section['experiment']) / 'trials.csv'} has no depth "
                                     f"column (a depth study varies depth), got columns {columns!r}")
     varying = varying_columns(trials, columns)
-    groups = [c for c in varying if c != "depth"]
+    # Seeds of one setting (a repeat grid) are one line: its mean per depth, its first seed's layer probe.
+    groups = [c for c in varying if c not in ("depth", REPEAT)]
     ok = sorted((r for r in trials if is_trained(r)), key=lambda r: (_group_label(r, groups), r["depth"]))
     lines: dict[str, list] = {}
     for row in ok:
         lines.setdefault(_group_label(row, groups), []).append(row)
+    lines = {label: _depth_means(members) for label, members in lines.items()}
+    first_seed = min((r.get(REPEAT) or 0 for r in ok), default=0)
     reference_rows = reference.get("rows") or []
     by_trial = _layer_rows(experiment, store, section)
     chance = _at_chance(ok, groups, run)
@@ -96,7 +99,8 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
     # Which settings stayed at chance is said first: a trend that ends at chance says so by its numbers.
     observations = [chance["words"] + stuck]
     observations += [trend([(r["depth"], r.get("val_accuracy")) for r in members], "depth", val_noise,
-                           "validation accuracy" + (f" ({label})" if groups else "")) for label, members in lines.items()]
+                           "validation accuracy" + _seeds(members[0]) + (f" ({label})" if groups else ""))
+                     for label, members in lines.items()]
     observations += [_seed_at_chance(reference_rows, ok, _num_classes(run)),
                      _why(ok, chance["stuck_rows"], groups, by_trial)]
     return {
@@ -106,8 +110,25 @@ def _depth_study(store, section, experiment, reference, run=None) -> dict[str, A
         "reference": reference_table(reference_rows) if reference_rows else None,
         "note": str(reference.get("note") or ""),
         "observations": [sentence for sentence in observations if sentence],
-        **_gradient_views(by_trial, ok, groups, figures),
+        **_gradient_views(by_trial, [r for r in ok if (r.get(REPEAT) or 0) == first_seed], groups, figures),
     }
+
+
+def _depth_means(members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per depth: the first seed's, with the accuracies and losses averaged over the depth's seeds
+    and their number in "seeds" (a row of one seed as it is)."""
+    by_depth: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in members:
+        by_depth.setdefault(row["depth"], []).append(row)
+    means = []
+    for rows in by_depth.values():
+        mean = dict(rows[0], seeds=len(rows))
+        for key in ("accuracy", "val_accuracy", "loss", "val_loss", "test_accuracy"):
+            values = [float(r[key]) for r in rows if is_finite(r.get(key))]
+            if values:
+                mean[key] = sum(values) / len(values)
+        means.append(mean)
+    return means
 
 
 def _at_chance(rows: Sequence[Mapping[str, Any]], groups: Sequence[str], run: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from those numbers by the rules in report/observe.py.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from dlcv_keras.experiments.base import Experiment
+from dlcv_keras.experiments.comparison import _epochs, mean_history, run_summary, spread
 from dlcv_keras.models.options import (COMPILE_KEYS, FIT_KEYS, INSTRUMENTS, MODEL_KEYS, RUN_KEYS, SCRATCH_MODELS,
                                       SOLVER_KEYS)
 from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_number, by_val_accuracy,
@@ -21,6 +23,7 @@ from dlcv_keras.report.format import (ACCURACY_KEYS, DASH, ROW_METRIC_KEYS, as_n
                                       reference_match, reference_table, require, same_value, thousands, trial_key,
                                       trial_table, varying_columns, without_constant_columns)
 from dlcv_keras.lessons import Predictions
+from dlcv_keras.stats import mean_and_sd
 from dlcv_keras.report.observe import (DID_NOT_LEARN, SPLIT_WORDS, against_seed, at_chance, best_of, chance_test,
                                        gap_words, known_causes, noise, paired_words, points, ranking_agreement,
                                        split_size, trend)
@@ -292,7 +295,7 @@ def run_search(runner, experiment: Search) -> None:
         raise InvalidParameterError(f"{runner.space.source} [{runner.space.profile}.{experiment.name}] must allow "
                                     f"models with {bound} parameters, got {len(records)} sampled settings all "
                                     f"outside it")
-    best = max(completed, key=lambda r: r.get("val_accuracy", 0.0)) if completed else records[0]
+    best, seeds_of_best = _best_record(completed) if completed else (records[0], 1)
     runner.best[experiment.name] = best["hyperparameters"]
     runner.best_records[experiment.name] = best
     if experiment.keep_models:
@@ -314,6 +317,9 @@ def run_search(runner, experiment: Search) -> None:
         "stopping_rule": stopping_rule(runner, experiment.early_stopping),
         "best_trial": best["trial_id"],
         "best_hyperparameters": best["hyperparameters"], "best_val_accuracy": best.get("val_accuracy"),
+        # With seeds repeated, the setting is chosen by its mean over them and its first seed kept.
+        "best_seeds": seeds_of_best,
+        "best_mean_val_accuracy": _mean_val(completed, best) if seeds_of_best > 1 else None,
         "diverged": [r["trial_id"] for r in records if r["status"] == "diverged"],
         "rejected": [r["trial_id"] for r in records if r["status"] == "rejected"],
         # Training time summed over trials: the same whether the search ran at once or resumed.
@@ -513,6 +519,28 @@ def _search_common(store, section, experiment) -> tuple[dict, list, list[str]]:
     return summary, trials, hyperparameter_columns(trials)
 
 
+def _best_record(completed: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], int]:
+    """The trial the search keeps as its best, and how many seeds its setting ran from. With seeds repeated
+    (a ``repeat`` hyperparameter), the setting with the highest mean validation accuracy over its seeds, and of
+    it the first seed's trial: a seed picked for its own score would flatter the setting."""
+    if not any(REPEAT in r["hyperparameters"] for r in completed):
+        return max(completed, key=lambda r: r.get("val_accuracy", 0.0)), 1
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in completed:
+        groups.setdefault(_setting_key(record), []).append(record)
+    chosen = max(groups.values(), key=lambda rs: sum(r.get("val_accuracy", 0.0) for r in rs) / len(rs))
+    return min(chosen, key=lambda r: r["hyperparameters"].get(REPEAT, 0)), len(chosen)
+
+
+def _setting_key(record: Mapping[str, Any]) -> str:
+    return repr(sorted((k, v) for k, v in record["hyperparameters"].items() if k != REPEAT))
+
+
+def _mean_val(completed: Sequence[Mapping[str, Any]], best: Mapping[str, Any]) -> float:
+    same = [r.get("val_accuracy", 0.0) for r in completed if _setting_key(r) == _setting_key(best)]
+    return sum(same) / len(same)
+
+
 def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "tuner": fmt(summary.get("tuner")),
@@ -526,6 +554,8 @@ def _search_meta(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
         "constraint": _constraint_words(summary.get("constraint")),
         "best_trial": fmt(summary.get("best_trial")),
         "best_val_accuracy": pct(as_number(summary.get("best_val_accuracy"))),
+        "best_seeds": summary.get("best_seeds") or 1,
+        "best_mean_val_accuracy": pct(as_number(summary.get("best_mean_val_accuracy"))),
         "seconds": fmt_seconds(summary.get("seconds")),
     }
 
@@ -547,15 +577,24 @@ def _effect(store, section, experiment, reference, run=None) -> dict[str, Any]:
 
     summary, trials, columns = _search_common(store, section, experiment)
     ok = [row for row in trials if is_trained(row)]
-    varying = varying_columns(trials, columns) or columns[:1]
+    # A repeat grid's seeds are not a hyperparameter: one point per setting, the mean of its seeds (± their sd).
+    settings = [c for c in columns if c != REPEAT]
+    varying = varying_columns(trials, settings) or settings[:1]
     x = _effect_x(varying)
     group = [c for c in varying if c != x]
     if "batch_size" in group:  # one line per batch size, as in the seed's figure
         group = ["batch_size"] + [c for c in group if c != "batch_size"]
+    shown, seeds = ok, 1
+    if _repeated(trials):
+        shown = _setting_means([row for row in ok if is_finite(row.get("val_accuracy"))], varying)
+        seeds = max((row["seeds"] for row in shown), default=1)
     figure = None
-    if x is not None and ok:
-        figure = figures.data_uri(figures.effect_plot(ok, x, group, log_x=(x == "lr")))
-    return {"figure": figure, "x": x, "group": group, **_search_tables(summary, trials, trials, columns, reference),
+    # One setting has no effect to draw (a dot against a value no trial varied).
+    if x is not None and len(shown) > 1:
+        figure = figures.data_uri(figures.effect_plot(shown, x, group, log_x=(x == "lr"),
+                                                      spread="val_accuracy_std" if seeds > 1 else None))
+    return {"figure": figure, "x": x, "group": group, "seeds": seeds,
+            **_search_tables(summary, trials, trials, columns, reference),
             **_search_extras(run, summary, trials, columns, experiment.get("history"), reference, store=store,
                              name=section["experiment"])}
 
@@ -598,12 +637,14 @@ class Importance:
     method: str                         # "main effects" (a full grid) or "permutation" (a random forest's)
     scores: dict[str, float]            # main effects: share of the variance; permutation: mean drop in R²
     interactions: float | None = None   # main effects: the share no single hyperparameter explains
-    trials: int = 0                     # trained trials it was computed from
+    trials: int = 0                     # trained trials (settings, for a repeat grid) it was computed from
+    seeds: int = 1                      # a repeat grid: the most seeds a setting's mean is taken over
 
 
 def is_full_grid(trials: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> bool:
-    """Every combination of the values the trials list (diverged and rejected ones too) was trained."""
-    varying = varying_columns(trials, columns)
+    """Every combination of the values the trials list (diverged and rejected ones too) was trained (a repeat
+    grid's seeds are not a hyperparameter: a setting counts when any of its seeds trained)."""
+    varying = varying_columns(trials, [c for c in columns if c != REPEAT])
     if not varying:
         return False
     levels = [len({fmt(row.get(c)) for row in trials}) for c in varying]
@@ -621,8 +662,15 @@ def hyperparameter_importance(trials: Sequence[Mapping[str, Any]], columns: Sequ
     drop in its R² when one hyperparameter's values are shuffled. None when nothing varies."""
     from dlcv_keras.report.figures import positions, scale_of
 
+    # A repeat grid's seeds are not a hyperparameter: each setting counts once, as the mean of its seeds
+    # (so what is left over is interactions, not seed-to-seed noise).
+    columns = [c for c in columns if c != REPEAT]
     varying = varying_columns(trials, columns)
     rows = [row for row in trials if is_trained(row) and is_finite(row.get(objective))]
+    seeds = 1
+    if _repeated(trials):
+        rows = _setting_means(rows, varying, objective)
+        seeds = max((row["seeds"] for row in rows), default=1)
     ys = [float(row[objective]) for row in rows]
     mean = sum(ys) / len(ys) if ys else 0.0
     total = sum((y - mean) ** 2 for y in ys)
@@ -635,7 +683,7 @@ def hyperparameter_importance(trials: Sequence[Mapping[str, Any]], columns: Sequ
             for row, y in zip(rows, ys):
                 groups.setdefault(fmt(row.get(column)), []).append(y)
             shares[column] = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values()) / total
-        return Importance("main effects", shares, max(0.0, 1.0 - sum(shares.values())), len(rows))
+        return Importance("main effects", shares, max(0.0, 1.0 - sum(shares.values())), len(rows), seeds)
     import numpy as np
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
@@ -644,19 +692,22 @@ def hyperparameter_importance(trials: Sequence[Mapping[str, Any]], columns: Sequ
                                 for values in ([row.get(c) for row in rows] for c in varying)])
     forest = RandomForestRegressor(n_estimators=100, random_state=0, n_jobs=1).fit(features, ys)
     found = permutation_importance(forest, features, ys, n_repeats=10, random_state=0, n_jobs=1)
-    return Importance("permutation", {c: float(v) for c, v in zip(varying, found.importances_mean)}, None, len(rows))
+    return Importance("permutation", {c: float(v) for c, v in zip(varying, found.importances_mean)}, None, len(rows),
+                      seeds)
 
 
 def _importance_caption(importance: Importance) -> str:
+    trained = (f"{importance.trials} trained trials" if importance.seeds == 1 else
+               f"{importance.trials} trained settings, each the mean validation accuracy of its seeds (up to "
+               f"{importance.seeds})")
     if importance.method == "main effects":
-        return (f"Hyperparameter importance, main-effects share of variance (a full grid of {importance.trials} "
-                f"trained trials): for each hyperparameter, the variance of the mean validation accuracy across "
-                f"its values over the total variance of validation accuracy; the grey bar is the share left to "
-                f"interactions.")
+        return (f"Hyperparameter importance, main-effects share of variance (a full grid of {trained}): for each "
+                f"hyperparameter, the variance of the mean validation accuracy across its values over the total "
+                f"variance of validation accuracy; the grey bar is the share left to interactions.")
     return (f"Hyperparameter importance by scikit-learn's permutation importance (not a full grid, so no exact "
             f"decomposition): a random forest (RandomForestRegressor, 100 trees, random_state 0) fitted to the "
-            f"validation accuracy of {importance.trials} trained trials, log10 of lr-like values; each bar is the "
-            f"mean drop in the forest's R² when that hyperparameter's values are shuffled (10 repeats).")
+            f"validation accuracy of {trained}, log10 of lr-like values; each bar is the mean drop in the forest's "
+            f"R² when that hyperparameter's values are shuffled (10 repeats).")
 
 
 def _search_extras(run, summary, trials, columns, history, reference, curves_from: int = 2, store=None,
@@ -668,20 +719,26 @@ def _search_extras(run, summary, trials, columns, history, reference, curves_fro
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
     ok = [row for row in trials if is_trained(row)]
-    varying = varying_columns(trials, columns)
+    # A repeat grid's seeds are not a hyperparameter: no colour, axis or importance of their own.
+    varying = varying_columns(trials, [c for c in columns if c != REPEAT])
     many = len(ok) >= MANY_TRIALS
     importance = hyperparameter_importance(trials, columns) if many else None
     colour_by = max(importance.scores, key=importance.scores.get) if importance else _effect_x(varying)
     by_trial = histories_by_trial(history or [])
     curves = {trial_key(row): by_trial[trial_key(row)] for row in ok if by_trial.get(trial_key(row))}
     found: dict[str, Any] = {"colour_by": colour_by, "colour_scale": None, "trial_curves": None, "parallel": None,
-                             "importance": None, "importance_caption": None, "running_best": None}
+                             "parallel_lines": "each trained trial is a line", "importance": None,
+                             "importance_caption": None, "running_best": None}
     if colour_by and len(curves) >= max(2, curves_from):
         found["colour_scale"] = figures.scale_of([row.get(colour_by) for row in ok])
         found["trial_curves"] = figures.data_uri(figures.trial_curves(
             curves, {trial_key(row): row.get(colour_by) for row in ok}, colour_by))
     if many and varying:
-        found["parallel"] = figures.data_uri(figures.parallel_coordinates(ok, varying))
+        lines = ok
+        if _repeated(trials):      # one line per setting, at the mean of its seeds
+            lines = _setting_means([row for row in ok if is_finite(row.get("val_accuracy"))], varying)
+            found["parallel_lines"] = "each trained setting is a line (at the mean validation accuracy of its seeds)"
+        found["parallel"] = figures.data_uri(figures.parallel_coordinates(lines, varying))
     if importance:
         main = importance.method == "main effects"
         found["importance"] = figures.data_uri(figures.importance_chart(
@@ -717,8 +774,9 @@ def _search_observations(run, trials, columns, by_trial, reference, importance, 
         out.append(learned[0])
     if means and (learned is None or learned[1]):
         best = means[0]
-        out.append(best_of([(f"the setting {_setting(row, settings)}{_seeds(row)}", row["val_accuracy"])
-                            for row in means], n=split_size(run, "val")))
+        out.append(best_of([(f"the setting {_setting(row, settings)}{_seeds(row)}" if len(means) > 1 else
+                             _seeds(row).strip(" ()"), row["val_accuracy"]) for row in means], n=split_size(run, "val"),
+                            noun="settings" if len(means) < len(ok) else "trials"))
         if tested is not None and len(means) > 1:
             out.append(_on_test(tested, best, means[1], settings, "the runner-up"))
         out.append(_effect_trend(run, means, settings))
@@ -740,15 +798,24 @@ def _search_observations(run, trials, columns, by_trial, reference, importance, 
 REPEAT = "repeat"      # models/options.py RUN_KEYS: the same setting trained from another seed
 
 
-def _setting_means(ok: Sequence[Mapping[str, Any]], settings: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per setting, best (mean validation accuracy over its seeds) first: its first seed's row with
-    the mean in "val_accuracy" and the number of seeds in "seeds"."""
+def _repeated(trials: Sequence[Mapping[str, Any]]) -> bool:
+    """The search trained its settings from several seeds (a ``repeat`` list)."""
+    return len({fmt(row.get(REPEAT)) for row in trials}) > 1
+
+
+def _setting_means(ok: Sequence[Mapping[str, Any]], settings: Sequence[str],
+                   objective: str = "val_accuracy") -> list[dict[str, Any]]:
+    """One row per setting, best (mean ``objective`` over its seeds) first: its first seed's row with the
+    mean in ``objective``, their sample standard deviation in "<objective>_std" (None for one seed) and the
+    number of seeds in "seeds"."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in ok:
         groups.setdefault(_setting(row, settings), []).append(row)
-    means = [{**rows[0], "val_accuracy": sum(r["val_accuracy"] for r in rows) / len(rows), "seeds": len(rows)}
-             for rows in groups.values()]
-    return sorted(means, key=by_val_accuracy)
+    means = []
+    for rows in groups.values():
+        mean, sd = mean_and_sd([r[objective] for r in rows])
+        means.append({**rows[0], objective: mean, f"{objective}_std": sd, "seeds": len(rows)})
+    return sorted(means, key=lambda row: -row[objective])
 
 
 def _seeds(row: Mapping[str, Any]) -> str:
@@ -846,10 +913,10 @@ def _gap_change(history: Sequence[Mapping[str, Any]], noise_, who: str) -> str |
         ahead = "training accuracy overtook validation accuracy" if last > 0 else \
             "validation accuracy overtook training accuracy"
         return f"{said}: {ahead} (a change of {gap_words(last - first, noise_)})."
-    if first * last < 0:
-        # The lead changed sides, but the last lead is no evidence of one: its size says nothing more.
-        return f"{said}: the lead changed sides, but the last gap is no lead ({gap_words(last, noise_)})."
     change = abs(last) - abs(first)
+    if first * last < 0 and not noise_.separates(change):
+        # The lead changed sides, but the last lead is no evidence of one; "the same size" would hide the swap.
+        return f"{said}: the lead changed sides, but the last gap is no lead ({gap_words(last, noise_)})."
     verb = ("stayed the same size" if not noise_.separates(change) else "grew" if change > 0 else "shrank")
     return f"{said}: the gap {verb} ({gap_words(change, noise_)})."
 
@@ -963,13 +1030,18 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
     from dlcv_keras.report import figures  # matplotlib: loaded only to draw
 
     summary, trials, columns = _search_common(store, section, experiment)
-    key = "train_fraction" if "train_fraction" in columns else (columns[0] if columns else None)
+    settings = [c for c in columns if c != REPEAT]
+    key = "train_fraction" if "train_fraction" in columns else (settings[0] if settings else None)
     if key is None:
         raise InvalidParameterError(
             f"{store.experiment_dir(section['experiment']) / 'trials.csv'} has no train_fraction column")
     ordered = sorted(trials, key=lambda r: r.get(key) if is_finite(r.get(key)) else math.inf)
-    by_trial = histories_by_trial(experiment.get("history") or [])
-    ok = [row for row in ordered if is_trained(row)]
+    history = experiment.get("history") or []
+    repeated = _repeated(trials)
+    # A repeat grid: one row, panel and point per fraction, the mean over its seeds that completed.
+    shown = _per_value(ordered, key, history) if repeated else ordered
+    by_trial = {trial_key(row): row["history"] for row in shown} if repeated else histories_by_trial(history)
+    ok = [row for row in shown if is_trained(row)]
     panels = [(f"{100 * row[key]:g} % of training data" if is_finite(row.get(key)) else fmt(row.get(key)),
                by_trial.get(trial_key(row), [])) for row in ok]
     panels = [p for p in panels if p[1]]
@@ -978,25 +1050,40 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
     reference_rows = reference.get("rows") or []
     ref_points = [(as_number(r.get(key)), as_number(r.get(y_key))) for r in reference_rows]
     rows = []
-    for row in ordered:
+    for row in shown:
         ref = reference_match(row, reference_rows, [key])
-        rows.append({"cells": [f"{100 * row[key]:g} %" if is_finite(row.get(key)) else fmt(row.get(key)),
-                               fmt(row.get("status")), fmt(row.get("epochs_run")), pct(row.get("accuracy")),
-                               pct(row.get("val_accuracy")), pct(row.get("test_accuracy")),
-                               pct(as_number(ref.get("test_accuracy"))) if ref else DASH],
-                     "diverged": is_diverged(row)})
+        fraction = f"{100 * row[key]:g} %" if is_finite(row.get(key)) else fmt(row.get(key))
+        seed_test = pct(as_number(ref.get("test_accuracy"))) if ref else DASH
+        if repeated:
+            statuses = Counter(fmt(t.get("status")) for t in row["trials"])
+            status = next(iter(statuses)) if len(statuses) == 1 else ", ".join(
+                f"{name} ({count} of {len(row['trials'])})" for name, count in statuses.items())
+            cells = [fraction, fmt(row["seeds"]), status, spread(row, "epochs_run", _epochs),
+                     *(spread(row, k, pct) for k in ("accuracy", "val_accuracy", "test_accuracy")), seed_test]
+        else:
+            cells = [fraction, fmt(row.get("status")), fmt(row.get("epochs_run")), pct(row.get("accuracy")),
+                     pct(row.get("val_accuracy")), pct(row.get("test_accuracy")), seed_test]
+        rows.append({"cells": cells, "diverged": is_diverged(row)})
+    headers = ["training data", *(["seeds"] if repeated else []), "status", "epochs run", "train acc. (%)",
+               "val acc. (%)", "test acc. (%)", "seed test acc. (%)"]
+    notes = ["The data not used for training is the validation split."]
+    if repeated:
+        notes.append("Each row is one training fraction trained from several seeds (repeat): the numbers are the "
+                     "mean ± sample standard deviation over its seeds that completed (seeds: how many).")
     # The settings every run shares, then the columns every row has alike, are said once above the table.
     table = without_constant_columns(
-        {"headers": ["training data", "status", "epochs run", "train acc. (%)", "val acc. (%)", "test acc. (%)",
-                     "seed test acc. (%)"], "rows": rows, "notes": ["The data not used for training is the validation split."]},
-        noun="run", settings=[(c, trials[0].get(c)) for c in columns
-                              if c != key and trials and len({fmt(r.get(c)) for r in trials}) == 1])
+        {"headers": headers, "rows": rows, "notes": notes},
+        noun="fraction" if repeated else "run",
+        settings=[(c, trials[0].get(c)) for c in columns
+                  if c != key and trials and len({fmt(r.get(c)) for r in trials}) == 1])
     return {
         "key": key,
+        "seeds": max((row.get("seeds") or 1 for row in ok), default=1),
         "curves": figures.data_uri(figures.curves_per_fraction(panels)) if panels else None,
         "plot": figures.data_uri(figures.fraction_vs_accuracy(
             [r[key] for r in ok], [r.get(y_key) for r in ok],
-            y_label=f"{'test' if has_test else 'val'} accuracy (%)", reference=ref_points)) if ok else None,
+            y_label=f"{'test' if has_test else 'val'} accuracy (%)", reference=ref_points,
+            spread=[r.get(f"{y_key}_std") for r in ok] if repeated else ())) if ok else None,
         "y_label": "test" if has_test else "val",
         "table": table,
         "diverged": diverged_rows(trials, columns, id_width(summary)),
@@ -1005,11 +1092,29 @@ def _fractions(store, section, experiment, reference, run=None) -> dict[str, Any
     }
 
 
+def _per_value(ordered: Sequence[Mapping[str, Any]], key: str, history) -> list[dict[str, Any]]:
+    """A repeat grid's trials as one row per value of ``key``, in their order: its first seed's row with
+    comparison.run_summary of its seeds over it (status, the mean and "<metric>_std" of each number over the
+    completed ones), "seeds" (how many completed), "trials" (every seed, whatever its status) and "history"
+    (comparison.mean_history: the mean per epoch, "<metric>_min"/"_max" the lowest and highest seed)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in ordered:
+        groups.setdefault(fmt(row.get(key)), []).append(row)
+    found = []
+    for rows in groups.values():
+        summary = run_summary(rows)
+        completed = sum(1 for row in rows if row.get("status") == "completed")
+        found.append({**rows[0], **summary, "seeds": completed, "trials": rows,
+                      "history": mean_history(str(rows[0].get("trial_id")), rows, history)})
+    return found
+
+
 def _fraction_observations(run, ok, key, y_key, reference_rows, tested=None) -> list[str]:
     """Fractions whose model is at chance, said first; accuracy against the training fraction as a trend
     (each step by a paired test on the same test images when ``tested``, (lessons.Predictions, the search's
-    name), holds the trials' test predictions; else against the margin of two binomial accuracies); each
-    fraction's accuracy beside the seed's."""
+    name), holds the trials' test predictions, every seed of each fraction; else against the margin of two
+    binomial accuracies); each fraction's accuracy beside the seed's. ``ok``: one trained row per fraction
+    (a repeat grid's the mean of its seeds, with "seeds")."""
     split = "test" if y_key == "test_accuracy" else "val"
     n = None
     if split == "val":
@@ -1019,7 +1124,8 @@ def _fraction_observations(run, ok, key, y_key, reference_rows, tested=None) -> 
         n = round(pool * (1 - largest)) if pool and largest is not None and largest < 1 else None
     noise_ = noise(run, split, [row.get(y_key) for row in ok], n=n)
     chance = [words for row in ok if is_finite(row.get(key)) and
-              (words := at_chance(f"training on {100 * row[key]:g} % of the data", run, split, row.get(y_key), n))]
+              (words := at_chance(f"training on {100 * row[key]:g} % of the data{_seeds(row)}", run, split,
+                                  row.get(y_key), n))]
     ordered = sorted((row for row in ok if is_finite(row.get(key)) and is_finite(row.get(y_key))), key=lambda r: r[key])
     steps = None
     if tested is not None and len(ordered) > 1:
@@ -1028,13 +1134,17 @@ def _fraction_observations(run, ok, key, y_key, reference_rows, tested=None) -> 
         steps = None if any(step is None for step in steps) else [step[0] for step in steps]
     out = [*chance]
     if len(chance) < len(ordered):
+        counts = sorted({row.get("seeds") or 1 for row in ordered})
+        seeds = ("" if counts == [1] else f" (mean of {counts[0]} seeds)" if len(counts) == 1 else
+                 f" (mean of {counts[0]} to {counts[-1]} seeds)")
         out.append(trend([(row[key], row[y_key]) for row in ordered], key, noise_,
-                         metric=f"{SPLIT_WORDS[split]} accuracy", steps=steps))
+                         metric=f"{SPLIT_WORDS[split]} accuracy{seeds}", steps=steps))
     for row in ok:
         ref = reference_match(row, reference_rows, [key])
         if ref and is_finite(row.get(key)):
             stuck = [DID_NOT_LEARN] if at_chance("it", run, split, row.get(y_key), n) else []
-            out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy with {100 * row[key]:g} % of the training data",
+            out.append(against_seed(f"{SPLIT_WORDS[split]} accuracy with {100 * row[key]:g} % of the training "
+                                    f"data{_seeds(row)}",
                                     row.get(y_key), ref.get(y_key), run, noise_,
                                     causes=stuck + known_causes(run, epochs=row.get("epochs_run"),
                                                                 seed_epochs=ref.get("epochs_run"), lr=row.get("lr"),

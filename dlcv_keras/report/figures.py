@@ -127,13 +127,15 @@ def learning_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, title:
 
 
 def effect_plot(trials: Sequence[Mapping[str, Any]], x: str, group: Sequence[str], *,
-                y: str = "val_accuracy", log_x: bool = True) -> bytes:
-    """``y`` against hyperparameter ``x``, one line per combination of the ``group`` columns."""
-    lines: dict[tuple, list[tuple[float, float]]] = {}
+                y: str = "val_accuracy", log_x: bool = True, spread: str | None = None) -> bytes:
+    """``y`` against hyperparameter ``x``, one line per combination of the ``group`` columns. ``spread``: the
+    column holding each point's standard deviation (rows that are means over seeds), drawn as ± bars."""
+    lines: dict[tuple, list[tuple[float, float, float]]] = {}
     for row in trials:
         if _finite(row.get(x)) and _finite(row.get(y)):
             key = tuple(row.get(g) for g in group)
-            lines.setdefault(key, []).append((row[x], row[y]))
+            sd = row.get(spread) if spread else None
+            lines.setdefault(key, []).append((row[x], row[y], sd if _finite(sd) else 0.0))
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(6.0, 3.6)
         ax = axes[0][0]
@@ -141,6 +143,9 @@ def effect_plot(trials: Sequence[Mapping[str, Any]], x: str, group: Sequence[str
             points.sort()
             label = _plain(", ".join(f"{g}={_short(v)}" for g, v in zip(group, key))) or None
             ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", color=f"C{i % 10}", label=label)
+            if any(p[2] for p in points):
+                ax.errorbar([p[0] for p in points], [100 * p[1] for p in points], yerr=[100 * p[2] for p in points],
+                            fmt="none", ecolor=f"C{i % 10}", capsize=3)
         if log_x and all(p[0] > 0 for pts in lines.values() for p in pts) and lines:
             ax.set_xscale("log")
         ax.set_xlabel(_plain(x))
@@ -196,13 +201,18 @@ def confusion_matrix(matrix: Sequence[Sequence[float]], class_names: Sequence[st
 
 def fraction_vs_accuracy(fractions: Sequence[float], accuracies: Sequence[float], *,
                          y_label: str = "test accuracy (%)",
-                         reference: Sequence[tuple[float, float]] = ()) -> bytes:
-    """Training fraction (percent of the training data) against test accuracy."""
-    points = sorted((f, a) for f, a in zip(fractions, accuracies) if _finite(f) and _finite(a))
+                         reference: Sequence[tuple[float, float]] = (), spread: Sequence[Any] = ()) -> bytes:
+    """Training fraction (percent of the training data) against test accuracy. ``spread``: each accuracy's
+    standard deviation (means over seeds), drawn as ± bars."""
+    sds = [sd if _finite(sd) else 0.0 for sd in spread] or [0.0] * len(fractions)
+    points = sorted((f, a, sd) for f, a, sd in zip(fractions, accuracies, sds) if _finite(f) and _finite(a))
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(5.5, 3.4)
         ax = axes[0][0]
-        ax.plot([100 * f for f, _ in points], [100 * a for _, a in points], "o-", color="C0", label="ours")
+        ax.plot([100 * f for f, _, _ in points], [100 * a for _, a, _ in points], "o-", color="C0", label="ours")
+        if any(sd for _, _, sd in points):
+            ax.errorbar([100 * f for f, _, _ in points], [100 * a for _, a, _ in points],
+                        yerr=[100 * sd for _, _, sd in points], fmt="none", ecolor="C0", capsize=3)
         ref = sorted((f, a) for f, a in reference if _finite(f) and _finite(a))
         if ref:
             ax.plot([100 * f for f, _ in ref], [100 * a for _, a in ref], "s--", color="C1", label="seed reference")

@@ -292,6 +292,12 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     every trial shares, and the ``settings`` (name, value) they share, are said once above the
     table (``without_constant_columns``).
     """
+    match_columns = list(match_columns or columns)
+    if len(trials) == 1 and columns:
+        # One trial: its settings are a line above its row, not a row twenty columns wide.
+        named = {name for name, _ in settings}
+        settings = [*settings, *((c, trials[0].get(c)) for c in columns if c not in named)]
+        columns = []
     has_test = any(row.get("test_accuracy") is not None for row in trials)
     # Parameter counts only where they differ (a width search such as q16's), not a column of one value.
     has_params = len({row.get("params") for row in trials}) > 1
@@ -302,7 +308,7 @@ def trial_table(trials: Sequence[Mapping[str, Any]], columns: Sequence[str],
     headers += ["val loss", "train time", SEED_VAL_HEADER]
     rows, matched = [], False
     for row in trials:
-        ref = reference_match(row, reference_rows, match_columns or columns)
+        ref = reference_match(row, reference_rows, match_columns)
         matched = matched or ref is not None
         cells = [show_id(row, width), fmt(row.get("status"))] + [fmt(row.get(c)) for c in columns]
         if has_params:

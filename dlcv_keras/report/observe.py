@@ -181,8 +181,8 @@ def best_of(ranked: Sequence[tuple[str, float]], metric: str = "validation accur
     if not ranked:
         return None
     best_label, best = ranked[0]
-    if len(ranked) == 1:
-        return f"The only trained setting, {best_label}, reached {pct(best)} % {metric}."
+    if len(ranked) == 1:     # its settings are already said above its table: a label of "" leaves them there
+        return f"The only trained setting{f', {best_label},' if best_label else ''} reached {pct(best)} % {metric}."
     k = len(ranked)
     second_label, second = ranked[1]
     lead = points(best, second)
@@ -269,9 +269,13 @@ def trend(pairs: Sequence[tuple[Any, float]], name: str, noise_: Noise, metric: 
             pieces.append(_piece(pairs[start], pairs[i], signs[start], i - start, name,
                                  noise_ if steps is None else None))
             start = i
-    peak_x, peak_y = max(pairs, key=lambda p: p[1])
-    return (f"{metric_} {', then '.join(pieces)}; it is highest at {name} = {fmt(peak_x)} ({pct(peak_y)} %). "
-            f"{_capital(basis)}.")
+    (peak_x, peak_y), (next_x, next_y) = sorted(pairs, key=lambda p: -p[1])[:2]
+    # A peak no further above the runner-up than the noise is no peak: both are named.
+    peak = (f"it is highest at {name} = {fmt(peak_x)} ({pct(peak_y)} %)" if steps is not None
+            or noise_.separates(points(peak_y, next_y)) else
+            f"its highest, at {name} = {fmt(peak_x)} ({pct(peak_y)} %), is within noise of {name} = {fmt(next_x)} "
+            f"({pct(next_y)} %)")
+    return f"{metric_} {', then '.join(pieces)}; {peak}. {_capital(basis)}."
 
 
 def _piece(first: tuple[Any, float], last: tuple[Any, float], sign: int, steps: int, name: str,
@@ -314,7 +318,9 @@ def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epoc
         ours, seed = as_number(ours), as_number(seed)
         if is_finite(ours) and is_finite(seed) and not math.isclose(ours, seed, rel_tol=1e-9):
             more = ("fewer" if ours < seed else "more") if words == "epochs" else "another"
-            causes.append(f"{more} {words} ({fmt(ours)} against the seed's {fmt(seed)})")
+            # Epochs over several seeds are a mean: one decimal, said to be one.
+            ours_words = f"{ours:.1f} on average" if words == "epochs" and not float(ours).is_integer() else fmt(ours)
+            causes.append(f"{more} {words} ({ours_words} against the seed's {fmt(seed)})")
     unstated = [str(name) for name in unstated or ()]
     if unstated:
         causes.append(f"settings the seed does not give ({_listing(unstated)}: ours are our own choice)")

@@ -397,9 +397,10 @@ def test_comparison_winner_is_a_paired_test_and_follows_the_stored_predictions(l
     sentences = set_right([mid, mid, small])
     assert said(sentences, "No single winner") == (f"No single winner: {labels[0]} and {labels[1]} tie for the highest "
                                                    f"test accuracy ({pct(mid / n)} %).")
-    seed = {row["run"]: row["test_accuracy"] for row in read_run(store)["reference"]["compare"]["rows"]}
+    # The seed's rows are keyed by the compared experiment's name (our labels carry parameter counts).
+    seed = {row["experiment"]: row["test_accuracy"] for row in read_run(store)["reference"]["compare"]["rows"]}
     assert said(sentences, f"Our test accuracy with {labels[2]}").startswith(
-        f"Our test accuracy with {labels[2]} ({pct(small / n)} %) is {100 * (seed[labels[2]] - small / n):.2f} points "
+        f"Our test accuracy with {labels[2]} ({pct(small / n)} %) is {100 * (seed[names[2]] - small / n):.2f} points "
         f"below the seed's")
 
 

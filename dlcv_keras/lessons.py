@@ -12,9 +12,9 @@ writes ``lessons.json``, one object per lesson:
 
 The checks are data: a check names stored numbers (``Model`` for a trained model's test predictions,
 ``Value`` for one stored number) and a rule (``Beats``, ``NoWorse``, ``Ranking``, ``Rises``, ``Accuracy``,
-``AtChance``, ``Threshold``, ``Ordered``, ``Gap``, ``Overfits``, ...). Verdicts are computed, never typed: the
-statistics are ``dlcv_keras.stats``'s (paired tests on the same test images, one significance level,
-one margin). Nothing here imports Keras.
+``AtChance``, ``Threshold``, ``Ordered``, ``Gap``, ``Overfits``, ``NoOverfitting``, ``LateGain``, ...).
+Verdicts are computed, never typed: the statistics are ``dlcv_keras.stats``'s (paired tests on the same test
+images, one significance level, one margin). Nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ class Stored:
     def classes(self) -> int:
         names = (self.run.get("dataset") or {}).get("class_names") or []
         return max(len(names), 2)
+
+    def split_size(self, split: str) -> int:
+        """Images in ``split`` ("train", "val", "test") of the run's dataset (run.json)."""
+        size = _number(((self.run.get("dataset") or {}).get("splits") or {}).get(split))
+        if not (math.isfinite(size) and size > 0):
+            raise NotComparable(f"run.json stores no size of the {split} split")
+        return int(size)
 
     def experiment(self, name: str) -> dict[str, Any]:
         if name not in self._experiments:
@@ -137,19 +144,20 @@ class Model:
             raise NotComparable(f"{self.experiment} stored no test predictions for trial {missing[0]}")
         return np.stack([predicted[k] == labels for k in keys]).astype(np.float64)
 
-    def history(self, stored: Stored) -> list[dict]:
-        """The epochs of this model's first seed."""
-        return self.histories(stored)[0]
-
     def histories(self, stored: Stored) -> list[list[dict]]:
         """The epochs of each of this model's seeds (an evaluation's one model)."""
+        return [history for _, history in self.seeded_histories(stored)]
+
+    def seeded_histories(self, stored: Stored) -> list[tuple[Any, list[dict]]]:
+        """(seed, epochs) for each of this model's seeds: its ``repeat`` value (None for one model)."""
         found = stored.experiment(self.experiment)
         if found["summary"].get("kind") == "evaluation":
-            groups = [found.get("history") or []]
+            groups = [(None, found.get("history") or [])]
         else:
             rows = found.get("history") or []
-            groups = [[r for r in rows if str(r.get("trial_id")) == str(t["trial_id"])] for t in self.trials(stored)]
-        if not all(groups):
+            groups = [(t.get("repeat"), [r for r in rows if str(r.get("trial_id")) == str(t["trial_id"])])
+                      for t in self.trials(stored)]
+        if not all(history for _, history in groups):
             raise NotComparable(f"{self.experiment} stored no epochs for {self.label}")
         return groups
 
@@ -417,38 +425,86 @@ class Gap(Check):
             f"the gap may reach {high:.2f} points, more than {self.at_most:g}: training accuracy runs ahead"))
 
 
+def _loss_rises(model: Model, stored: Stored, rise: float) -> list[dict[str, Any]]:
+    """Each seed's validation loss curve, read for overfitting: where it is lowest, where it ends, by how much
+    (a share of the minimum) it rose in between, and whether that is overfitting (the minimum before the last
+    epoch, the end more than ``rise`` above it)."""
+    found = []
+    seeded = model.seeded_histories(stored)
+    for seed, rows in seeded:
+        history = [r for r in rows if _finite(r.get("val_loss"))]
+        if len(history) < 2:
+            raise NotComparable(f"{model.label} has fewer than 2 epochs with a validation loss")
+        losses = [float(r["val_loss"]) for r in history]
+        low = int(np.argmin(losses))
+        risen = losses[-1] / losses[low] - 1 if losses[low] > 0 else math.inf
+        who = f"seed {seed}: " if len(seeded) > 1 else ""
+        found.append({
+            "seed": seed, "min_epoch": history[low].get("epoch", low + 1), "min_val_loss": losses[low],
+            "last_val_loss": losses[-1], "rise": risen, "epochs": len(history),
+            "overfits": low < len(losses) - 1 and risen > rise,
+            "text": (f"{who}validation loss lowest at epoch {history[low].get('epoch', low + 1)} ({losses[low]:.4f}), "
+                     f"{losses[-1]:.4f} at epoch {history[-1].get('epoch', len(history))} of {len(history)} "
+                     f"({100 * risen:+.1f} %)"),
+            "flat": (f"{who}the validation loss is lowest at the last epoch: still falling" if low == len(losses) - 1
+                     else f"{who}the validation loss rose only {100 * risen:.1f} % after its minimum"),
+            "risen": f"{who}the validation loss rose {100 * risen:.1f} % after its minimum"})
+    return found
+
+
+def _rise_outcome(model: Model, seeds: list[dict], rise: float, judged: str, holds: bool, cause: str | None) -> Outcome:
+    text = (f"{model.label}: " + "; ".join(s["text"] for s in seeds) +
+            f" (overfitting: more than +{100 * rise:.0f} % at the last epoch{judged})")
+    first = seeds[0]
+    numbers = {**{k: first[k] for k in ("min_epoch", "min_val_loss", "last_val_loss", "rise", "epochs")},
+               "seeds": [{k: v for k, v in s.items() if k not in ("text", "flat", "risen")} for s in seeds]}
+    return Outcome(REPRODUCED if holds else NOT_REPRODUCED, text, numbers, None if holds else cause)
+
+
 @dataclass(frozen=True)
 class Overfits(Check):
-    """Validation loss rises after its minimum: the minimum comes before the last epoch and the last
-    epoch's validation loss is more than ``OVERFIT_RISE`` above it (the model's first seed)."""
+    """Validation loss rises after its minimum: the minimum comes before the last epoch and the last epoch's
+    validation loss is more than ``OVERFIT_RISE`` above it. ``every_seed``: in every seed of the model;
+    otherwise in its first seed (every seed's curve is still shown in the evidence)."""
+    model: Model
+    rise: float = OVERFIT_RISE
+    every_seed: bool = False
+
+    def evaluate(self, stored):
+        seeds = _loss_rises(self.model, stored, self.rise)
+        judged = seeds if self.every_seed else seeds[:1]
+        words = "" if len(seeds) == 1 else f"; required in every one of the {len(seeds)} seeds" if self.every_seed \
+            else f"; judged on the first of the {len(seeds)} seeds"
+        flat = [s["flat"] for s in judged if not s["overfits"]]
+        return _rise_outcome(self.model, seeds, self.rise, words, not flat, "; ".join(flat))
+
+
+@dataclass(frozen=True)
+class NoOverfitting(Check):
+    """The opposite of ``Overfits`` in every seed: no seed's validation loss ends more than ``OVERFIT_RISE``
+    above its minimum (one lowest at the last epoch is still falling). Not ``Not(Overfits(...))``, which
+    would hold as soon as the one seed it judges did not overfit."""
     model: Model
     rise: float = OVERFIT_RISE
 
     def evaluate(self, stored):
-        history = [r for r in self.model.history(stored) if _finite(r.get("val_loss"))]
-        if len(history) < 2:
-            raise NotComparable(f"{self.model.label} has fewer than 2 epochs with a validation loss")
-        losses = [float(r["val_loss"]) for r in history]
-        low = int(np.argmin(losses))
-        end = losses[-1]
-        risen = end / losses[low] - 1 if losses[low] > 0 else math.inf
-        text = (f"{self.model.label}: validation loss lowest at epoch {history[low].get('epoch', low + 1)} "
-                f"({losses[low]:.4f}), {end:.4f} at epoch {history[-1].get('epoch', len(history))} of "
-                f"{len(history)} ({100 * risen:+.1f} %; overfitting: more than +{100 * self.rise:.0f} %)")
-        numbers = {"min_epoch": history[low].get("epoch", low + 1), "min_val_loss": losses[low],
-                   "last_val_loss": end, "rise": risen, "epochs": len(history)}
-        if low < len(losses) - 1 and risen > self.rise:
-            return Outcome(REPRODUCED, text, numbers)
-        cause = ("the validation loss is lowest at the last epoch: still falling" if low == len(losses) - 1 else
-                 f"the validation loss rose only {100 * risen:.1f} % after its minimum")
-        return Outcome(NOT_REPRODUCED, text, numbers, cause)
+        seeds = _loss_rises(self.model, stored, self.rise)
+        words = f"; required in none of the {len(seeds)} seeds" if len(seeds) > 1 else ""
+        risen = [f"{s['risen']} (more than {100 * self.rise:.0f} %): it overfits" for s in seeds if s["overfits"]]
+        return _rise_outcome(self.model, seeds, self.rise, words, not risen, "; ".join(risen))
 
 
 @dataclass(frozen=True)
 class LateGain(Check):
-    """Validation accuracy late in training, from the middle epoch to the last (mean over the model's seeds):
-    ``improving=True``, it still rises by more than ``stats.MARGIN_POINTS``; ``improving=False``, it has
-    levelled off (a plateau): it gains at most that."""
+    """Validation accuracy late in training, from the middle epoch to the last (mean over the model's seeds),
+    against a threshold of ``stats.MARGIN_POINTS`` and the noise of that gain: with one seed, the margin of two
+    accuracies on the validation split (``stats.two_accuracies_margin``); with several, the 95 % interval of the
+    seeds' mean gain (``stats.mean_half_width``; the seeds share the validation images, so it holds the
+    training's seed-to-seed spread, not another draw of those images).
+
+    ``improving=True``: still improving, the gain exceeds both the threshold and the margin. ``improving=False``:
+    levelled off (a plateau), the gain plus the margin stays within the threshold. Between the two the numbers
+    cannot tell, and neither claim is reproduced."""
     model: Model
     improving: bool = True
 
@@ -459,25 +515,48 @@ class LateGain(Check):
         middle = [curve[(len(curve) - 1) // 2] for curve in curves]
         last = [curve[-1] for curve in curves]
         at_middle, at_end = (float(np.mean([_number(r["val_accuracy"]) for r in rows])) for rows in (middle, last))
+        gains = [100 * (_number(b["val_accuracy"]) - _number(a["val_accuracy"])) for a, b in zip(middle, last)]
         gain = 100 * (at_end - at_middle)
+        if len(curves) > 1:
+            margin = stats.mean_half_width(gains)
+            noise = f"the 95 % interval of the mean gain of {len(curves)} seeds is ±{margin:.2f} points"
+        else:
+            n = stored.split_size("val")
+            margin = stats.two_accuracies_margin((at_middle + at_end) / 2, n)
+            noise = f"the 95 % margin of two accuracies on {n:,} validation images is {margin:.2f} points"
+        threshold = stats.MARGIN_POINTS
         seeds = f"; mean of {len(curves)} seeds" if len(curves) > 1 else ""
+        rule = (f"still improving: more than +{max(threshold, margin):.2f} points, the larger of +{threshold:g} and "
+                f"the noise" if self.improving else
+                f"a plateau: at most +{threshold:g} point{'s' if threshold != 1 else ''} even at the upper end, gain "
+                f"plus noise")
         text = (f"{self.model.label}: validation accuracy {_pct(at_middle)} % at epoch {middle[0].get('epoch')}, "
-                f"{_pct(at_end)} % at epoch {last[0].get('epoch')} ({gain:+.2f} points{seeds}; "
-                f"{'still improving: more than' if self.improving else 'a plateau: at most'} "
-                f"+{stats.MARGIN_POINTS:g} point{'s' if stats.MARGIN_POINTS != 1 else ''})")
+                f"{_pct(at_end)} % at epoch {last[0].get('epoch')} ({gain:+.2f} points{seeds}; {noise}; {rule})")
         numbers = {"middle_epoch": middle[0].get("epoch"), "last_epoch": last[0].get("epoch"),
                    "val_accuracy_middle": at_middle, "val_accuracy_last": at_end, "gain_points": gain,
+                   "seed_gains_points": gains, "margin_points": margin, "threshold_points": threshold,
                    "seeds": len(curves)}
-        if (gain > stats.MARGIN_POINTS) == self.improving:
+        rising = gain > max(threshold, margin)
+        level = gain + margin <= threshold
+        if (rising if self.improving else level):
             return Outcome(REPRODUCED, text, numbers)
-        cause = (f"{self.model.label} gained only {gain:+.2f} points over the second half of training" if self.improving
-                 else f"{self.model.label} still gained {gain:+.2f} points over the second half of training")
+        if level:
+            cause = (f"{self.model.label} gained only {gain:+.2f} points over the second half of training (at most "
+                     f"{gain + margin:+.2f} with the noise)")
+        elif rising:
+            cause = f"{self.model.label} still gained {gain:+.2f} points over the second half of training"
+        else:
+            cause = (f"cannot tell within noise: {self.model.label} gained {gain:+.2f} ± {margin:.2f} points over the "
+                     f"second half of training, neither more than +{max(threshold, margin):.2f} (still improving) nor "
+                     f"at most +{threshold:g} with the noise (a plateau)")
         return Outcome(NOT_REPRODUCED, text, numbers, cause)
 
 
 @dataclass(frozen=True)
 class Not(Check):
-    """The opposite of a check whose own verdict is computed (``Not(Overfits(m), claim_words)``)."""
+    """The opposite of a check on one number or one model whose own verdict is computed. Not for a check
+    that must hold in every seed (its opposite is not "some seed fails"): ``NoOverfitting``, not
+    ``Not(Overfits(m))``."""
     check: Check
     why_not: str = "the opposite holds"
 

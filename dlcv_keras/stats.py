@@ -199,6 +199,31 @@ def chance_of_counts(counts: Sequence[int], classes: int) -> float:
     return max(1.0 / classes, max(counts, default=0) / max(sum(counts), 1))
 
 
+def binomial_se_points(accuracy: float, n: int) -> float:
+    """The standard error of an accuracy measured on ``n`` independent images, in points."""
+    p = min(max(float(accuracy), 0.0), 1.0)
+    return 100 * math.sqrt(p * (1 - p) / n)
+
+
+def two_accuracies_margin(accuracy: float, n: int) -> float:
+    """How far apart, in points, two accuracies measured on ``n`` images each (near ``accuracy``) must be to
+    differ at ``ALPHA``: the 95 % margin of a two-sided two-proportion z-test, ``Z95 * sqrt(2 p (1 - p) / n)``.
+    Conservative for two models (or two epochs) scored on the same images, whose errors overlap."""
+    return Z95 * math.sqrt(2) * binomial_se_points(accuracy, n)
+
+
+def mean_half_width(values: Sequence[float]) -> float | None:
+    """The half-width of the 95 % interval of the mean of ``values`` (one per seed): Student's t with
+    k - 1 degrees of freedom times the standard error; None for fewer than two values."""
+    from scipy.stats import t
+
+    mean, sd = mean_and_sd(values)
+    if sd is None:
+        return None
+    k = len(values)
+    return float(t.ppf((1 + CONFIDENCE) / 2, k - 1)) * sd / math.sqrt(k)
+
+
 def mean_and_sd(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (None for one value)."""
     values = [float(v) for v in values]

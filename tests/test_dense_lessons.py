@@ -19,7 +19,7 @@ import pytest
 from dlcv_keras import lessons
 from dlcv_keras.questions import QUESTIONS
 from dlcv_keras.results.store import PREDICTIONS
-from real_runs import copy_results, kept_runs, offline_data, save_runs, store
+from real_runs import as_evaluated, copy_results, kept_runs, offline_data, save_runs, store
 from test_cv_questions import run_cli
 
 pytestmark = pytest.mark.slow
@@ -122,7 +122,7 @@ def test_the_run_writes_each_lesson_with_a_computed_verdict(smoke, question):
     written = json.loads((smoke / question / "smoke" / lessons.LESSONS_FILE).read_text())
     declared = QUESTIONS[question].lessons
     assert [lesson["claim"] for lesson in written] == [lesson.claim for lesson in declared]
-    assert written == verdicts(store(smoke, question), question)
+    assert as_evaluated(written) == json.loads(json.dumps(verdicts(store(smoke, question), question)))
     for lesson in written:
         assert lesson["verdict"] in (lessons.REPRODUCED, lessons.NOT_REPRODUCED), lesson
         assert lesson["evidence"]["text"]
@@ -175,6 +175,83 @@ def test_q14_overfitting_is_read_from_the_baseline_validation_loss(copy):
     set_val_loss(run, "baseline", [1.0 - 0.1 * e for e in range(epochs - 1)] + [2.0])
     found = verdicts(run, "q14")[1]
     assert found["verdict"] == lessons.REPRODUCED, found
+
+
+def set_curves(run, experiment: str, column: str, curves: list[list[float]]) -> None:
+    """Each completed trial of ``experiment`` (one per seed, in trials.csv order) gets its own curve of ``column``."""
+    history = run.read_table(f"experiments/{experiment}/history.csv")
+    trials = trial_ids(run, experiment)
+    assert len(trials) == len(curves)
+    for trial, values in zip(trials, curves):
+        mine = [r for r in history if str(r["trial_id"]) == trial]
+        assert len(mine) == len(values)
+        for row, value in zip(mine, values):
+            row[column] = value
+    run.write_table(f"experiments/{experiment}/history.csv", history)
+
+
+def judge(run, check) -> dict:
+    return lessons.evaluate(run, [lessons.Lesson("claim", check)])[0]
+
+
+def test_overfitting_is_read_in_every_seed_when_the_claim_says_every_seed(copy):
+    run = copy("q14")
+    baseline = lessons.Model("baseline", "baseline")
+    flat, overfits, everywhere = (lessons.NoOverfitting(baseline), lessons.Overfits(baseline),
+                                  lessons.Overfits(baseline, every_seed=True))
+    assert len(trial_ids(run, "baseline")) == 2          # two seeds of one setting
+    set_curves(run, "baseline", "val_loss", [[1.0, 0.5, 0.45], [1.0, 0.5, 0.45]])      # both still falling
+    assert judge(run, flat)["verdict"] == lessons.REPRODUCED
+    assert judge(run, overfits)["verdict"] == judge(run, everywhere)["verdict"] == lessons.NOT_REPRODUCED
+    # The second seed rises 20 % after its minimum: it overfits, so "no seed overfits" no longer holds.
+    set_curves(run, "baseline", "val_loss", [[1.0, 0.5, 0.45], [1.0, 0.5, 0.6]])
+    found = judge(run, flat)
+    assert found["verdict"] == lessons.NOT_REPRODUCED
+    assert found["cause"] == "seed 1: the validation loss rose 20.0 % after its minimum (more than 5 %): it overfits"
+    assert "seed 0: validation loss lowest at epoch 3" in found["evidence"]["text"]
+    assert "required in none of the 2 seeds" in found["evidence"]["text"]
+    assert judge(run, everywhere)["cause"] == "seed 0: the validation loss is lowest at the last epoch: still falling"
+    # Both rise: overfitting in every seed.
+    set_curves(run, "baseline", "val_loss", [[1.0, 0.5, 0.6], [1.0, 0.5, 0.6]])
+    assert judge(run, everywhere)["verdict"] == judge(run, overfits)["verdict"] == lessons.REPRODUCED
+    assert judge(run, flat)["verdict"] == lessons.NOT_REPRODUCED
+
+
+def test_a_late_gain_over_seeds_is_weighed_by_the_seeds_spread(copy):
+    """With several seeds the gain's noise is the 95 % interval of the seeds' mean gain (Student's t, computed
+    here): "still improving" beyond it and 1 point, "a plateau" when the gain plus it stays within 1 point."""
+    import statistics
+
+    from scipy.stats import t
+
+    run = copy("q14")
+    baseline = lessons.Model("baseline", "baseline")
+    improving, plateau = lessons.LateGain(baseline), lessons.LateGain(baseline, improving=False)
+
+    def half_width(gains):
+        return t.ppf(0.975, len(gains) - 1) * statistics.stdev(gains) / len(gains) ** 0.5
+
+    def gains(*points):
+        """Each seed's validation accuracy: 0.5, 0.6 at the middle epoch, then 0.6 plus its gain in points."""
+        set_curves(run, "baseline", "val_accuracy", [[0.5, 0.6, 0.6 + g / 100] for g in points])
+
+    gains(5.0, 5.2)                                      # the seeds agree: 5.1 ± 1.27
+    assert half_width([5.0, 5.2]) < 5.1
+    found = judge(run, improving)
+    assert found["verdict"] == lessons.REPRODUCED, found
+    assert f"the 95 % interval of the mean gain of 2 seeds is ±{half_width([5.0, 5.2]):.2f} points" in \
+        found["evidence"]["text"]
+    gains(1.0, 9.2)                                      # the same mean, the seeds far apart: ± 52
+    assert half_width([1.0, 9.2]) > 5.1
+    found = judge(run, improving)
+    assert found["verdict"] == lessons.NOT_REPRODUCED and found["cause"].startswith("cannot tell within noise")
+    gains(0.1, 0.2)                                      # 0.15 ± 0.64: within 1 point at the upper end
+    assert 0.15 + half_width([0.1, 0.2]) <= 1
+    assert judge(run, plateau)["verdict"] == lessons.REPRODUCED
+    gains(0.1, 0.9)                                      # 0.5 ± 5.1: it may still be rising
+    assert 0.5 + half_width([0.1, 0.9]) > 1
+    found = judge(run, plateau)
+    assert found["verdict"] == lessons.NOT_REPRODUCED and found["cause"].startswith("cannot tell within noise")
 
 
 # ================================================================================ q13

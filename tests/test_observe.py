@@ -225,6 +225,42 @@ def test_a_ranking_sign_follows_the_numbers():
     assert observe.ranking_agreement([("a", 0.9)], [("a", 0.9), ("b", 0.8)]) is None
 
 
+def test_an_order_within_noise_neither_confirms_nor_contradicts_the_seeds():
+    seed = [("a", 0.92), ("b", 0.90), ("c", 0.80)]
+    n = 1600
+
+    def apart(values):
+        """Our two accuracies apart beyond the 95 % margin of a two-proportion z-test on n images (computed here)."""
+        return lambda x, y: z_test_p(values[x], values[y], n) < stats.ALPHA
+
+    # a and b 0.3 points apart (within noise on 1,600 images), c far below: a partial agreement, said as such.
+    ours = {"a": 0.903, "b": 0.900, "c": 0.80}
+    words = observe.ranking_agreement(list(ours.items()), seed, apart=apart(ours))
+    assert words == ("Our ranking agrees with the seed's where ours are apart beyond noise (a > c and b > c); a vs b "
+                     "is within noise: ours a > b > c, the seed's a > b > c.")
+    # b now 0.3 points ahead of a: the same words for the pair, not "differs".
+    ours = {"a": 0.900, "b": 0.903, "c": 0.80}
+    words = observe.ranking_agreement(list(ours.items()), seed, apart=apart(ours))
+    assert words.startswith("Our ranking agrees with the seed's where ours are apart") and "differs" not in words
+    # Every pair within noise.
+    ours = {"a": 0.900, "b": 0.903, "c": 0.905}
+    assert observe.ranking_agreement(list(ours.items()), seed, apart=apart(ours)) == (
+        "Our order is within noise: ours c > b > a, the seed's a > b > c; the seed's order is neither confirmed nor "
+        "contradicted.")
+    # b 6 points ahead of a, beyond the margin: contradicted; every pair apart in the seed's order: matches.
+    ours = {"a": 0.86, "b": 0.92, "c": 0.80}
+    words = observe.ranking_agreement(list(ours.items()), seed, apart=apart(ours))
+    assert words == ("Our ranking differs from the seed's: ours b > a > c, the seed's a > b > c; beyond noise, ours "
+                     "has b > a.")
+    ours = {"a": 0.95, "b": 0.90, "c": 0.80}
+    assert observe.ranking_agreement(list(ours.items()), seed, apart=apart(ours)) == \
+        "Our ranking matches the seed's, beyond noise: a > b > c."
+    # Two labels: one pair.
+    two = {"a": 0.86, "b": 0.92}
+    assert observe.ranking_agreement(list(two.items()), seed[:2], apart=apart(two)) == \
+        "Our ranking differs from the seed's, beyond noise: ours b > a, the seed's a > b."
+
+
 # -- against the seed: one tolerance, the seed's settings ------------------------------------------------------
 def test_reproduced_only_within_the_one_tolerance_and_on_the_seeds_settings():
     tolerance = observe.SEED_TOLERANCE
@@ -242,6 +278,36 @@ def test_reproduced_only_within_the_one_tolerance_and_on_the_seeds_settings():
                             "within the 2-point tolerance, but not a reproduction, since the run is not the seed's setup "
                             "(the quick profile")
     assert "reproduced" not in quick
+
+
+def test_within_the_tolerance_a_number_less_certain_than_it_says_so():
+    # 178 test images (q14): one accuracy near 90 % is uncertain by about ±4.4 points, more than the 2-point tolerance.
+    small = {**FULL, "dataset": {**FULL["dataset"], "splits": {"train": 900, "val": 100, "test": 178}}}
+    clause = (f" (our number alone is uncertain by ±{1.959963984540054 * se(0.905, 178):.2f} points, 95 %, on 178 "
+              f"test images)")
+    assert 1.959963984540054 * se(0.905, 178) > observe.SEED_TOLERANCE
+    on_seed = observe.against_seed("test accuracy", 0.905, 0.9181, small, observe.noise(small, "test", [0.905]), causes=[])
+    assert on_seed == ("Our test accuracy (90.50 %) is within 2 points of the seed's (91.81 %), on the seed's settings: "
+                       f"the seed's result is reproduced{clause}.")
+    quick = observe.against_seed("test accuracy", 0.905, 0.9181, small, observe.noise(small, "test", [0.905]),
+                                 causes=["the quick profile"])
+    assert quick.startswith("Our test accuracy (90.50 %) is consistent with the seed's (91.81 %): 1.31 points apart, "
+                            f"within the 2-point tolerance{clause}, but not a reproduction")
+    # On the seed's 10,000 test images the same number is certain to ±0.57 points: no clause.
+    for words in (observe.against_seed("test accuracy", 0.905, 0.9181, FULL, observe.noise(FULL, "test", [0.905]),
+                                       causes=causes) for causes in ([], ["the quick profile"])):
+        assert "uncertain" not in words
+
+
+def test_settings_the_seed_does_not_give_are_never_the_seeds():
+    # q8 and q17: the seed gives no optimizer or learning rate, so ours are our own choice.
+    causes = observe.known_causes(FULL, unstated=["optimizer", "learning rate"])
+    assert causes == ["settings the seed does not give (optimizer and learning rate: ours are our own choice)"]
+    words = observe.against_seed("test accuracy", 0.91, 0.9181, FULL, causes=causes)
+    assert words.startswith("Our test accuracy (91.00 %) is consistent with the seed's (91.81 %)")
+    assert causes[0] in words and "reproduced" not in words
+    assert observe.known_causes(FULL, unstated=[]) == observe.known_causes(FULL, unstated=None) == []
+    assert "reproduced" in observe.against_seed("test accuracy", 0.91, 0.9181, FULL, causes=observe.known_causes(FULL))
 
 
 def test_other_epochs_a_learning_rate_or_a_fallback_are_not_the_seeds_settings():

@@ -107,3 +107,18 @@ def test_against_chance_is_the_exact_binomial_test():
                                       (1e-9, "p < 1e-6")])
 def test_p_values_read_as_a_reader_wants_them(p, words):
     assert stats.format_p(p) == words
+
+
+def test_the_margins_of_a_gain_are_the_z_test_margin_and_the_t_interval_of_the_seeds():
+    from scipy.stats import norm, t
+
+    # Two accuracies near 80 % on 1,335 images: a difference counts beyond the two-proportion z-test's 95 % margin.
+    margin = stats.two_accuracies_margin(0.8, 1335)
+    assert margin == pytest.approx(100 * norm.ppf(0.975) * math.sqrt(2 * 0.8 * 0.2 / 1335))
+    assert stats.two_accuracies_margin(0.8, 4 * 1335) == pytest.approx(margin / 2)      # four times the images
+    # Three seeds' gains: the 95 % interval of their mean, as scipy's t interval states it.
+    gains = [2.92, 3.52, 2.17]
+    low, high = t.interval(0.95, len(gains) - 1, loc=np.mean(gains), scale=np.std(gains, ddof=1) / math.sqrt(3))
+    assert stats.mean_half_width(gains) == pytest.approx((high - low) / 2)
+    assert stats.mean_half_width([2.92, 2.92, 2.92]) == 0.0 and stats.mean_half_width([2.92]) is None
+    assert stats.mean_half_width([1.0, 9.0]) > stats.mean_half_width([4.9, 5.1])      # the seeds disagree more

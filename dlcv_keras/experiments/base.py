@@ -159,7 +159,8 @@ def tolerance_words(subject: str, other: str, value: Any, tolerance: float, meas
 
 
 def run_causes(store, run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epochs: Any = None,
-               lr: Any = None, seed_lr: Any = None, extra: Sequence[str] = ()) -> list[str]:
+               lr: Any = None, seed_lr: Any = None, unstated: Sequence[str] | None = (),
+               extra: Sequence[str] = ()) -> list[str]:
     """observe.known_causes, plus the offline pretrained-weights substitute when the question has one."""
     from dlcv_keras.experiments.pretrained_source import substitute
     from dlcv_keras.report.observe import known_causes
@@ -172,7 +173,8 @@ def run_causes(store, run: Mapping[str, Any] | None, *, epochs: Any = None, seed
             # The substitute's banner is not a dataset fallback (same dataset, another task): its own cause says it.
             run = {**run, "dataset": {**dataset, "fallback_banner": None}}
         extra = [*extra, cause]
-    return known_causes(run, epochs=epochs, seed_epochs=seed_epochs, lr=lr, seed_lr=seed_lr, extra=extra)
+    return known_causes(run, epochs=epochs, seed_epochs=seed_epochs, lr=lr, seed_lr=seed_lr, unstated=unstated,
+                        extra=extra)
 
 
 def seed_observations(items: Sequence[tuple], run: Mapping[str, Any] | None) -> list[str]:

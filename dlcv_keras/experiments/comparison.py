@@ -287,7 +287,8 @@ def _observations(store, trials, reference, section, run) -> list[str]:
         ref = _seed_row(seed, row)
         stuck = [DID_NOT_LEARN] if at_chance("it", run, "test", row["test_accuracy"]) else []
         causes = stuck + run_causes(store, run, epochs=row.get("epochs_run"), seed_epochs=ref.get("epochs_run"),
-                                    lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"))
+                                    lr=_setting(store, row, "lr") if "lr" in ref else None, seed_lr=ref.get("lr"),
+                                    unstated=ref.get("unstated", reference.get("unstated")))
         items.append((f"test accuracy with {row['run']}", row["test_accuracy"], ref.get("test_accuracy"),
                       _noise(run, row, {"test_accuracy": as_number(ref.get("test_accuracy"))}), causes))
     return [s for s in sentences if s] + seed_observations(items, run)

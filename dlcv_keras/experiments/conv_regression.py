@@ -255,7 +255,8 @@ def _batch_observations(ours: Sequence[tuple[Any, Any]], seed: Sequence[tuple[An
         sentences.append("Final L2 norm, smallest (the closest fit) first: "
                          + ", ".join(f"batch size {fmt(size)}: {fixed_decimals(norm)}" for size, norm in ours) + ".")
         trend, seed_trend = _batch_trend(ours), _batch_trend(seed) if len(seed) >= 2 else None
-        said = f"Our final L2 norm {trend}"
+        # One trained run per batch size: an order of this run's numbers, not a trend measured over seeds.
+        said = f"In this run (one seed per batch size), our final L2 norm {trend}"
         if seed_trend is not None:
             said += (f", as the seed's does ({_by_batch_size(seed)})" if seed_trend == trend else
                      f"; the seed's {seed_trend} ({_by_batch_size(seed)})")

@@ -141,7 +141,8 @@ def _observations(store, summary, metrics, reference, run) -> list[str]:
     epochs, extra = _budget(summary, reference)
     # A model that did not learn is said to be at chance before anything is read into its numbers.
     chance = at_chance("the model", run, "test", summary.get("test_accuracy"))
-    causes = ([DID_NOT_LEARN] if chance else []) + run_causes(store, run, extra=extra, **epochs)
+    causes = ([DID_NOT_LEARN] if chance else []) + run_causes(store, run, extra=extra,
+                                                              unstated=reference.get("unstated"), **epochs)
     items = []
     for split in ("test", "val", "train"):
         ours, seed = as_number(summary.get(f"{split}_accuracy")), as_number(reference.get(f"{split}_accuracy"))

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from dlcv_keras.experiments.base import Experiment, run_causes, seed_observations
 from dlcv_keras.report.format import as_number, fmt, fmt_seconds, is_finite, pct, read_experiment
 from dlcv_keras.lessons import Predictions
-from dlcv_keras.report.observe import is_stale, noise, paired_words, ranking_agreement, winner
+from dlcv_keras.report.observe import is_stale, noise, paired_words, points, ranking_agreement, winner
 
 
 @dataclass(frozen=True)
@@ -72,18 +72,23 @@ def _observations(store, summary, reference, other_name, other, run, name: str =
             paired = Predictions(store).compare((name, None), (other_name, None))
             if paired is not None:
                 sentences.append(_capital(paired_words("scikit-learn", "the Keras model", paired[0])) + ".")
+                apart = paired[0].significant()
             else:
-                sentences.append(winner(_ranked(keras, ours), noise(run, "test", [keras, ours]), "test accuracy"))
+                margin = noise(run, "test", [keras, ours])
+                sentences.append(winner(_ranked(keras, ours), margin, "test accuracy"))
+                apart = margin.points is not None and margin.separates(points(keras, ours))
             seed_keras = as_number((((run or {}).get("reference") or {}).get(other_name) or {}).get("test_accuracy"))
             seed_sklearn = as_number(reference.get("test_accuracy"))
             if is_finite(seed_keras) and is_finite(seed_sklearn) and seed_keras != seed_sklearn:
-                sentences.append(ranking_agreement(_ranked(keras, ours), _ranked(seed_keras, seed_sklearn)))
+                # Our order counts only where the test above separates the two; otherwise it is within noise.
+                sentences.append(ranking_agreement(_ranked(keras, ours), _ranked(seed_keras, seed_sklearn),
+                                                   apart=lambda a, b: apart))
     if summary.get("converged") is False:
         sentences.append(f"scikit-learn's solver stopped at its iteration limit without converging "
                          f"({fmt(summary.get('model'))}).")
     sentences += seed_observations([("scikit-learn test accuracy", ours, reference.get("test_accuracy"),
                                      noise(run, "test", [ours, reference.get("test_accuracy")]),
-                                     run_causes(store, run))], run)
+                                     run_causes(store, run, unstated=reference.get("unstated")))], run)
     return sentences
 
 

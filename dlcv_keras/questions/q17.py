@@ -18,6 +18,8 @@ from dlcv_keras.questions.base import Question
 CNN, TINY = "CNN ({params} parameters)", "tiny CNN ({params} parameters)"
 TEN_EPOCHS = (("cnn", CNN), ("tiny_cnn", TINY), ("mlp", "MLP {units_1}-{units_2}, {source} ({params} parameters)"))
 LONG = (("cnn_long", CNN), ("tiny_cnn_long", TINY))
+# What the seed does not say about training its CNNs.
+CNN_UNSTATED = ("optimizer", "learning rate", "batch size")
 Q16_BEST = Borrow("q16", "search", ("units_1", "units_2"), found="our q16's best",
                   otherwise="the seed's q16 best")
 
@@ -59,8 +61,9 @@ QUESTION = Question(
     reference={
         "parameters": {"totals": {"cnn": 570436, "tiny_cnn": 2066}},
         "compare": {"rows": [
-            {"experiment": "cnn", "test_accuracy": 0.9859},
-            {"experiment": "tiny_cnn", "test_accuracy": 0.971},
+            # The CNNs' optimizer settings are ours (tuners/q17.toml): near the seed's is consistent, not reproduced.
+            {"experiment": "cnn", "test_accuracy": 0.9859, "unstated": CNN_UNSTATED},
+            {"experiment": "tiny_cnn", "test_accuracy": 0.971, "unstated": CNN_UNSTATED},
             {"experiment": "mlp", "test_accuracy": 0.94},
         ], "note": "10 epochs each. The seed's MLP is its q16 best, 512-512 (669,706 parameters); its figure is "
                    "the text's \"around 94 % after 10 epochs\" (97.33 % after its 60 epochs in q16). Our MLP has "

@@ -64,7 +64,8 @@ LESSONS = (
            "stays finite and ends with a smaller L2 norm between the two models' outputs than it started with.",
            Computed(clipped_runs_settle)),
     Lesson("With clipped gradients and the same 50 epochs, the final L2 norm grows with the batch size "
-           "(batch 1 < 4 < 8): smaller batches update more often and fit the target better.",
+           "(batch 1 < 4 < 8) in this run (one seed per batch size), as the seed's did (its reading: smaller "
+           "batches update more often and fit the target better).",
            Ordered(tuple(Value("run_b", f"final_l2_norm.{b}", f"batch size {b}") for b in BATCH_SIZES))),
 )
 

@@ -8,8 +8,8 @@ optimizer, learning rate, lambda or dropout rate: tuners/q8.toml says what we ch
 """
 
 from dlcv_keras.experiments import RunComparison, Search
-from dlcv_keras.lessons import (NOT_REPRODUCED, OVERFIT_RISE, REPRODUCED, Computed, Lesson, Model, NoWorse, Not,
-                                NotComparable, Outcome, Overfits)
+from dlcv_keras.lessons import (NOT_REPRODUCED, OVERFIT_RISE, REPRODUCED, Computed, Lesson, Model, NoOverfitting,
+                                NoWorse, NotComparable, Outcome, Overfits)
 from dlcv_keras.questions.base import Question
 
 RUNS = (("none", "no regularisation"), ("l2", "L2"), ("dropout", "dropout"), ("early_stop", "early stopping"))
@@ -54,8 +54,8 @@ def early_stopping_keeps_the_minimum(stored) -> Outcome:
 
 LESSONS = (
     Lesson("Without regularisation the net overfits: its validation loss rises after its minimum (more than "
-           f"{100 * OVERFIT_RISE:.0f} % above it at the last epoch).",
-           Overfits(NONE)),
+           f"{100 * OVERFIT_RISE:.0f} % above it at the last epoch), in every seed.",
+           Overfits(NONE, every_seed=True)),
     Lesson("Early stopping (patience 20) stops near that minimum: it ends the run before its last epoch and keeps "
            "weights whose validation loss is near the unregularised run's lowest, for every seed.",
            Computed(early_stopping_keeps_the_minimum)),
@@ -65,8 +65,9 @@ LESSONS = (
     Lesson("L2 is at least as good as no regularisation: no worse on the test split, every seed of each.",
            NoWorse(L2, NONE)),
     Lesson("L2 removes the rise of the validation loss (the seed: \"eliminated in the models where regularization "
-           "has been applied\"): with L2 the validation loss at the last epoch is near its minimum.",
-           Not(Overfits(L2), "with L2 the validation loss still rose after its minimum")),
+           "has been applied\"): with L2 the validation loss at the last epoch is at most "
+           f"{100 * OVERFIT_RISE:.0f} % above its minimum, in every seed.",
+           NoOverfitting(L2)),
 )
 
 QUESTION = Question(
@@ -92,6 +93,8 @@ QUESTION = Question(
             {"run": "early stopping", "test_loss": 0.065050162374973, "test_accuracy": 0.9803711175918579,
              "epochs_run": 60},
         ], "note": "250 epochs; early stopping (patience 20) halted near epoch 60; the seed reports test "
-                   "numbers only, not its optimizer, learning rate, lambda or dropout rate."},
+                   "numbers only, not its optimizer, learning rate, lambda or dropout rate.",
+           # Ours are chosen (tuners/q8.toml): a number near the seed's is consistent with it, not a reproduction.
+           "unstated": ["optimizer", "learning rate", "L2 lambda", "dropout rate"]},
     },
 )

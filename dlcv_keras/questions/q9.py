@@ -9,7 +9,7 @@ value. The trained model is stored for q12.
 """
 
 from dlcv_keras.experiments import EvaluateBest, Search
-from dlcv_keras.lessons import Accuracy, All, Gap, Lesson, Model, Not, Overfits, Value
+from dlcv_keras.lessons import OVERFIT_RISE, Accuracy, All, Gap, Lesson, Model, NoOverfitting, Value
 from dlcv_keras.questions.base import Question
 
 # "Close": the training images' accuracy runs at most this many points ahead of the test accuracy (the
@@ -24,11 +24,10 @@ LESSONS = (
            Accuracy(Model("best", "the trained ResNet-18"), at_least=FAR_ABOVE_CHANCE)),
     Lesson(f"Training and held-out accuracy stay close (no overfitting): accuracy on its own training images "
            f"(without augmentation) runs at most {CLOSE_POINTS:g} points ahead of its test accuracy (the upper end of "
-           f"the gap's 95 % interval), and its validation loss does not rise after its minimum (the seed's "
-           f"criterion: both losses keep falling).",
+           f"the gap's 95 % interval), and its validation loss at the last epoch is at most {100 * OVERFIT_RISE:.0f} % "
+           f"above its minimum (the seed's criterion: both losses keep falling).",
            All((Gap(Value("best", "train_accuracy", "training accuracy"), Model("best", "test accuracy"), CLOSE_POINTS),
-                Not(Overfits(Model("scratch", "the one-cycle run")),
-                    "the validation loss rose after its minimum: it overfits")))),
+                NoOverfitting(Model("scratch", "the one-cycle run"))))),
 )
 
 QUESTION = Question(

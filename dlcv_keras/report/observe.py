@@ -26,10 +26,15 @@ section with them. The rules shared by every kind live here, one each:
   where it is highest.
 - **Against the seed's number** (``against_seed``): one tolerance, ``SEED_TOLERANCE`` = 2 percentage
   points. "Reproduced" only when ours is within it *and* the run used the seed's settings: the
-  ``full`` profile, the seed's dataset (no fallback, subset or substitute), and the epochs and
-  learning rate the seed's row names (``known_causes`` finds what differs). Within the tolerance
+  ``full`` profile, the seed's dataset (no fallback, subset or substitute), the epochs and learning
+  rate the seed's row names, and no setting the seed leaves unstated (a reference's ``"unstated"``,
+  where ours are our own choice); ``known_causes`` finds what differs. Within the tolerance
   otherwise: "consistent with the seed's", followed by why it is not a reproduction. Beyond it: the gap
-  and the causes the run knows about.
+  and the causes the run knows about. Either way, when our number alone is less certain than the
+  tolerance (a small split), the sentence says by how much.
+- **Our order against the seed's** (``ranking_agreement``): "matches" or "differs" only where our two
+  numbers are apart beyond noise (a paired test or the margin); otherwise the order is within noise and
+  the seed's is neither confirmed nor contradicted.
 - **Stale sections** (a summary an earlier run wrote, ``is_stale``) are not observed at all: their
   numbers are compared with nothing of this run's.
 
@@ -122,9 +127,10 @@ DID_NOT_LEARN = "the model did not learn (it is at chance)"
 
 
 def binomial_se_points(accuracy: float, n: int) -> float:
-    """The standard error of an accuracy measured on ``n`` independent images, in points."""
-    p = min(max(float(accuracy), 0.0), 1.0)
-    return 100 * math.sqrt(p * (1 - p) / n)
+    """The standard error of an accuracy measured on ``n`` independent images, in points (``stats``'s)."""
+    from dlcv_keras import stats
+
+    return stats.binomial_se_points(accuracy, n)
 
 
 def noise(run: Mapping[str, Any] | None, split: str, accuracies: Iterable[Any],
@@ -142,10 +148,13 @@ def noise(run: Mapping[str, Any] | None, split: str, accuracies: Iterable[Any],
     n = n or split_size(run, split)
     if not values or not n:
         return Noise(None, "no measure of noise (the split size is not stored)")
-    se = binomial_se_points(sum(values) / len(values), n)
+    from dlcv_keras import stats
+
+    mean = sum(values) / len(values)
     images = f"on {thousands(n)} {SPLIT_WORDS.get(split, split)} images"
-    return Noise(Z95 * math.sqrt(2) * se, f"the 95 % margin of a two-proportion z-test for two accuracies {images}",
-                 single=Z95 * se, images=images)
+    return Noise(stats.two_accuracies_margin(mean, n),
+                 f"the 95 % margin of a two-proportion z-test for two accuracies {images}",
+                 single=Z95 * binomial_se_points(mean, n), images=images)
 
 
 def points(a: float, b: float) -> float:
@@ -307,10 +316,13 @@ def _piece(first: tuple[Any, float], last: tuple[Any, float], sign: int, steps: 
 
 # -- against the seed ----------------------------------------------------------------------------
 def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epochs: Any = None,
-                 lr: Any = None, seed_lr: Any = None, extra: Iterable[str] = ()) -> list[str]:
+                 lr: Any = None, seed_lr: Any = None, unstated: Iterable[str] | None = (),
+                 extra: Iterable[str] = ()) -> list[str]:
     """What makes the run not the seed's setup, in words: a profile other than ``full``, a fallback or
     substitute dataset, a data subset, other epochs or another learning rate than the seed's row names,
-    and ``extra`` (substitutes the experiment reports). Empty: the run is the seed's setup."""
+    settings the seed does not give (``unstated``, a reference's ``"unstated"``: ours are chosen, so they
+    cannot be the seed's), and ``extra`` (substitutes the experiment reports). Empty: the run is the
+    seed's setup."""
     run = run or {}
     dataset = run.get("dataset") or {}
     causes = []
@@ -332,6 +344,9 @@ def known_causes(run: Mapping[str, Any] | None, *, epochs: Any = None, seed_epoc
             # Epochs over several seeds are a mean: one decimal, said to be one.
             ours_words = f"{ours:.1f} on average" if words == "epochs" and not float(ours).is_integer() else fmt(ours)
             causes.append(f"{more} {words} ({ours_words} against the seed's {fmt(seed)})")
+    unstated = [str(name) for name in unstated or ()]
+    if unstated:
+        causes.append(f"settings the seed does not give ({_listing(unstated)}: ours are our own choice)")
     causes.extend(extra)
     return causes
 
@@ -349,29 +364,35 @@ def against_seed(what: str, ours: Any, seed: Any, run: Mapping[str, Any] | None,
     causes = known_causes(run) if causes is None else list(causes)
     gap = points(ours, seed)
     start = f"Our {what} ({pct(ours)} %)"
-    if abs(gap) <= SEED_TOLERANCE:
-        if not causes:
-            return (f"{start} is within {SEED_TOLERANCE:g} points of the seed's ({pct(seed)} %), on the seed's "
-                    f"settings: the seed's result is reproduced.")
-        return (f"{start} is consistent with the seed's ({pct(seed)} %): {abs(gap):.2f} points apart, within the "
-                f"{SEED_TOLERANCE:g}-point tolerance, but not a reproduction, since the run is not the seed's setup "
-                f"({'; '.join(causes)}).")
-    why = ("; known causes: " + "; ".join(causes)) if causes else \
-        "; the run records no cause (the seed's profile, data, epochs and learning rate): it is a real difference"
+    # Our number alone may be less certain than the tolerance (a small split): then "within it" says little.
     wide = ""
     if noise_ is not None and noise_.single is not None and noise_.single > SEED_TOLERANCE:
         wide = f" (our number alone is uncertain by ±{noise_.single:.2f} points, 95 %, {noise_.images})"
+    if abs(gap) <= SEED_TOLERANCE:
+        if not causes:
+            return (f"{start} is within {SEED_TOLERANCE:g} points of the seed's ({pct(seed)} %), on the seed's "
+                    f"settings: the seed's result is reproduced{wide}.")
+        return (f"{start} is consistent with the seed's ({pct(seed)} %): {abs(gap):.2f} points apart, within the "
+                f"{SEED_TOLERANCE:g}-point tolerance{wide}, but not a reproduction, since the run is not the seed's "
+                f"setup ({'; '.join(causes)}).")
+    why = ("; known causes: " + "; ".join(causes)) if causes else \
+        "; the run records no cause (the seed's profile, data, epochs and learning rate): it is a real difference"
     side = "below" if gap < 0 else "above"
     return (f"{start} is {abs(gap):.2f} points {side} the seed's ({pct(seed)} %), more than the "
             f"{SEED_TOLERANCE:g}-point tolerance{wide}{why}.")
 
 
 def ranking_agreement(ours: Sequence[tuple[str, float]], seed: Sequence[tuple[str, float]],
-                      higher: str = "") -> str | None:
+                      higher: str = "", apart: Callable[[str, str], bool] | None = None) -> str | None:
     """Whether our order of the labels the seed ranks matches the seed's. Each side is (label, number)
     pairs; the order is always read from the numbers, largest first, and written with ">" (so the sign
     follows the numbers whatever order the pairs come in). ``higher`` names what the numbers are
-    ("final L2 norm") when it is not an accuracy."""
+    ("final L2 norm") when it is not an accuracy.
+
+    ``apart(a, b)``: whether our numbers for labels a and b differ beyond noise (a paired test on the same
+    images, or the margin of two accuracies); None only for numbers with no sampling noise. A pair the seed
+    orders is then confirmed or contradicted only where ours are apart; where they are not, our order there is
+    within noise and says nothing about the seed's."""
     seed_value = {label: float(v) for label, v in seed if is_finite(as_number(v))}
     ours_value = {label: float(v) for label, v in ours if is_finite(as_number(v))}
     shared = [label for label in seed_value if label in ours_value]
@@ -385,9 +406,28 @@ def ranking_agreement(ours: Sequence[tuple[str, float]], seed: Sequence[tuple[st
 
     mine, theirs = order(ours_value), order(seed_value)
     by = f" (by {higher}, largest first)" if higher else ""
-    if mine == theirs:
-        return f"Our ranking matches the seed's{by}: {mine}."
-    return f"Our ranking differs from the seed's{by}: ours {mine}, the seed's {theirs}."
+    ranked = sorted(shared, key=lambda label: -seed_value[label])
+    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:] if seed_value[a] > seed_value[b]]
+    if apart is None or not pairs:
+        if mine == theirs:
+            return f"Our ranking matches the seed's{by}: {mine}."
+        return f"Our ranking differs from the seed's{by}: ours {mine}, the seed's {theirs}."
+    separated = [(a, b) for a, b in pairs if ours_value[a] != ours_value[b] and apart(a, b)]
+    against = [f"{b} > {a}" for a, b in separated if ours_value[b] > ours_value[a]]
+    both = f"ours {mine}, the seed's {theirs}"
+    if against:
+        if len(pairs) == 1:
+            return f"Our ranking differs from the seed's{by}, beyond noise: {both}."
+        return f"Our ranking differs from the seed's{by}: {both}; beyond noise, ours has {_listing(against)}."
+    if len(separated) == len(pairs):
+        return f"Our ranking matches the seed's{by}, beyond noise: {mine}."
+    if not separated:
+        return (f"Our order is within noise{by}: {both}; the seed's order is neither confirmed nor "
+                f"contradicted.")
+    within = [f"{a} vs {b}" for a, b in pairs if (a, b) not in separated]
+    return (f"Our ranking agrees with the seed's{by} where ours are apart beyond noise "
+            f"({_listing([f'{a} > {b}' for a, b in separated])}); {_listing(within)} "
+            f"{'is' if len(within) == 1 else 'are'} within noise: {both}.")
 
 
 def is_stale(run: Mapping[str, Any] | None, summary: Mapping[str, Any] | None) -> bool:

@@ -205,9 +205,12 @@ def test_two_local_workers_run_an_8_point_grid_as_one_process_would(processes, t
     assert processes.finish(one) == 0, processes.output(one)[-3000:]
 
     assert_every_setting_once(shared, points=8, epochs=2)
-    # Both workers trained, and said so as one view.
-    assert "worker 1: [full_grid] trial" in output and "worker 2: [full_grid] trial" in output
-    assert any(line.startswith("worker 2: [full_grid] trial ") and " of 8: " in line for line in output.splitlines())
+    # Both workers joined, and their trials are said as one view. Which worker takes how many trials is up to
+    # which asks the chief first: on a loaded machine one of them may take all 8 (seen in CI), so the split
+    # itself is not asserted; that every setting was trained exactly once is (above).
+    assert "worker 1: connected to the chief" in output and "worker 2: connected to the chief" in output
+    assert any(line.startswith(("worker 1: [full_grid] trial ", "worker 2: [full_grid] trial ")) and " of 8: " in line
+               for line in output.splitlines())
     for experiment in ("base", "lr_batch", "full_grid", "fractions"):
         for table in ("trials.csv", "history.csv"):
             assert without_timing(rows(shared, experiment, table)) == without_timing(rows(alone, experiment, table))

@@ -376,6 +376,11 @@ def run(name: str, settings: Settings, *, quiet: bool = False, cluster=None) -> 
             from dlcv_keras.report.index import refresh_index
             refresh_index(settings.results_dir)
     print(f"{name}: results in {store.root}")
+    if quiet and (store.root / "lessons.json").is_file():
+        # The run's verdict is a result: -q keeps it (the run itself echoed it, with each lesson, otherwise).
+        from dlcv_keras.lessons import scoreboard
+        found = store.read_json("lessons.json")
+        print(f"{name}: {scoreboard(found)['reproduced']} of {len(found)} lessons reproduced")
     if not quiet:
         print(f"total wall time {time.perf_counter() - started:.0f} s")
     return 0

@@ -237,8 +237,11 @@ def test_the_report_shows_mean_and_spread_the_ranking_and_the_band(repeated):
     page = html.read_text()
     text = text_of(page)
     row = next(r for r in compare["trials"] if r["run"] == "dropout")
-    assert (f"dropout {row['settings']} 3 {row['test_loss']:.4f} ± {row['test_loss_std']:.4f} 0.1386 "
-            f"{100 * row['test_accuracy']:.2f} ± {100 * row['test_accuracy_std']:.2f} 96.60") in text
+    # n = 3 for every run: said once above the table (a column of one value is left out).
+    assert "Every run below:" in text and "n = 3" in text
+    assert (f"dropout {row['settings']} {row['test_loss']:.4f} ± {row['test_loss_std']:.4f} 0.1386 "
+            f"{100 * row['test_accuracy']:.2f} ± {100 * row['test_accuracy_std']:.2f} 96.60") in text, \
+        text[text.find("dropout dropout"):][:300]
     assert "shaded from its lowest to its highest repeat" in text
     assert (f"the seed puts {ranked[1]['run']} above {ranked[0]['run']}, we find {ranked[0]['run']} above "
             f"{ranked[1]['run']}") in text

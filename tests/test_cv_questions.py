@@ -170,8 +170,12 @@ def test_quiet_runs_print_no_progress_lines(cv):
         out = cv["runs"][label]["stdout"]
         assert " | epoch " not in out, label
         assert "\r" not in out, label
+    # Quiet keeps the results: where they are, and how many of the seed's lessons the run reproduces.
+    judged = read_json(root(cv, "q17") / "lessons.json")
+    held = sum(lesson["verdict"] == "reproduced" for lesson in judged)
     assert cv["runs"]["q17"]["stdout"].strip().splitlines() == [
-        f"report: {root(cv, 'q17') / 'report.html'}", f"q17: results in {root(cv, 'q17')}"]
+        f"report: {root(cv, 'q17') / 'report.html'}", f"q17: results in {root(cv, 'q17')}",
+        f"q17: {held} of {len(judged)} lessons reproduced"]
 
 
 # ================================================================================ q9

@@ -482,7 +482,7 @@ class Overfits(Check):
 @dataclass(frozen=True)
 class NoOverfitting(Check):
     """The opposite of ``Overfits`` in every seed: no seed's validation loss ends more than ``OVERFIT_RISE``
-    above its minimum (one lowest at the last epoch is still falling). Not ``Not(Overfits(...))``, which
+    above its minimum (one lowest at the last epoch is still falling). Not a negated ``Overfits``, which
     would hold as soon as the one seed it judges did not overfit."""
     model: Model
     rise: float = OVERFIT_RISE
@@ -550,23 +550,6 @@ class LateGain(Check):
                      f"second half of training, neither more than +{max(threshold, margin):.2f} (still improving) nor "
                      f"at most +{threshold:g} with the noise (a plateau)")
         return Outcome(NOT_REPRODUCED, text, numbers, cause)
-
-
-@dataclass(frozen=True)
-class Not(Check):
-    """The opposite of a check on one number or one model whose own verdict is computed. Not for a check
-    that must hold in every seed (its opposite is not "some seed fails"): ``NoOverfitting``, not
-    ``Not(Overfits(m))``."""
-    check: Check
-    why_not: str = "the opposite holds"
-
-    def evaluate(self, stored):
-        inner = self.check.evaluate(stored)
-        if inner.verdict == NOT_COMPARABLE:
-            return inner
-        if inner.verdict == REPRODUCED:
-            return Outcome(NOT_REPRODUCED, inner.text, inner.numbers, self.why_not)
-        return Outcome(REPRODUCED, inner.text, inner.numbers)
 
 
 @dataclass(frozen=True)
